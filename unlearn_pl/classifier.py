@@ -1,0 +1,104 @@
+"""Plain supervised training of the original (retain ∪ forget) and oracle (retain only) models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from unlearn_pl.unlearners.optim import sgd_cosine
+
+
+@dataclass
+class TrainingRecipe:
+    """How the original and the oracle are trained; both use the same recipe (SPEC §1).
+
+    Attributes:
+        epochs: training epochs.
+        lr: peak SGD learning rate (cosine-decayed per step to ``final_lr_fraction · lr``).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        final_lr_fraction: end of the cosine schedule, as a fraction of ``lr``.
+        batch_size: training batch size.
+        label_smoothing: cross-entropy label smoothing.
+        seed: seeds the shuffling order (the initial weights are the network's own).
+        accelerator: Lightning accelerator for this training (``auto``, ``cpu``, ``gpu``).
+    """
+
+    epochs: int = 30
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    final_lr_fraction: float = 0.0
+    batch_size: int = 128
+    label_smoothing: float = 0.0
+    seed: int = 0
+    accelerator: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+
+
+class ClassifierModule(pl.LightningModule):
+    """Supervised cross-entropy training of ``network`` with a :class:`TrainingRecipe`.
+
+    Batches are ``(index, x, y)`` as served by :class:`~unlearn_pl.data.UnlearningDataModule`.
+    """
+
+    def __init__(self, network: nn.Module, recipe: TrainingRecipe | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.recipe = recipe or TrainingRecipe()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        _, x, y = batch
+        logits = self.network(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        r = self.recipe
+        return sgd_cosine(
+            self.network.parameters(),
+            lr=r.lr,
+            momentum=r.momentum,
+            weight_decay=r.weight_decay,
+            final_lr_fraction=r.final_lr_fraction,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )
+
+
+def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRecipe) -> nn.Module:
+    """Train ``network`` in place on ``loader`` with a single-device Trainer; returns it in eval mode.
+
+    The global RNG state is isolated, so a run that trains references and one that finds them
+    cached continue with identical random streams.
+    """
+    from lightning.pytorch.utilities.seed import isolate_rng
+
+    with isolate_rng():
+        pl.seed_everything(recipe.seed, verbose=False)
+        trainer = pl.Trainer(
+            max_epochs=recipe.epochs,
+            accelerator=recipe.accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
+        )
+        trainer.fit(ClassifierModule(network, recipe), train_dataloaders=loader)
+    return network.eval()

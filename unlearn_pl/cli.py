@@ -1,0 +1,53 @@
+"""The ``unlearn-pl`` command: Lightning's CLI over :class:`UnlearningModule` and its data module."""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+from unlearn_pl.data.datamodule import UnlearningDataModule
+from unlearn_pl.module import UnlearningModule
+
+
+class UnlearningCLI(LightningCLI):
+    """``LightningCLI`` with the original/oracle preparation and a final evaluation.
+
+    Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before
+    any process launch, so other processes find them cached); after ``fit`` it runs
+    ``validate``, which prints and saves the results table.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": False})
+        super().__init__(UnlearningModule, UnlearningDataModule, *args, **kwargs)
+
+    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):  # type: ignore[no-untyped-def]
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):
+            # Our RunReport prints one compact table; Lightning's would repeat every metric per loader.
+            parser.set_defaults(verbose=False)
+        return parser
+
+    def _prepare(self) -> None:
+        self.model.prepare_models(self.datamodule)
+
+    before_fit = before_validate = before_test = _prepare
+
+    def after_fit(self) -> None:
+        if self.trainer.interrupted:
+            return
+        # The module's callbacks are attached again by validate(); drop the fit-time copies so
+        # Lightning does not report them as "overridden".
+        own = set(map(id, self.model.configure_callbacks()))
+        self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
+        self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    UnlearningCLI(args=args)
+
+
+if __name__ == "__main__":
+    main()

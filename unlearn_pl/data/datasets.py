@@ -1,0 +1,87 @@
+"""Dataset containers: in-memory image arrays and the index-carrying view the loaders serve."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class ArrayDataset(Dataset):
+    """Images held in memory as one float tensor ``(N, C, H, W)`` with integer labels.
+
+    Args:
+        images: normalized float images, shape ``(N, C, H, W)``.
+        targets: integer class labels, shape ``(N,)``.
+        name: a short name used in fingerprints and error messages.
+    """
+
+    def __init__(self, images: Tensor, targets: Tensor, name: str) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W); got {tuple(images.shape)}")
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} targets")
+        self.images = images.float().contiguous()
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.images[i], int(self.targets[i])
+
+    def fingerprint(self) -> str:
+        """A content hash: two datasets with equal fingerprints hold the same images and labels."""
+        h = hashlib.sha256(self.name.encode())
+        h.update(self.images.numpy().tobytes())
+        h.update(self.targets.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def dataset_targets(dataset: Dataset) -> Tensor:
+    """The labels of a map-style dataset as a LongTensor (fast path for ``.targets``)."""
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = [dataset[i][1] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return torch.as_tensor(targets, dtype=torch.long)
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A stable content hash of a dataset, used in split manifests and the model cache.
+
+    Datasets may define ``fingerprint()``; otherwise the class name, length and labels are hashed.
+    """
+    if hasattr(dataset, "fingerprint"):
+        return dataset.fingerprint()  # type: ignore[no-any-return]
+    h = hashlib.sha256(type(dataset).__qualname__.encode())
+    h.update(str(len(dataset)).encode())  # type: ignore[arg-type]
+    h.update(dataset_targets(dataset).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class IndexedSubset(Dataset):
+    """A view of ``dataset`` at ``indices`` that yields ``(index, x, y)``.
+
+    ``index`` is the example's index in the underlying dataset, so metrics can de-duplicate
+    examples that a distributed sampler repeats. ``relabels`` overrides labels by dataset index
+    (the ``mislabeled`` forget selector trains on wrong labels).
+    """
+
+    def __init__(
+        self, dataset: Dataset, indices: Sequence[int], relabels: Mapping[int, int] | None = None
+    ) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+        self.relabels = dict(relabels or {})
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[int, Tensor, int]:
+        i = self.indices[k]
+        x, y = self.dataset[i]
+        return i, x, self.relabels.get(i, int(y))

@@ -1,0 +1,160 @@
+"""Forget-set selectors (SPEC §2): which training examples the model must forget.
+
+A selector sees the labels of the candidate pool (train minus validation) and a seeded generator,
+and returns the chosen dataset indices plus, for ``Mislabeled``, the wrong labels those examples
+carry in the training data.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ForgetSelection:
+    """The outcome of a selector: forget indices and optional training-label overrides."""
+
+    indices: np.ndarray
+    relabels: dict[int, int] = field(default_factory=dict)
+
+
+def _count(size: int | float, available: int, what: str) -> int:
+    """Turn an int count or a float fraction of ``available`` into a validated count."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise ValueError(f"size must be an int count or a float fraction; got {size!r}")
+    n = int(round(size * available)) if isinstance(size, float) else int(size)
+    if isinstance(size, float) and not 0.0 < size <= 1.0:
+        raise ValueError(f"size as a fraction must be in (0, 1]; got {size}")
+    if n < 1:
+        raise ValueError(f"size={size!r} selects no example from {available} {what}; the forget set must be non-empty")
+    return n
+
+
+class ForgetSelector(ABC):
+    """Base class of forget-set selectors.
+
+    Subclasses implement :meth:`select`. Their constructor arguments are recorded in the split
+    manifest via :meth:`describe`, so a split can be explained and reproduced.
+
+    Example:
+        >>> class FirstN(ForgetSelector):
+        ...     def __init__(self, n: int = 10):
+        ...         self.n = n
+        ...     def select(self, pool, targets, num_classes, rng):
+        ...         return ForgetSelection(np.sort(pool)[: self.n])
+    """
+
+    @abstractmethod
+    def select(
+        self, pool: np.ndarray, targets: np.ndarray, num_classes: int, rng: np.random.Generator
+    ) -> ForgetSelection:
+        """Choose forget examples among ``pool`` (dataset indices); ``targets`` is indexed by dataset index."""
+
+    def describe(self) -> dict[str, Any]:
+        """The selector's name and arguments, as written to the split manifest."""
+        return {"selector": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+
+class RandomForget(ForgetSelector):
+    """IID forget set: ``size`` examples (int) or a fraction of the pool (float), uniformly at random."""
+
+    def __init__(self, size: int | float = 0.1) -> None:
+        self.size = size
+
+    def select(self, pool, targets, num_classes, rng):
+        n = _count(self.size, len(pool), "training examples")
+        if n > len(pool):
+            raise ValueError(f"size={self.size!r} asks for {n} forget examples but the pool has {len(pool)}")
+        return ForgetSelection(np.sort(rng.choice(pool, size=n, replace=False)))
+
+
+class ClassForget(ForgetSelector):
+    """Non-IID forget set (the DEL setting): ``size`` examples, or a fraction of the *whole pool*,
+    drawn uniformly from the examples of ``classes`` only.
+
+    The DEL paper's CIFAR-10 setting is ``ClassForget(classes=[2, 5], size=0.1)``.
+    """
+
+    def __init__(self, classes: list[int], size: int | float = 0.1) -> None:
+        if not classes:
+            raise ValueError("classes must name at least one class")
+        self.classes = list(classes)
+        self.size = size
+
+    def select(self, pool, targets, num_classes, rng):
+        unknown = [c for c in self.classes if not 0 <= c < num_classes]
+        if unknown:
+            raise ValueError(f"unknown forget classes {unknown}; this dataset has classes 0..{num_classes - 1}")
+        candidates = pool[np.isin(targets[pool], self.classes)]
+        n = _count(self.size, len(pool), "training examples")
+        if n > len(candidates):
+            raise ValueError(
+                f"size={self.size!r} asks for {n} forget examples but classes {self.classes} have only "
+                f"{len(candidates)} training examples; lower size"
+            )
+        return ForgetSelection(np.sort(rng.choice(candidates, size=n, replace=False)))
+
+
+class IndexForget(ForgetSelector):
+    """An explicit forget set: dataset ``indices``, or a ``file`` (JSON list or one index per line)."""
+
+    def __init__(self, indices: list[int] | None = None, file: str | None = None) -> None:
+        if (indices is None) == (file is None):
+            raise ValueError("give exactly one of indices= or file=")
+        self.indices = indices
+        self.file = file
+
+    def _read(self) -> list[int]:
+        if self.indices is not None:
+            return list(self.indices)
+        path = Path(self.file)  # type: ignore[arg-type]
+        if not path.exists():
+            raise FileNotFoundError(f"forget index file {str(path)!r} does not exist")
+        text = path.read_text().strip()
+        return json.loads(text) if text.startswith("[") else [int(t) for t in text.split()]
+
+    def select(self, pool, targets, num_classes, rng):
+        wanted = np.asarray(self._read(), dtype=np.int64)
+        if len(wanted) == 0:
+            raise ValueError("the forget index list is empty; the forget set must be non-empty")
+        bad = wanted[(wanted < 0) | (wanted >= len(targets))]
+        if len(bad):
+            raise ValueError(
+                f"forget indices out of range: {bad[:10].tolist()}; the training set has indices 0..{len(targets) - 1}"
+            )
+        uniq, counts = np.unique(wanted, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"forget indices are duplicated: {uniq[counts > 1][:10].tolist()}")
+        outside = np.setdiff1d(wanted, pool)
+        if len(outside):
+            raise ValueError(
+                f"forget indices {outside[:10].tolist()} are not in the candidate pool (they are in the "
+                "validation set or outside the train_size subset); choose other indices"
+            )
+        return ForgetSelection(np.sort(wanted))
+
+
+class Mislabeled(ForgetSelector):
+    """Bias-removal setting: a random forget set whose training labels are replaced by a wrong
+    class (uniform over the other classes). The original model learns the wrong labels; a good
+    unlearner removes their influence."""
+
+    def __init__(self, size: int | float = 0.1) -> None:
+        self.size = size
+
+    def select(self, pool, targets, num_classes, rng):
+        if num_classes < 2 or len(np.unique(targets[pool])) < 2:
+            raise ValueError(
+                f"Mislabeled needs at least 2 classes to draw a wrong label; the pool has "
+                f"{len(np.unique(targets[pool]))} class(es)"
+            )
+        chosen = RandomForget(self.size).select(pool, targets, num_classes, rng).indices
+        shift = rng.integers(1, num_classes, size=len(chosen))  # never 0, so the label always changes
+        wrong = (targets[chosen] + shift) % num_classes
+        return ForgetSelection(chosen, {int(i): int(w) for i, w in zip(chosen, wrong)})

@@ -1,0 +1,119 @@
+"""The retain/forget/validation split and its JSON manifest (SPEC §2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlearn_pl._io import write_json
+from unlearn_pl.data.selectors import ForgetSelector
+
+
+@dataclass
+class Split:
+    """Disjoint retain/forget/validation index lists over the training set.
+
+    Attributes:
+        retain, forget, val: dataset indices (sorted) into the training split.
+        relabels: training-label overrides by dataset index (``Mislabeled`` forget sets).
+        seed: the seed that drew the split.
+        selector: the forget selector's name and arguments.
+        dataset: the training set's fingerprint; loading a manifest against other data fails.
+        num_train: size of the full training split the indices refer to.
+    """
+
+    retain: list[int]
+    forget: list[int]
+    val: list[int]
+    relabels: dict[int, int] = field(default_factory=dict)
+    seed: int = 0
+    selector: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    num_train: int = 0
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the three sets are disjoint, duplicate-free and in range."""
+        parts = {"retain": self.retain, "forget": self.forget, "val": self.val}
+        for name, idx in parts.items():
+            if len(set(idx)) != len(idx):
+                raise ValueError(f"split {name!r} has duplicated indices")
+            if idx and (min(idx) < 0 or max(idx) >= self.num_train):
+                raise ValueError(f"split {name!r} has indices outside 0..{self.num_train - 1}")
+        for a, b in (("retain", "forget"), ("retain", "val"), ("forget", "val")):
+            both = set(parts[a]) & set(parts[b])
+            if both:
+                raise ValueError(f"splits {a!r} and {b!r} overlap at indices {sorted(both)[:10]}")
+        if not self.forget:
+            raise ValueError("the forget set is empty")
+        if not self.retain:
+            raise ValueError("the retain set is empty: the forget set may not be the whole training set")
+        if set(self.relabels) - set(self.forget):
+            raise ValueError("relabels may only name forget examples")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the manifest atomically as JSON."""
+        d = asdict(self)
+        d["relabels"] = {str(k): v for k, v in self.relabels.items()}
+        return write_json(path, d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        """Read a manifest written by :meth:`save` and check it."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"split manifest {str(path)!r} does not exist")
+        try:
+            d = json.loads(path.read_text())
+            d["relabels"] = {int(k): int(v) for k, v in d.get("relabels", {}).items()}
+            split = cls(**d)
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise ValueError(f"{str(path)!r} is not a split manifest written by unlearn_pl: {e}") from e
+        split.check()
+        return split
+
+
+def make_split(
+    targets: np.ndarray,
+    num_classes: int,
+    selector: ForgetSelector,
+    *,
+    val_fraction: float,
+    seed: int,
+    dataset: str,
+    train_size: int | None = None,
+) -> Split:
+    """Draw validation, then forget (via ``selector``), then retain = the rest; all seeded.
+
+    ``train_size`` first subsamples the training set (e.g. 10k of Fashion-MNIST's 60k).
+    """
+    n = len(targets)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    if train_size is not None:
+        if not 0 < train_size <= n:
+            raise ValueError(f"train_size must be in 1..{n} (the training set size); got {train_size}")
+        pool = np.sort(rng.choice(n, size=train_size, replace=False))
+    else:
+        pool = np.arange(n)
+    n_val = int(round(val_fraction * len(pool)))
+    val = np.sort(rng.choice(pool, size=n_val, replace=False))
+    candidates = np.setdiff1d(pool, val)
+    chosen = selector.select(candidates, targets, num_classes, rng)
+    retain = np.setdiff1d(candidates, chosen.indices)
+    split = Split(
+        retain=retain.tolist(),
+        forget=np.asarray(chosen.indices).tolist(),
+        val=val.tolist(),
+        relabels=chosen.relabels,
+        seed=seed,
+        selector=selector.describe(),
+        dataset=dataset,
+        num_train=n,
+    )
+    split.check()
+    return split

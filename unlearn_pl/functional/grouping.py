@@ -1,0 +1,127 @@
+"""Grouping scalar scores into channels/layers and selecting groups to a budget (SPEC §3, steps 2–4)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Granularity = Literal["parameter", "channel", "layer"]
+GRANULARITIES: tuple[str, ...] = ("parameter", "channel", "layer")
+TopHOf = Literal["group", "channels"]
+
+
+@dataclass
+class Unit:
+    """Scalars of one or more parameter tensors laid out as a ``(groups, group_size)`` matrix."""
+
+    names: list[str]
+    shapes: list[torch.Size]
+    rows: Tensor  # (G, k) scores
+    out_channels: int  # C_out of the (first) tensor, for the authors' top-h rule
+
+
+def make_units(scores: Mapping[str, Tensor], granularity: Granularity) -> list[Unit]:
+    """Lay out scalar scores as groups.
+
+    - ``channel``: a tensor of shape ``(C_out, ...)`` gives ``C_out`` groups; a 1-D tensor
+      (bias, norm scale/shift) is grouped element-wise.
+    - ``parameter``: every scalar is its own group.
+    - ``layer``: all parameters of one module (e.g. a conv's weight and bias) form one group.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}")
+    if granularity == "layer":
+        modules: dict[str, list[str]] = {}
+        for name in scores:
+            modules.setdefault(name.rpartition(".")[0], []).append(name)
+        return [
+            Unit(
+                names,
+                [scores[n].shape for n in names],
+                torch.cat([scores[n].reshape(-1) for n in names]).unsqueeze(0),
+                scores[names[0]].shape[0] if scores[names[0]].ndim else 1,
+            )
+            for names in modules.values()
+        ]
+    units = []
+    for name, s in scores.items():
+        c_out = s.shape[0] if s.ndim else 1
+        if granularity == "parameter" or s.ndim <= 1:
+            rows = s.reshape(-1, 1)
+        else:
+            rows = s.reshape(c_out, -1)
+        units.append(Unit([name], [s.shape], rows, c_out))
+    return units
+
+
+def top_h_count(group_size: int, out_channels: int, top_h: float, top_h_of: TopHOf) -> int:
+    """How many top scalars a group's score averages.
+
+    ``group`` (the paper): ``max(1, ceil(top_h · group_size))``. ``channels`` (the authors' code):
+    ``max(1, int(top_h · C_out))`` whatever the group size, capped at the group size.
+    """
+    if not 0.0 < top_h <= 1.0:
+        raise ValueError(f"top_h must be in (0, 1]; got {top_h}")
+    if top_h_of == "group":
+        h = math.ceil(top_h * group_size)
+    elif top_h_of == "channels":
+        h = int(top_h * out_channels)
+    else:
+        raise ValueError(f"top_h_of must be 'group' or 'channels'; got {top_h_of!r}")
+    return min(group_size, max(1, h))
+
+
+def group_scores(unit: Unit, top_h: float, top_h_of: TopHOf = "group") -> Tensor:
+    """Mean of each group's top-h scalar scores, shape ``(G,)``."""
+    h = top_h_count(unit.rows.shape[1], unit.out_channels, top_h, top_h_of)
+    return unit.rows.topk(h, dim=1).values.mean(dim=1)
+
+
+def select_to_budget(scores: Tensor, sizes: Tensor, budget_scalars: float) -> Tensor:
+    """Take groups in descending score while the selected scalar count is below the budget.
+
+    Ties keep input order (stable sort), so masks are reproducible. The last group taken may
+    overshoot the budget by less than one group. Returns a boolean vector over groups.
+    """
+    order = torch.sort(scores, descending=True, stable=True).indices
+    sorted_sizes = sizes[order]
+    before = sorted_sizes.cumsum(0) - sorted_sizes  # scalars already selected when a group is reached
+    chosen = torch.zeros_like(scores, dtype=torch.bool)
+    chosen[order[before < budget_scalars]] = True
+    return chosen
+
+
+def masks_from_scores(
+    scores: Mapping[str, Tensor],
+    budget: float,
+    granularity: Granularity = "channel",
+    top_h: float = 0.1,
+    top_h_of: TopHOf = "group",
+) -> dict[str, Tensor]:
+    """Group scalar scores, rank all groups globally, and return boolean masks to ``budget``.
+
+    ``budget`` is the fraction of all scalars in ``scores`` to select, in ``(0, 1]``.
+    """
+    check_budget(budget)
+    units = make_units({n: torch.nan_to_num(s.detach().float(), nan=0.0) for n, s in scores.items()}, granularity)
+    per_unit = [group_scores(u, top_h, top_h_of) for u in units]
+    sizes = torch.cat([torch.full((u.rows.shape[0],), u.rows.shape[1], dtype=torch.long) for u in units])
+    total = int(sizes.sum())
+    chosen = select_to_budget(torch.cat(per_unit), sizes, budget * total)
+    masks: dict[str, Tensor] = {}
+    for u, part in zip(units, chosen.split([u.rows.shape[0] for u in units])):
+        flat = part.unsqueeze(1).expand_as(u.rows).reshape(-1)
+        for name, shape, piece in zip(u.names, u.shapes, flat.split([s.numel() for s in u.shapes])):
+            masks[name] = piece.reshape(shape).clone()
+    return masks
+
+
+def check_budget(budget: float) -> None:
+    """Raise unless ``budget`` is a fraction in (0, 1]."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0.0 < budget <= 1.0:
+        raise ValueError(f"budget must be a fraction of the parameters in (0, 1]; got {budget!r}")

@@ -1,0 +1,103 @@
+"""``Localizer``: the extension point that decides which parameters an unlearner may change."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from unlearn_pl.functional.grouping import check_budget
+from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+LocalizationData = Literal["forget", "train", "retain"]
+_DATA: tuple[str, ...] = ("forget", "train", "retain")
+
+
+class Localizer(Callback, ABC):
+    """Base class of localizers: subclasses implement :meth:`localize`; the base does the rest.
+
+    As a Lightning callback, a localizer computes its masks once at fit start, on rank 0, and
+    broadcasts them so every process agrees; then it *enforces* them during training: gradients
+    of unselected scalars are zeroed after backward and their values restored after every
+    optimizer step (weight decay and momentum would otherwise move them). Masks are part of the
+    callback state, so a resumed run keeps its mask.
+
+    Args:
+        budget: fraction of trainable scalars to select, in (0, 1].
+        data: which split :meth:`localize` receives: ``forget`` (default), ``train``
+            (retain ∪ forget) or ``retain``. Ignored when ``requires_data`` is false.
+
+    Example — a localizer that selects the classifier head only::
+
+        class HeadOnly(Localizer):
+            requires_data = False
+
+            def localize(self, model, dataloader):
+                return {n: torch.full_like(p, n.startswith("head"), dtype=torch.bool)
+                        for n, p in model.named_parameters()}
+    """
+
+    #: Whether :meth:`localize` needs a dataloader; data-free localizers get ``None``.
+    requires_data: ClassVar[bool] = True
+
+    def __init__(self, budget: float = 0.3, data: LocalizationData = "forget") -> None:
+        check_budget(budget)
+        if data not in _DATA:
+            raise ValueError(f"data must be one of {_DATA}; got {data!r}")
+        self.budget = budget
+        self.data = data
+        self.masks: dict[str, Tensor] | None = None
+        self._guard: MaskGuard | None = None
+
+    @abstractmethod
+    def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
+        """Return a boolean mask (``True`` = may change) for every trainable parameter by name."""
+
+    # ----------------------------------------------------------------- Lightning glue
+    def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> dict[str, Tensor]:
+        """Compute the masks once (rank 0), broadcast them, and start enforcing them. Idempotent."""
+        if self.masks is None:
+            masks = None
+            if trainer.is_global_zero:
+                loader = trainer.datamodule.dataloader(self.data) if self.requires_data else None
+                masks = {n: m.detach().bool().cpu() for n, m in self.localize(pl_module.network, loader).items()}
+            self.masks = trainer.strategy.broadcast(masks, src=0)
+            rank_zero_info(
+                f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable "
+                f"parameters (budget {self.budget:.1%})"
+            )
+        if self._guard is None:
+            check_masks(pl_module.network, self.masks)
+            self._guard = MaskGuard(pl_module.network, self.masks)
+        return self.masks
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+        self.ensure_masks(trainer, pl_module)
+
+    def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._guard is not None:
+            self._guard.zero_grads()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self._guard is not None:
+            self._guard.restore()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._guard is not None:
+            self._guard.restore()
+        self._guard = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"masks": self.masks}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.masks = state_dict.get("masks")
+        self._guard = None

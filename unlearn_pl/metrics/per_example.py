@@ -1,0 +1,92 @@
+"""Per-example evaluation statistics, synced across processes by torchmetrics and de-duplicated."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+#: The statistics kept per example; attacks and accuracies are computed from these.
+FIELDS: tuple[str, ...] = ("loss", "correct", "confidence", "entropy", "prediction", "target")
+
+
+def example_stats(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Loss, correctness, true-class confidence, predictive entropy, prediction, per example."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    p = logp.exp()
+    return {
+        "loss": F.nll_loss(logp, target, reduction="none"),
+        "correct": (logits.argmax(1) == target).float(),
+        "confidence": p.gather(1, target[:, None]).squeeze(1),
+        "entropy": -(p * logp).sum(1),
+        "prediction": logits.argmax(1).float(),
+        "target": target.float(),
+    }
+
+
+def deduplicate(index: Tensor, values: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Keep one row per dataset index (the first), sorted by index.
+
+    DistributedSampler pads the last batch by repeating examples; without this, those examples
+    would count twice.
+    """
+    order = torch.sort(index, stable=True).indices
+    index = index[order]
+    keep = torch.ones_like(index, dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]
+    return index[keep], {k: v[order][keep] for k, v in values.items()}
+
+
+class PerExampleStats(Metric):
+    """Collects :func:`example_stats` with dataset indices; ``compute`` returns them synced
+    across processes and de-duplicated by index (a dict of 1-D tensors incl. ``index``)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        for f in FIELDS:
+            self.add_state(f, default=[], dist_reduce_fx="cat")
+
+    def update(self, logits: Tensor, target: Tensor, index: Tensor) -> None:
+        self.index.append(index.long())
+        for k, v in example_stats(logits.detach(), target).items():
+            getattr(self, k).append(v)
+
+    def compute(self) -> dict[str, Tensor]:
+        if not self.index:
+            return {"index": torch.empty(0, dtype=torch.long), **{f: torch.empty(0) for f in FIELDS}}
+        index, values = deduplicate(dim_zero_cat(self.index), {f: dim_zero_cat(getattr(self, f)) for f in FIELDS})
+        return {"index": index, **values}
+
+
+class EvaluationOutputs(nn.Module):
+    """Per-example statistics of every evaluated model on every split.
+
+    ``results()`` is ``{model: {split: {field: tensor}}}``; keys are created on first update, in a
+    fixed order, so every process syncs the same metrics in the same order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats = nn.ModuleDict()
+
+    def update(self, model: str, split: str, logits: Tensor, target: Tensor, index: Tensor) -> None:
+        key = f"{model}/{split}"
+        if key not in self.stats:
+            self.stats[key] = PerExampleStats().to(logits.device)
+        self.stats[key].update(logits, target, index)
+
+    def results(self) -> dict[str, dict[str, dict[str, Tensor]]]:
+        out: dict[str, dict[str, dict[str, Tensor]]] = {}
+        for key in sorted(self.stats.keys()):
+            model, split = key.split("/")
+            out.setdefault(model, {})[split] = {k: v.cpu() for k, v in self.stats[key].compute().items()}
+        return out
+
+    def reset(self) -> None:
+        for m in self.stats.values():
+            m.reset()

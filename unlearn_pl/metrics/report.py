@@ -1,0 +1,118 @@
+"""The run report: the split manifest and the results table, written into the run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+
+from unlearn_pl._io import write_json, write_text
+from unlearn_pl.metrics.base import EvaluationCallback, Results
+
+#: Row order of the results table.
+MODEL_ORDER = ("original", "unlearned", "oracle")
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run's output directory: the logger's versioned folder, else ``default_root_dir``."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def unique_path(path: Path) -> Path:
+    """``path`` if free, else ``stem-1.suffix``, ``stem-2.suffix``…: results are never overwritten."""
+    candidate, k = path, 0
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+    return candidate
+
+
+def merge_results(callbacks: list[Callback]) -> Results:
+    """Union of the results of every :class:`EvaluationCallback`, rows ordered original/unlearned/oracle."""
+    merged: Results = {}
+    for cb in callbacks:
+        if isinstance(cb, EvaluationCallback):
+            for model, values in cb.results.items():
+                merged.setdefault(model, {}).update(values)
+    order = [m for m in MODEL_ORDER if m in merged] + sorted(set(merged) - set(MODEL_ORDER))
+    return {m: merged[m] for m in order}
+
+
+def format_table(results: Results) -> str:
+    """A fixed-width text table: one row per model, one column per metric."""
+    columns = sorted({c for values in results.values() for c in values}, key=_column_order)
+    rows = [["model", *columns]] + [
+        [model, *(_fmt(values.get(c)) for c in columns)] for model, values in results.items()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns) + 1)]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def to_csv(results: Results) -> str:
+    columns = sorted({c for values in results.values() for c in values}, key=_column_order)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["model", *columns])
+    for model, values in results.items():
+        writer.writerow([model, *(values.get(c, "") for c in columns)])
+    return buf.getvalue()
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}"
+
+
+def _column_order(column: str) -> tuple[int, str]:
+    splits = ("retain", "forget", "val", "test")
+    prefix = column.split("_")[0]
+    return (splits.index(prefix) if prefix in splits else len(splits), column)
+
+
+class RunReport(Callback):
+    """Writes the split manifest at the start of a run and, after each ``validate``/``test``
+    stage, prints the results table and saves it as ``results.csv``/``results.json`` in the run
+    directory (never overwriting an existing file: a suffix ``-1``, ``-2``… is added).
+
+    Args:
+        print_table: print the table to the console (rank 0).
+    """
+
+    def __init__(self, print_table: bool = True) -> None:
+        self.print_table = print_table
+        self.last_results: Results = {}
+        self.written: list[Path] = []
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        split = getattr(trainer.datamodule, "split", None)
+        if split is not None and trainer.is_global_zero:
+            path = run_dir(trainer) / "split.json"
+            if not path.exists():
+                split.save(path)
+
+    def _report(self, trainer: pl.Trainer) -> None:
+        self.last_results = merge_results(trainer.callbacks)  # type: ignore[arg-type]
+        if not trainer.is_global_zero or not self.last_results:
+            return
+        if self.print_table:
+            print("\n" + format_table(self.last_results) + "\n", flush=True)
+        folder = run_dir(trainer)
+        self.written = [
+            write_text(unique_path(folder / "results.csv"), to_csv(self.last_results)),
+            write_json(unique_path(folder / "results.json"), self.last_results),
+        ]
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING and not trainer.sanity_checking:
+            self._report(trainer)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer)

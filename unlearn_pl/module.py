@@ -1,0 +1,170 @@
+"""``UnlearningModule``: wraps a pretrained network and delegates to a localizer and an unlearner."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor, nn
+
+from unlearn_pl.data.datamodule import EVAL_SPLITS
+from unlearn_pl.localizers.base import Localizer
+from unlearn_pl.localizers.baselines import Full
+from unlearn_pl.metrics.accuracy import SplitAccuracy
+from unlearn_pl.metrics.per_example import EvaluationOutputs
+from unlearn_pl.metrics.report import RunReport
+from unlearn_pl.references import ReferenceModels
+from unlearn_pl.unlearners.base import Unlearner
+
+
+class UnlearningModule(pl.LightningModule):
+    """Unlearns a forget set from a pretrained network.
+
+    The module is thin glue: the **localizer** decides which scalars may change (computed once
+    at fit start and enforced), the **unlearner** defines the training step and optimizer, the
+    **references** provide the original model (the starting point) and the oracle, and the
+    **metrics** are validation callbacks. All four are passed in (in YAML as ``class_path``
+    blocks) and returned from :meth:`configure_callbacks`.
+
+    Validation evaluates the unlearned network and the reference models on every split of the
+    data module (retain, forget, val, test); metric callbacks read the per-example statistics
+    from :meth:`per_example`.
+
+    Args:
+        network: the architecture, freshly initialized; the original weights are loaded into it
+            by :meth:`prepare_models`.
+        localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
+        unlearner: the unlearning algorithm (required for ``fit``).
+        references: provider of the original and oracle models.
+        metrics: validation callbacks (default: accuracy and loss per split).
+        report: print and save the results table after ``validate``/``test``.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        localizer: Localizer | None = None,
+        unlearner: Unlearner | None = None,
+        references: ReferenceModels | None = None,
+        metrics: list[Callback] | None = None,
+        report: bool = True,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.localizer = localizer if localizer is not None else Full()
+        self.unlearner = unlearner
+        self.references = references if references is not None else ReferenceModels()
+        self.metrics = list(metrics) if metrics is not None else [SplitAccuracy()]
+        self.report = RunReport() if report else None
+        self.evaluation = EvaluationOutputs()
+        if unlearner is not None:
+            self.automatic_optimization = unlearner.automatic_optimization
+        # The untrained network: original and oracle are trained from these same weights. Kept
+        # out of nn.Module registration so it is neither in checkpoints nor moved to devices.
+        object.__setattr__(self, "_initial", copy.deepcopy(network))
+        # Reference models live outside the state dict (checkpoints hold the unlearned network only).
+        self._reference_nets: dict[str, nn.Module] = {}
+        self._per_example: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ reference models
+    @property
+    def prepared(self) -> bool:
+        return bool(self._reference_nets)
+
+    def prepare_models(self, datamodule: pl.LightningDataModule) -> None:
+        """Load (or train and cache) the original and oracle; start from the original's weights.
+
+        The CLI calls this before ``fit``/``validate``. Under multi-process strategies, call it
+        before ``trainer.fit`` (launchers re-run the script, and the cache makes the others load).
+        """
+        nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
+        self.network.load_state_dict(nets["original"].state_dict())
+        self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
+
+    def reference(self, name: str) -> nn.Module:
+        """A frozen reference model: ``"original"`` or ``"oracle"``."""
+        if name not in self._reference_nets:
+            raise KeyError(f"no {name!r} reference model; available: {sorted(self._reference_nets)}")
+        return self._reference_nets[name].to(self.device)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.unlearner is None:
+            raise ValueError("fit needs an unlearner; pass unlearner= (e.g. unlearn_pl.unlearners.ResetFinetune)")
+        if not self.prepared:
+            if self.trainer.world_size > 1:
+                raise RuntimeError(
+                    "call module.prepare_models(datamodule) before trainer.fit/validate when running on "
+                    "several processes (the unlearn-pl CLI does this)"
+                )
+            self.prepare_models(self.trainer.datamodule)
+
+    # ------------------------------------------------------------ delegation
+    @property
+    def masks(self) -> dict[str, Tensor]:
+        """The localizer's masks (computed on first access during fit)."""
+        return self.localizer.ensure_masks(self.trainer, self)
+
+    def configure_callbacks(self) -> list[Callback]:
+        parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report]
+        return [c for c in parts if c is not None]
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        assert self.unlearner is not None
+        return self.unlearner.configure_optimizers(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor | None:
+        assert self.unlearner is not None
+        if not isinstance(batch, dict):  # a single split, or "sequential" combined mode
+            batch = {self.unlearner.requires[dataloader_idx]: batch}
+        loss = self.unlearner.training_step(self, batch, batch_idx)
+        if loss is not None:
+            self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_fit_start(self) -> None:
+        self.masks  # noqa: B018 — make sure the mask exists even if no callback touched it
+
+    # ------------------------------------------------------------ evaluation
+    def eval_splits(self) -> tuple[str, ...]:
+        return tuple(getattr(self.trainer.datamodule, "eval_splits", EVAL_SPLITS))
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        index, x, y = batch
+        split = self.eval_splits()[dataloader_idx]
+        self.evaluation.update("unlearned", split, self.network(x), y, index)
+        for name in self._reference_nets:
+            self.evaluation.update(name, split, self.reference(name)(x), y, index)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.validation_step(batch, batch_idx, dataloader_idx)
+
+    def per_example(self) -> dict[str, dict[str, dict[str, Tensor]]]:
+        """``{model: {split: {field: tensor}}}`` of this evaluation epoch, synced and de-duplicated.
+
+        Computed once per epoch on first call; every process must call it (it syncs).
+        """
+        if self._per_example is None:
+            self._per_example = self.evaluation.results()
+        return self._per_example
+
+    def _start_evaluation(self) -> None:
+        self._per_example = None
+        self.evaluation.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_evaluation()
+
+    def on_test_epoch_start(self) -> None:
+        self._start_evaluation()
+
+    def on_validation_epoch_end(self) -> None:
+        self._start_evaluation()  # free the gathered tensors
+
+    def on_test_epoch_end(self) -> None:
+        self._start_evaluation()

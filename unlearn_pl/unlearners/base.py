@@ -1,0 +1,61 @@
+"""``Unlearner``: the extension point that defines what unlearning optimizes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+#: One batch of a split: ``(dataset index, images, labels)``.
+Batch = tuple[Tensor, Tensor, Tensor]
+
+
+class Unlearner(Callback, ABC):
+    """Base class of unlearning algorithms.
+
+    An unlearner is a Lightning callback (for set-up work such as a reset or a teacher copy, in
+    its hooks) that the :class:`~unlearn_pl.UnlearningModule` delegates ``training_step`` and
+    ``configure_optimizers`` to. Whatever it optimizes, the localizer's mask limits which
+    scalars change.
+
+    Class attributes declare capabilities that the framework reads:
+
+    - ``requires``: the splits the training loader serves, e.g. ``("retain",)`` or
+      ``("retain", "forget")``. ``training_step`` receives a dict keyed by these names.
+    - ``combine_mode``: how several splits are combined (a Lightning ``CombinedLoader`` mode;
+      ``max_size_cycle`` cycles the shorter one).
+    - ``automatic_optimization``: set ``False`` to step optimizers yourself (e.g. SCRUB).
+
+    Example — plain fine-tuning on the retain set::
+
+        class Finetune(Unlearner):
+            requires = ("retain",)
+
+            def __init__(self, lr: float = 0.01):
+                self.lr = lr
+
+            def training_step(self, module, batch, batch_idx):
+                _, x, y = batch["retain"]
+                return F.cross_entropy(module.network(x), y)
+
+            def configure_optimizers(self, module):
+                return torch.optim.SGD(module.network.parameters(), lr=self.lr)
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ("retain",)
+    combine_mode: ClassVar[str] = "max_size_cycle"
+    automatic_optimization: ClassVar[bool] = True
+
+    @abstractmethod
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor | None:
+        """One unlearning step; returns the loss to minimize (automatic optimization) or ``None``."""
+
+    @abstractmethod
+    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRScheduler:
+        """Optimizers (and schedulers) over ``module.network``'s parameters, in Lightning's format."""
