@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny data, tiny networks and fast trainers, so tests run in seconds on CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
+from unlearn_pl.data import Digits, RandomForget
+from unlearn_pl.models import MLP, SmallCNN
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test session gets its own model cache (shared by the tests of one session)."""
+    cache = tmp_path_factory.getbasetemp() / "model-cache"
+    monkeypatch.setenv("UNLEARN_PL_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def digits_dm() -> Callable[..., UnlearningDataModule]:
+    """Factory of digits data modules (random 10% forget set by default)."""
+
+    def make(**kwargs) -> UnlearningDataModule:
+        kwargs.setdefault("dataset", Digits())
+        kwargs.setdefault("forget", RandomForget(0.1))
+        kwargs.setdefault("batch_size", 64)
+        return UnlearningDataModule(**kwargs)
+
+    return make
+
+
+def tiny_mlp(seed: int = 0) -> MLP:
+    torch.manual_seed(seed)
+    return MLP(in_features=64, num_classes=10, hidden=(32,))
+
+
+def tiny_cnn(seed: int = 0) -> SmallCNN:
+    torch.manual_seed(seed)
+    return SmallCNN(num_classes=10, in_channels=1, width=8)
+
+
+#: A recipe that memorizes digits in a few seconds (original: ~100% train accuracy).
+FAST_RECIPE = TrainingRecipe(epochs=15, lr=0.1, batch_size=64, accelerator="cpu")
+
+
+def fast_trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
+    """A CPU trainer without loggers, checkpoints or progress bars."""
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+@pytest.fixture
+def prepared_module(digits_dm) -> Callable[..., tuple[UnlearningModule, UnlearningDataModule]]:
+    """Factory: an UnlearningModule on digits with its original (and oracle) trained or cached.
+
+    ``prepared_module(localizer=..., unlearner=..., network=tiny_mlp(), oracle=True)``
+    """
+
+    def make(network=None, oracle: bool = True, dm_kwargs: dict | None = None, **module_kwargs):
+        dm = digits_dm(**(dm_kwargs or {}))
+        module = UnlearningModule(
+            network=network if network is not None else tiny_mlp(),
+            references=ReferenceModels(recipe=FAST_RECIPE, oracle=oracle),
+            **module_kwargs,
+        )
+        module.prepare_models(dm)
+        return module, dm
+
+    return make
+
+
+def run_script(code: str, tmp_path: Path, timeout: int = 600) -> str:
+    """Run ``code`` as a standalone script (needed for DDP, whose launcher re-executes the script)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"script failed ({out.returncode}):\nSTDOUT:\n{out.stdout[-4000:]}\nSTDERR:\n{out.stderr[-6000:]}")
+    return out.stdout
