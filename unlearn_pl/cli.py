@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 from lightning.pytorch.cli import LightningCLI
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
+from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning, SPEC §6)
 
 
-class UnlearningCLI(LightningCLI):
+class UnlearningCLI(TuneSubcommand, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before
@@ -46,6 +49,8 @@ class UnlearningCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # A deprecation inside Lightning's own CombinedLoader; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     UnlearningCLI(args=args)
 
 

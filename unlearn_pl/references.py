@@ -125,8 +125,10 @@ class ReferenceModels:
             except ValueError as e:  # a corrupt cache entry is retrained, never trusted
                 rank_zero_info(f"Ignoring unusable cache entry {path}: {e}")
         rank_zero_info(f"Training the {which} model on {REFERENCE_DATA[which]} ({self.recipe.epochs} epochs)")
+        # drop_last: a tiny last batch gives BatchNorm meaningless batch statistics.
         loader = datamodule.dataloader(
-            REFERENCE_DATA[which], shuffle=True, batch_size=self.recipe.batch_size, seed=self.recipe.seed  # type: ignore[arg-type]
+            REFERENCE_DATA[which], shuffle=True, batch_size=self.recipe.batch_size,  # type: ignore[arg-type]
+            seed=self.recipe.seed, drop_last=True,
         )
         train_classifier(network, loader, self.recipe)
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}

@@ -137,14 +137,26 @@ class UnlearningDataModule(LightningDataModule):
         return IndexedSubset(base, self.indices(which), relabels)  # type: ignore[arg-type]
 
     def dataloader(
-        self, which: SplitName, *, shuffle: bool = False, batch_size: int | None = None, seed: int | None = None
+        self,
+        which: SplitName,
+        *,
+        shuffle: bool = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
-        """A loader over one split. Shuffled loaders use a generator seeded by ``seed`` (default: ``self.seed``)."""
+        """A loader over one split. Shuffled loaders use a generator seeded by ``seed`` (default: ``self.seed``).
+
+        ``drop_last`` drops a last incomplete batch, unless that would leave no batch at all.
+        """
         generator = torch.Generator().manual_seed(self.seed if seed is None else seed) if shuffle else None
+        dataset = self.dataset(which)
+        size = batch_size or (self.batch_size if shuffle else self.eval_batch_size)
         return DataLoader(
-            self.dataset(which),
-            batch_size=batch_size or (self.batch_size if shuffle else self.eval_batch_size),
+            dataset,
+            batch_size=size,
             shuffle=shuffle,
+            drop_last=drop_last and len(dataset) >= size,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -25,6 +25,8 @@ def loss_gradients(model: nn.Module, batches: Iterable, sign: float = 1.0) -> di
     statistics, so the gradient describes the deployed model. ``.grad`` fields are not touched.
     """
     params = trainable_parameters(model)
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad=False everywhere)")
     device = next(iter(params.values())).device
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     count = 0

@@ -27,8 +27,8 @@ class Localizer(Callback, ABC):
     As a Lightning callback, a localizer computes its masks once at fit start, on rank 0, and
     broadcasts them so every process agrees; then it *enforces* them during training: gradients
     of unselected scalars are zeroed after backward and their values restored after every
-    optimizer step (weight decay and momentum would otherwise move them). Masks are part of the
-    callback state, so a resumed run keeps its mask.
+    optimizer step by an optimizer post-step hook (weight decay and momentum would otherwise
+    move them). Masks are part of the callback state, so a resumed run keeps its mask.
 
     Args:
         budget: fraction of trainable scalars to select, in (0, 1].
@@ -56,6 +56,7 @@ class Localizer(Callback, ABC):
         self.data = data
         self.masks: dict[str, Tensor] | None = None
         self._guard: MaskGuard | None = None
+        self._hooks: list[Any] = []
 
     @abstractmethod
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
@@ -70,13 +71,18 @@ class Localizer(Callback, ABC):
                 loader = trainer.datamodule.dataloader(self.data) if self.requires_data else None
                 masks = {n: m.detach().bool().cpu() for n, m in self.localize(pl_module.network, loader).items()}
             self.masks = trainer.strategy.broadcast(masks, src=0)
+            budget = f" (budget {self.budget:.1%})" if self.budget < 1.0 else ""
             rank_zero_info(
-                f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable "
-                f"parameters (budget {self.budget:.1%})"
+                f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable parameters{budget}"
             )
         if self._guard is None:
             check_masks(pl_module.network, self.masks)
             self._guard = MaskGuard(pl_module.network, self.masks)
+            # Restore after *every* optimizer step — also the several steps per batch that
+            # manual-optimization unlearners (e.g. SCRUB) take — so no later forward pass sees
+            # drifted values.
+            guard = self._guard
+            self._hooks = [opt.register_step_post_hook(lambda *_: guard.restore()) for opt in trainer.optimizers]
         return self.masks
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
@@ -86,13 +92,12 @@ class Localizer(Callback, ABC):
         if self._guard is not None:
             self._guard.zero_grads()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if self._guard is not None:
-            self._guard.restore()
-
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._guard is not None:
             self._guard.restore()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         self._guard = None
 
     def state_dict(self) -> dict[str, Any]:

@@ -43,16 +43,32 @@ def merge_results(callbacks: list[Callback]) -> Results:
     return {m: merged[m] for m in order}
 
 
-def format_table(results: Results) -> str:
-    """A fixed-width text table: one row per model, one column per metric."""
+def format_table(results: Results, width: int = 100) -> str:
+    """A fixed-width text table: one row per model, one column per metric.
+
+    Accuracies come first, then the attack/ToW/region scores, losses and gaps; columns are
+    wrapped into blocks of at most ``width`` characters so the table fits a terminal.
+    """
     columns = sorted({c for values in results.values() for c in values}, key=_column_order)
-    rows = [["model", *columns]] + [
-        [model, *(_fmt(values.get(c)) for c in columns)] for model, values in results.items()
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(columns) + 1)]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    names = ["model", *results]
+    name_w = max(map(len, names))
+    blocks: list[list[str]] = [[]]
+    used = name_w
+    for c in columns:
+        w = max(len(c), 6) + 2
+        if blocks[-1] and used + w > width:
+            blocks.append([])
+            used = name_w
+        blocks[-1].append(c)
+        used += w
+    out = []
+    for block in blocks:
+        rows = [["model", *block]] + [[m, *(_fmt(v.get(c)) for c in block)] for m, v in results.items()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(block) + 1)]
+        lines = ["  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def to_csv(results: Results) -> str:
@@ -71,10 +87,14 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def _column_order(column: str) -> tuple[int, str]:
+def _column_order(column: str) -> tuple[int, int, str]:
+    """Accuracies, then split-free scores (attacks, ToW, regions), losses, accuracy gaps, loss gaps."""
     splits = ("retain", "forget", "val", "test")
-    prefix = column.split("_")[0]
-    return (splits.index(prefix) if prefix in splits else len(splits), column)
+    prefix, _, kind = column.partition("_")
+    if prefix not in splits:
+        return (1, 0, column)
+    rank = {"acc": 0, "loss": 2, "acc_gap": 3, "loss_gap": 4}.get(kind, 5)
+    return (rank, splits.index(prefix), column)
 
 
 class RunReport(Callback):
@@ -93,18 +113,19 @@ class RunReport(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         split = getattr(trainer.datamodule, "split", None)
+        folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if split is not None and trainer.is_global_zero:
-            path = run_dir(trainer) / "split.json"
+            path = folder / "split.json"
             if not path.exists():
                 split.save(path)
 
     def _report(self, trainer: pl.Trainer) -> None:
         self.last_results = merge_results(trainer.callbacks)  # type: ignore[arg-type]
+        folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if not trainer.is_global_zero or not self.last_results:
             return
         if self.print_table:
             print("\n" + format_table(self.last_results) + "\n", flush=True)
-        folder = run_dir(trainer)
         self.written = [
             write_text(unique_path(folder / "results.csv"), to_csv(self.last_results)),
             write_json(unique_path(folder / "results.json"), self.last_results),

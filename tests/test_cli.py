@@ -1,0 +1,60 @@
+"""The ``unlearn-pl`` command end to end, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+def unlearn_pl(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "unlearn_pl", *args], cwd=cwd, env=dict(os.environ),
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_quickstart_end_to_end(tmp_path):
+    config = str(REPO / "configs" / "quickstart.yaml")
+    out = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-5000:]
+    run = tmp_path / "quickstart" / "version_0"
+    results = json.loads((run / "results.json").read_text())
+    assert list(results) == ["original", "unlearned", "oracle"]
+    orig, unl, oracle = (results[k] for k in ("original", "unlearned", "oracle"))
+    # forget accuracy moves toward the oracle's, test accuracy stays within a few points
+    assert abs(unl["forget_acc"] - oracle["forget_acc"]) < abs(orig["forget_acc"] - oracle["forget_acc"])
+    assert unl["test_acc"] > orig["test_acc"] - 0.03
+    assert (run / "results.csv").read_text().splitlines()[0].startswith("model,retain_acc")
+    assert set(json.loads((run / "split.json").read_text())) >= {"retain", "forget", "val", "seed", "dataset"}
+    assert "unlearned" in out.stdout and "forget_acc" in out.stdout  # the printed table
+
+    # a second run reuses the cached original/oracle and gives identical numbers (CPU determinism)
+    again = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-5000:]
+    assert "Reusing the cached original model" in again.stdout + again.stderr
+    assert json.loads((tmp_path / "quickstart" / "version_1" / "results.json").read_text()) == results
+
+    # validate the unlearned checkpoint: same unlearned row, results written to a new run folder
+    ckpt = next((run / "checkpoints").glob("*.ckpt"))
+    val = unlearn_pl("validate", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}",
+                     f"--ckpt_path={ckpt}", cwd=tmp_path)
+    assert val.returncode == 0, val.stderr[-5000:]
+    validated = json.loads((tmp_path / "quickstart" / "version_2" / "results.json").read_text())
+    assert validated["unlearned"] == pytest.approx(results["unlearned"])
+
+
+def test_bad_config_values_give_clear_errors(tmp_path):
+    config = str(REPO / "configs" / "quickstart.yaml")
+    out = unlearn_pl("fit", "--config", config, "--model.init_args.localizer.init_args.budget=1.5",
+                     f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode != 0 and "budget must be a fraction" in out.stderr
+    out = unlearn_pl("fit", "--config", config, "--data.init_args.dataset.class_path=unlearn_pl.data.NoSuchData",
+                     cwd=tmp_path)
+    assert out.returncode != 0 and "NoSuchData" in out.stderr
+    out = unlearn_pl("fit", "--config", config, "--data.init_args.dataset.class_path=unlearn_pl.data.MNIST",
+                     f"--data.init_args.dataset.init_args.root={tmp_path / 'nope'}",
+                     f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode != 0 and "train-images-idx3-ubyte" in out.stderr
