@@ -1,5 +1,7 @@
 """Pure tensor functions behind localizers and unlearners; tested on hand-made tensors."""
 
+from unlearn_pl.functional.divergence import distillation_kl
+from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
 from unlearn_pl.functional.grouping import (
     check_budget,
     group_scores,
@@ -10,10 +12,16 @@ from unlearn_pl.functional.grouping import (
 )
 from unlearn_pl.functional.init import fresh_parameters, reset_selected_
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
+from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, plane_points, predict_plane, region_similarity
+from unlearn_pl.functional.regularizers import l1_norm, linear_decay
 from unlearn_pl.functional.scores import criticality_scores, loss_gradients, trainable_parameters
+from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
 
 __all__ = [
     "check_budget", "group_scores", "make_units", "masks_from_scores", "select_to_budget", "top_h_count",
     "fresh_parameters", "reset_selected_", "MaskGuard", "check_masks", "selected_fraction", "criticality_scores", "loss_gradients",
     "trainable_parameters",
+    "distillation_kl", "dampen_", "fisher_diagonal", "ssd_factors", "l1_norm", "linear_decay", "block_of", "blocks",
+    "matches_prefix", "random_group_scores",
+    "Plane", "make_plane", "plane_grid", "plane_points", "predict_plane", "region_similarity",
 ]

@@ -1,0 +1,94 @@
+"""Fine-tuning baselines: plain fine-tuning on the retain set, and with a decaying L1 penalty."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from unlearn_pl.functional.regularizers import l1_norm, linear_decay
+from unlearn_pl.functional.scores import trainable_parameters
+from unlearn_pl.unlearners.base import Batch
+from unlearn_pl.unlearners.optim import SGDUnlearner, check_non_negative
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+
+class Finetune(SGDUnlearner):
+    """Fine-tune on the retain set only (cross-entropy): forgetting by catastrophic interference.
+
+    Args:
+        lr: SGD learning rate (typical: 0.01–0.1, few epochs).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay (only selected scalars are affected).
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``
+            (1.0, the default, keeps it constant).
+    """
+
+    requires = ("retain",)
+
+    def __init__(
+        self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4, final_lr_fraction: float = 1.0
+    ) -> None:
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+        _, x, y = batch["retain"]
+        return F.cross_entropy(module.network(x), y)
+
+
+class L1Sparse(SGDUnlearner):
+    """L1-sparse unlearning (Jia et al., NeurIPS 2023): ``CE(R) + γ·(1 − t/E)·‖θ‖₁``.
+
+    The L1 weight decays linearly with the epoch ``t`` over ``E`` epochs, so early steps sparsify
+    (which the authors show helps forgetting) and late steps recover accuracy. ``‖θ‖₁`` sums over
+    all trainable scalars; the mask zeroes its gradient on unselected ones.
+
+    Args:
+        gamma: initial L1 weight γ.
+        epochs: the decay horizon ``E``; ``None`` uses the trainer's ``max_epochs``.
+        lr: SGD learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+    """
+
+    requires = ("retain",)
+
+    def __init__(
+        self,
+        gamma: float = 5e-4,
+        epochs: int | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        final_lr_fraction: float = 1.0,
+    ) -> None:
+        check_non_negative("gamma", gamma)
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"epochs must be a positive int or None (the trainer's max_epochs); got {epochs!r}")
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        self.gamma = gamma
+        self.epochs = epochs
+
+    def l1_weight(self, module: UnlearningModule) -> float:
+        """``γ·(1 − t/E)`` at the module's current epoch."""
+        horizon = self.epochs if self.epochs is not None else module.trainer.max_epochs
+        if horizon is None or horizon < 1:
+            raise ValueError(
+                f"L1Sparse decays over epochs but the trainer's max_epochs is {horizon!r}; set trainer.max_epochs "
+                "or L1Sparse(epochs=...)"
+            )
+        return linear_decay(self.gamma, module.current_epoch, horizon)
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+        _, x, y = batch["retain"]
+        ce = F.cross_entropy(module.network(x), y)
+        weight = self.l1_weight(module)
+        if weight == 0.0:
+            return ce
+        l1 = l1_norm(trainable_parameters(module.network).values())
+        module.log("train/l1_norm", l1.detach())
+        return ce + weight * l1

@@ -1,0 +1,77 @@
+"""Gradient-ascent unlearning: NegGrad (ascent on the forget set) and NegGrad+ (with retain descent)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from unlearn_pl.unlearners.base import Batch
+from unlearn_pl.unlearners.optim import SGDUnlearner, check_fraction
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+
+class NegGrad(SGDUnlearner):
+    """Gradient ascent on the forget set: minimizes ``−CE(F)``.
+
+    Unbounded: it eventually destroys the model, so use a small ``lr`` and 1–5 epochs.
+
+    Args:
+        lr: SGD learning rate (keep it small).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+    """
+
+    requires = ("forget",)
+
+    def __init__(
+        self, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, final_lr_fraction: float = 1.0
+    ) -> None:
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+        _, x, y = batch["forget"]
+        return -F.cross_entropy(module.network(x), y)
+
+
+class NegGradPlus(SGDUnlearner):
+    """NegGrad+ (Kurmanji et al., 2023): ``α·CE(R) − (1−α)·CE(F)`` on paired batches.
+
+    The retain term anchors the model while the forget term ascends. The forget loader is
+    cycled so every retain batch has a partner.
+
+    Args:
+        alpha: weight of the retain loss in [0, 1] (0.99 by default; 0 is NegGrad).
+        lr: SGD learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+    """
+
+    requires = ("retain", "forget")
+    combine_mode = "max_size_cycle"
+
+    def __init__(
+        self,
+        alpha: float = 0.99,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        final_lr_fraction: float = 1.0,
+    ) -> None:
+        check_fraction("alpha", alpha)
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        self.alpha = alpha
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+        _, xr, yr = batch["retain"]
+        _, xf, yf = batch["forget"]
+        retain = F.cross_entropy(module.network(xr), yr)
+        forget = F.cross_entropy(module.network(xf), yf)
+        module.log("train/retain_loss", retain.detach())
+        module.log("train/forget_loss", forget.detach())
+        return self.alpha * retain - (1.0 - self.alpha) * forget

@@ -1,0 +1,137 @@
+"""Retrain: the oracle as an unlearner — train the selected scalars from their initial values on R."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor
+
+from unlearn_pl.functional.init import reset_selected_
+from unlearn_pl.unlearners.base import Batch, Unlearner
+from unlearn_pl.unlearners.optim import check_fraction, check_non_negative, check_positive, sgd_cosine
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+
+class Retrain(Unlearner):
+    """Retraining from scratch on the retain set, with the original's training recipe.
+
+    At fit start the selected scalars are put back to the *oracle's initial weights* (the
+    module's untrained network), so with the default ``Full`` localizer this retrains exactly
+    the oracle's starting point (BatchNorm statistics included); with a partial mask it retrains
+    only the selected scalars. Every hyperparameter left ``None`` is taken from
+    ``module.references.recipe`` (the recipe the original and oracle were trained with), and
+    ``epochs`` sets the trainer's ``max_epochs``. The batch size is the data module's: set it to
+    the recipe's to reproduce the oracle's schedule.
+
+    Args:
+        epochs: training epochs (``None``: the recipe's); overrides ``trainer.max_epochs``.
+        lr: peak SGD learning rate (``None``: the recipe's).
+        momentum: SGD momentum (``None``: the recipe's).
+        weight_decay: SGD weight decay (``None``: the recipe's).
+        final_lr_fraction: end of the per-step cosine schedule (``None``: the recipe's).
+        label_smoothing: cross-entropy label smoothing (``None``: the recipe's).
+        seed: ``None`` restarts from the oracle's initial weights; an int draws a fresh seeded
+            initialization instead (a different "from scratch").
+    """
+
+    requires = ("retain",)
+
+    def __init__(
+        self,
+        epochs: int | None = None,
+        lr: float | None = None,
+        momentum: float | None = None,
+        weight_decay: float | None = None,
+        final_lr_fraction: float | None = None,
+        label_smoothing: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"epochs must be a positive int or None (the recipe's); got {epochs!r}")
+        if lr is not None:
+            check_positive("lr", lr)
+        for name, value in (("momentum", momentum), ("final_lr_fraction", final_lr_fraction), ("label_smoothing", label_smoothing)):
+            if value is not None:
+                check_fraction(name, value)
+        if weight_decay is not None:
+            check_non_negative("weight_decay", weight_decay)
+        self.epochs = epochs
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.final_lr_fraction = final_lr_fraction
+        self.label_smoothing = label_smoothing
+        self.seed = seed
+        self.reset_done = False
+
+    def resolved(self, module: UnlearningModule) -> dict[str, Any]:
+        """The hyperparameters in effect: the given ones, the recipe's for those left ``None``."""
+        recipe = module.references.recipe
+        names = ("epochs", "lr", "momentum", "weight_decay", "final_lr_fraction", "label_smoothing")
+        return {n: getattr(self, n) if getattr(self, n) is not None else getattr(recipe, n) for n in names}
+
+    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        hp = self.resolved(pl_module)
+        if trainer.fit_loop.max_epochs != hp["epochs"]:
+            rank_zero_info(f"Retrain: training for {hp['epochs']} epochs (was max_epochs={trainer.fit_loop.max_epochs})")
+        # Set before configure_optimizers, so the cosine schedule spans the right number of steps.
+        trainer.fit_loop.max_epochs = hp["epochs"]
+        batch_size = getattr(trainer.datamodule, "batch_size", None)
+        if batch_size is not None and batch_size != pl_module.references.recipe.batch_size:
+            rank_zero_warn(
+                f"Retrain: the data module's batch_size={batch_size} differs from the recipe's "
+                f"{pl_module.references.recipe.batch_size}; the result will differ from the oracle's recipe"
+            )
+
+    @torch.no_grad()
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+        if self.reset_done:  # resumed: never reset twice
+            return
+        masks = pl_module.masks
+        if self.seed is not None:
+            reset_selected_(pl_module.network, masks, self.seed)
+        else:
+            initial = getattr(pl_module, "_initial", None)
+            if initial is None:
+                raise ValueError("Retrain(seed=None) needs the module's initial weights; pass seed=<int> instead")
+            start = dict(initial.named_parameters())
+            for name, p in pl_module.network.named_parameters():
+                mask = masks.get(name)
+                if mask is not None and bool(mask.any()):
+                    p.copy_(torch.where(mask.to(p.device), start[name].to(p.device), p))
+            trainable = [n for n, q in pl_module.network.named_parameters() if q.requires_grad]
+            everything = all(n in masks and bool(masks[n].all()) for n in trainable)
+            if everything:  # a full retrain also restarts the BatchNorm statistics, as the oracle did
+                for (name, buf), (_, init_buf) in zip(pl_module.network.named_buffers(), initial.named_buffers()):
+                    buf.copy_(init_buf.to(buf.device))
+        self.reset_done = True
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+        _, x, y = batch["retain"]
+        return F.cross_entropy(module.network(x), y, label_smoothing=self.resolved(module)["label_smoothing"])
+
+    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRScheduler:
+        hp = self.resolved(module)
+        return sgd_cosine(
+            module.network.parameters(),
+            lr=hp["lr"],
+            momentum=hp["momentum"],
+            weight_decay=hp["weight_decay"],
+            final_lr_fraction=hp["final_lr_fraction"],
+            total_steps=module.trainer.estimated_stepping_batches,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reset_done": self.reset_done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.reset_done = bool(state_dict.get("reset_done", False))

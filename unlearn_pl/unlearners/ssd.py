@@ -1,0 +1,78 @@
+"""SSD — Selective Synaptic Dampening (Foster et al., AAAI 2024): one-shot, retraining-free."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
+from unlearn_pl.unlearners.base import Batch, Unlearner
+from unlearn_pl.unlearners.optim import check_non_negative
+
+if TYPE_CHECKING:
+    from unlearn_pl.module import UnlearningModule
+
+
+class SSD(Unlearner):
+    """Dampens the scalars far more important to the forget set than to the training data.
+
+    At fit start: diagonal Fishers ``I_F`` (forget set) and ``I_D`` (train = retain ∪ forget)
+    of the original model (eval mode, see :func:`~unlearn_pl.functional.fisher_diagonal`); then
+    every *selected* scalar with ``I_F > α·I_D`` is multiplied by ``min(1, λ·I_D/I_F)``. Nothing
+    is trained: the fit loop stops after its first (empty) step, so ``max_epochs`` is irrelevant.
+    Each process computes the same Fishers on the full splits (deterministic), so all agree.
+
+    Args:
+        alpha: selection threshold α (SSD: 10).
+        dampening: dampening constant λ (SSD: 1).
+        batch_size: batch size of the Fisher passes (the estimate depends on it); ``None`` uses
+            the data module's evaluation batch size.
+    """
+
+    requires = ("forget",)
+    automatic_optimization = False
+
+    def __init__(self, alpha: float = 10.0, dampening: float = 1.0, batch_size: int | None = None) -> None:
+        check_non_negative("alpha", alpha)
+        check_non_negative("dampening", dampening)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+        self.alpha = alpha
+        self.dampening = dampening
+        self.batch_size = batch_size
+        self.done = False
+        self.dampened = 0
+
+    def factors(self, module: UnlearningModule) -> dict[str, Tensor]:
+        """SSD's per-scalar factors for the module's current network (before dampening)."""
+        dm = module.trainer.datamodule
+        forget = fisher_diagonal(module.network, dm.dataloader("forget", batch_size=self.batch_size))
+        train = fisher_diagonal(module.network, dm.dataloader("train", batch_size=self.batch_size))
+        return ssd_factors(forget, train, self.alpha, self.dampening)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+        if self.done:  # a resumed run: the checkpointed weights are already dampened
+            return
+        masks = pl_module.masks  # computed (and its guard snapshot taken) before we change anything
+        self.dampened = dampen_(pl_module.network, self.factors(pl_module), masks)
+        self.done = True
+        rank_zero_info(f"SSD: dampened {self.dampened} selected scalars (alpha={self.alpha}, lambda={self.dampening})")
+
+    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> None:
+        module.trainer.should_stop = True  # one-shot: the work was done at fit start
+        return None
+
+    def configure_optimizers(self, module: UnlearningModule) -> torch.optim.Optimizer:
+        # Lightning needs an optimizer; SSD never steps it (manual optimization, no steps).
+        return torch.optim.SGD(module.network.parameters(), lr=0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "dampened": self.dampened}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.done = bool(state_dict.get("done", False))
+        self.dampened = int(state_dict.get("dampened", 0))
