@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from unlearn_pl.data.datamodule import EVAL_SPLITS
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
-from unlearn_pl.metrics.accuracy import SplitAccuracy
+from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
 from unlearn_pl.references import ReferenceModels
@@ -39,7 +39,8 @@ class UnlearningModule(pl.LightningModule):
         localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
         unlearner: the unlearning algorithm (required for ``fit``).
         references: provider of the original and oracle models.
-        metrics: validation callbacks (default: accuracy and loss per split).
+        metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
+            loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
     """
 
@@ -57,7 +58,7 @@ class UnlearningModule(pl.LightningModule):
         self.localizer = localizer if localizer is not None else Full()
         self.unlearner = unlearner
         self.references = references if references is not None else ReferenceModels()
-        self.metrics = list(metrics) if metrics is not None else [SplitAccuracy()]
+        self.metrics = list(metrics) if metrics is not None else default_metrics()
         self.report = RunReport() if report else None
         self.evaluation = EvaluationOutputs()
         if unlearner is not None:

@@ -1,11 +1,30 @@
 """Evaluation: per-example statistics and the validation callbacks built on them."""
 
+from lightning.pytorch.callbacks import Callback
+
 from unlearn_pl.metrics.accuracy import SplitAccuracy
 from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.mia import LossAttack, MIAEfficacy, loss_attack, mia_efficacy
 from unlearn_pl.metrics.per_example import EvaluationOutputs, PerExampleStats, deduplicate, example_stats
+from unlearn_pl.metrics.regions import DecisionRegions, log_figure, plot_regions
 from unlearn_pl.metrics.report import RunReport, format_table
+from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
+
+
+def default_metrics() -> list[Callback]:
+    """The metrics an :class:`~unlearn_pl.UnlearningModule` evaluates unless given others.
+
+    Accuracy and loss per split with gaps to the oracle, ToW, the loss attack and MIA-efficacy:
+    all cheap next to a validation pass. Decision regions cost ``2 · num_planes · 50²`` extra
+    forward passes per model and write plots, so they are opted into (see
+    ``configs/metrics/full.yaml``).
+    """
+    return [SplitAccuracy(), TugOfWar(), LossAttack(), MIAEfficacy()]
+
 
 __all__ = [
     "SplitAccuracy", "EvaluationCallback", "Results", "EvaluationOutputs", "PerExampleStats",
     "deduplicate", "example_stats", "RunReport", "format_table",
+    "TugOfWar", "tug_of_war", "LossAttack", "MIAEfficacy", "loss_attack", "mia_efficacy",
+    "DecisionRegions", "plot_regions", "log_figure", "default_metrics",
 ]

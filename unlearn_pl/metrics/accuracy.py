@@ -1,4 +1,4 @@
-"""Accuracy and loss per model and split."""
+"""Accuracy and loss per model and split, and their gaps to the oracle."""
 
 from __future__ import annotations
 
@@ -6,10 +6,26 @@ import lightning.pytorch as pl
 
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 
+#: The reference model that gaps are measured against.
+ORACLE = "oracle"
+
 
 class SplitAccuracy(EvaluationCallback):
     """Accuracy and mean cross-entropy of every model (original, unlearned, oracle) on every
-    evaluated split (retain, forget, val, test); columns ``<split>_acc`` and ``<split>_loss``."""
+    evaluated split (retain, forget, val, test); columns ``<split>_acc`` and ``<split>_loss``.
+
+    When an oracle is evaluated, every other model also gets ``<split>_acc_gap`` and
+    ``<split>_loss_gap``: its value minus the oracle's (signed, so the table shows the
+    direction; ``0`` = behaves like the retrained model).
+
+    Args:
+        gaps: add the gap columns when an oracle is present.
+        during_fit: also evaluate at the validation epochs of ``fit``.
+    """
+
+    def __init__(self, gaps: bool = True, during_fit: bool = True) -> None:
+        super().__init__(during_fit=during_fit)
+        self.gaps = gaps
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
         out: Results = {}
@@ -19,4 +35,12 @@ class SplitAccuracy(EvaluationCallback):
                     continue
                 out.setdefault(model, {})[f"{split}_acc"] = float(stats["correct"].mean())
                 out[model][f"{split}_loss"] = float(stats["loss"].mean())
+        if self.gaps and ORACLE in out:
+            oracle = out[ORACLE]
+            for model, values in out.items():
+                if model == ORACLE:
+                    continue
+                for name in list(values):
+                    if name in oracle:
+                        values[f"{name}_gap"] = values[name] - oracle[name]
         return out

@@ -57,7 +57,9 @@ class PerExampleStats(Metric):
             getattr(self, k).append(v)
 
     def compute(self) -> dict[str, Tensor]:
-        if not self.index:
+        # Before a sync the states are lists of batches; a distributed sync has already
+        # concatenated them into one tensor (which has no truth value).
+        if len(self.index) == 0 or (isinstance(self.index, Tensor) and self.index.numel() == 0):
             return {"index": torch.empty(0, dtype=torch.long), **{f: torch.empty(0) for f in FIELDS}}
         index, values = deduplicate(dim_zero_cat(self.index), {f: dim_zero_cat(getattr(self, f)) for f in FIELDS})
         return {"index": index, **values}

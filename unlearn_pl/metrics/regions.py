@@ -1,0 +1,288 @@
+"""Decision-region scores and plots (SPEC §5; dbViz, Somepalli et al. 2022).
+
+The geometry lives in :mod:`unlearn_pl.functional.regions`; this module picks seeded triplets
+from the data module's splits, compares the models on their planes, and draws the plots.
+matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only to plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, predict_plane, region_similarity
+from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: The model every other model's regions are compared with.
+BASELINE = "original"
+#: Splits far from the forget set, whose planes measure how much the rest stayed the same.
+FAR_SPLITS: tuple[str, ...] = ("retain", "test", "val")
+#: Attempts at drawing a non-degenerate triplet (duplicated images span no plane).
+_MAX_DRAWS = 20
+
+
+def plot_regions(
+    predictions: Mapping[str, Tensor],
+    plane: Plane,
+    margin: float = 0.1,
+    anchor_labels: Sequence[int] | None = None,
+    anchor_is_forget: Sequence[bool] | None = None,
+    num_classes: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One panel per model: its predicted class over the plane, the three anchors marked.
+
+    Args:
+        predictions: model name → ``(R, R)`` prediction grid from
+            :func:`~unlearn_pl.functional.predict_plane` on ``plane`` with the same ``margin``;
+            panels appear in this order.
+        plane: the plane the grids were predicted on.
+        margin: the margin used for the grids (sets the axes' extent).
+        anchor_labels: the anchors' labels, written next to them.
+        anchor_is_forget: which anchors are forget examples (drawn as crosses, others as dots).
+        num_classes: fixes the colour of each class across panels and plots (default: the
+            largest predicted class + 1).
+        title: the figure title.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (not registered with pyplot: no GUI backend is touched).
+    """
+    try:
+        from matplotlib import colormaps
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover — exercised only without matplotlib
+        raise ImportError("decision-region plots need matplotlib: pip install 'unlearn_pl[plots]'") from e
+
+    if not predictions:
+        raise ValueError("predictions is empty: pass at least one model's prediction grid")
+    grids = {name: p.detach().cpu() for name, p in predictions.items()}
+    shapes = {tuple(g.shape) for g in grids.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[0] != next(iter(shapes))[1]:
+        raise ValueError(f"predictions must be square grids of one shape (R, R); got shapes {sorted(shapes)}")
+    resolution = next(iter(shapes))[0]
+    if num_classes is None:
+        num_classes = int(max(int(g.max()) for g in grids.values())) + 1
+    alphas, betas = plane_grid(plane, resolution, margin)
+    extent = (float(alphas[0]), float(alphas[-1]), float(betas[0]), float(betas[-1]))
+    base = colormaps["tab10" if num_classes <= 10 else "tab20"]
+    cmap = ListedColormap([base(k % base.N) for k in range(num_classes)])
+    norm = BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
+    forget = list(anchor_is_forget) if anchor_is_forget is not None else [False] * 3
+
+    fig = Figure(figsize=(4 * len(grids) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    image = None
+    for ax, (name, grid) in zip(axes, grids.items()):
+        image = ax.imshow(grid.numpy(), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
+        panel = name
+        if name != BASELINE and BASELINE in grids:
+            panel += f" (same as {BASELINE}: {region_similarity(grid, grids[BASELINE]):.0%})"
+        ax.set_title(panel, fontsize=10)
+        for k, (a, b) in enumerate(plane.anchors.tolist()):
+            ax.scatter(
+                [a], [b], marker="X" if forget[k] else "o", s=90, c="white", edgecolors="black", linewidths=1.2,
+                label="forget example" if forget[k] else "other example",
+            )
+            if anchor_labels is not None:
+                ax.annotate(str(int(anchor_labels[k])), (a, b), xytext=(5, 5), textcoords="offset points", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one entry per marker kind, not per anchor
+    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=len(unique), fontsize=8)
+    fig.colorbar(image, ax=list(axes), ticks=range(num_classes), label="predicted class")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def log_figure(trainer: pl.Trainer, tag: str, figure: Figure, path: Path) -> list[str]:
+    """Send a figure to every logger of ``trainer`` that records images.
+
+    TensorBoard-style experiments get ``add_figure``; loggers with a ``log_image(key, images)``
+    method (W&B, Neptune…) get the saved PNG; others (CSVLogger) only have the file at ``path``.
+
+    Returns:
+        The class names of the loggers that received the figure.
+    """
+    used = []
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(experiment, "add_figure", None)):
+            experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+        elif callable(getattr(logger, "log_image", None)):
+            logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
+        else:
+            continue
+        used.append(type(logger).__name__)
+    return used
+
+
+class DecisionRegions(EvaluationCallback):
+    """Decision-region change and similarity scores, and plots, of each model vs the original.
+
+    ``num_planes`` planes through seeded triplets of forget examples give the **change score**
+    (column ``region_change`` = mean over planes of 1 − similarity to the original: high = the
+    regions moved near the forget set), and ``num_planes`` planes through triplets of
+    ``far_splits`` examples (each plane from one split, cycling through them) give the
+    **similarity score** (``region_similarity``: high = the regions elsewhere stayed put).
+    Both are reported for every model but the original, so the oracle's row shows the target.
+
+    Plots (``plot=True``): the first ``plot_planes`` forget planes, one panel per model, saved
+    as PNG under ``<run dir>/regions/`` (never overwritten) and logged to loggers that record
+    images (see :func:`log_figure`); paths are kept in ``self.figure_paths``.
+
+    Multi-process runs: computed on global rank 0 only (the models and data are the same on
+    every rank) and broadcast, so the scores are identical on all ranks and plots written once.
+
+    Args:
+        num_planes: planes per score (forget planes and far planes).
+        resolution: grid points per axis for the scores (R; 50 as in dbViz).
+        margin: widening of the triplet's bounding box on each side, as a fraction of its extent.
+        far_splits: splits the similarity planes are drawn from (``retain``, ``test``, ``val``).
+        seed: seeds the triplets (the same planes in every evaluation).
+        batch_size: grid points per forward pass.
+        plot: draw plots (needs matplotlib; without it a warning is given and scores still run).
+        plot_planes: how many forget planes to plot.
+        plot_resolution: grid points per axis of the plots.
+        during_fit: also evaluate at the validation epochs of ``fit`` (default: only in
+            ``validate``/``test``; the scores cost ``2 · num_planes · R²`` forward passes per model).
+    """
+
+    rank_zero_compute = True
+
+    def __init__(
+        self,
+        num_planes: int = 10,
+        resolution: int = 50,
+        margin: float = 0.1,
+        far_splits: Sequence[str] = ("retain", "test"),
+        seed: int = 0,
+        batch_size: int = 1024,
+        plot: bool = True,
+        plot_planes: int = 1,
+        plot_resolution: int = 150,
+        during_fit: bool = False,
+    ) -> None:
+        super().__init__(during_fit=during_fit)
+        if num_planes < 1:
+            raise ValueError(f"num_planes must be >= 1; got {num_planes}")
+        if resolution < 2 or plot_resolution < 2:
+            raise ValueError(f"resolution and plot_resolution must be >= 2; got {resolution} and {plot_resolution}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0; got {margin}")
+        bad = [s for s in far_splits if s not in FAR_SPLITS]
+        if not far_splits or bad:
+            raise ValueError(f"far_splits must be one or more of {FAR_SPLITS}; got {list(far_splits)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if plot_planes < 0:
+            raise ValueError(f"plot_planes must be >= 0; got {plot_planes}")
+        self.num_planes = num_planes
+        self.resolution = resolution
+        self.margin = margin
+        self.far_splits = tuple(far_splits)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.plot = plot
+        self.plot_planes = plot_planes
+        self.plot_resolution = plot_resolution
+        self.figure_paths: list[Path] = []
+        self._folder: Path | None = None
+
+    # ------------------------------------------------------------ triplets
+    def triplets(self, datamodule: Any, device: torch.device | str = "cpu") -> dict[str, list[tuple[Plane, Tensor, str]]]:
+        """The seeded planes: ``{"forget": [...], "far": [...]}``, each entry
+        ``(plane, anchor labels, split name)``."""
+        rng = np.random.default_rng(self.seed)
+        out: dict[str, list[tuple[Plane, Tensor, str]]] = {"forget": [], "far": []}
+        for k in range(self.num_planes):
+            out["forget"].append(self._draw(datamodule, "forget", rng, device))
+            split = self.far_splits[k % len(self.far_splits)]
+            out["far"].append(self._draw(datamodule, split, rng, device))
+        return out
+
+    @staticmethod
+    def _draw(datamodule: Any, split: str, rng: np.random.Generator, device: torch.device | str) -> tuple[Plane, Tensor, str]:
+        dataset = datamodule.dataset(split)
+        if len(dataset) < 3:
+            raise ValueError(f"decision-region planes need 3 examples of split {split!r}; it has {len(dataset)}")
+        error: ValueError | None = None
+        for _ in range(_MAX_DRAWS):
+            items = [dataset[int(k)] for k in rng.choice(len(dataset), size=3, replace=False)]
+            try:
+                plane = make_plane(*(torch.as_tensor(x).to(device) for _, x, _ in items))
+            except ValueError as e:  # duplicated images: draw again
+                error = e
+                continue
+            return plane, torch.tensor([int(y) for _, _, y in items]), split
+        raise ValueError(f"no non-degenerate triplet in split {split!r} after {_MAX_DRAWS} draws: {error}")
+
+    def before_evaluate(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        # trainer.log_dir broadcasts: resolve it on every rank, not inside rank 0's evaluate.
+        self._folder = run_dir(trainer) / "regions"
+
+    # ------------------------------------------------------------ scores
+    @staticmethod
+    def models(pl_module: Any) -> dict[str, nn.Module]:
+        """The evaluated models by name, in report order (``unlearned`` is the module's network)."""
+        names = sorted(pl_module.per_example(), key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m))
+        return {m: pl_module.network if m == "unlearned" else pl_module.reference(m) for m in names}
+
+    def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
+        datamodule = trainer.datamodule
+        if datamodule is None or not callable(getattr(datamodule, "dataset", None)):
+            raise ValueError("DecisionRegions needs a data module with dataset(split), e.g. UnlearningDataModule")
+        models = self.models(pl_module)
+        if BASELINE not in models:
+            raise ValueError(f"DecisionRegions compares with the {BASELINE!r} model, but only {sorted(models)} were evaluated")
+        planes = self.triplets(datamodule, pl_module.device)
+        sims: dict[str, dict[str, list[float]]] = {m: {"forget": [], "far": []} for m in models if m != BASELINE}
+        for group, entries in planes.items():
+            for plane, _, _ in entries:
+                base = predict_plane(models[BASELINE], plane, self.resolution, self.margin, self.batch_size)
+                for name in sims:
+                    grid = predict_plane(models[name], plane, self.resolution, self.margin, self.batch_size)
+                    sims[name][group].append(region_similarity(base, grid))
+        if self.plot and self.plot_planes:
+            self._plot(trainer, models, planes["forget"][: self.plot_planes], getattr(datamodule, "num_classes", None))
+        return {
+            name: {"region_change": 1.0 - float(np.mean(s["forget"])), "region_similarity": float(np.mean(s["far"]))}
+            for name, s in sims.items()
+        }
+
+    # ------------------------------------------------------------ plots
+    def _plot(self, trainer: pl.Trainer, models: dict[str, nn.Module], planes: list[tuple[Plane, Tensor, str]], num_classes: int | None) -> None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            rank_zero_warn("DecisionRegions(plot=True) needs matplotlib (pip install 'unlearn_pl[plots]'); skipping plots")
+            return
+        folder = self._folder if self._folder is not None else run_dir(trainer) / "regions"
+        folder.mkdir(parents=True, exist_ok=True)
+        stage = trainer.state.fn.value if trainer.state.fn is not None else "eval"
+        for k, (plane, labels, split) in enumerate(planes):
+            grids = {
+                name: predict_plane(model, plane, self.plot_resolution, self.margin, self.batch_size)
+                for name, model in models.items()
+            }
+            fig = plot_regions(
+                grids, plane, self.margin, anchor_labels=labels.tolist(), anchor_is_forget=[split == "forget"] * 3,
+                num_classes=num_classes, title=f"decision regions on forget plane {k} ({stage}, epoch {trainer.current_epoch})",
+            )
+            path = unique_path(folder / f"{stage}-epoch{trainer.current_epoch:03d}-forget-plane{k}.png")
+            fig.savefig(path, dpi=100)
+            log_figure(trainer, f"regions/forget_plane_{k}", fig, path)
+            self.figure_paths.append(path)
