@@ -58,3 +58,23 @@ def test_bad_config_values_give_clear_errors(tmp_path):
                      f"--data.init_args.dataset.init_args.root={tmp_path / 'nope'}",
                      f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode != 0 and "train-images-idx3-ubyte" in out.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_path):
+    """``unlearn-pl fit`` with ``devices=2, strategy=ddp``: Lightning re-executes the console
+    script for rank 1, which finds the references cached by rank 0; the synced, de-duplicated
+    evaluation gives the single-process numbers for the unchanged reference models."""
+    config = str(REPO / "configs" / "quickstart.yaml")
+    single = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}",
+                        "--trainer.max_epochs=1", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-5000:]
+    ddp = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path / 'two'}",
+                     "--trainer.max_epochs=1", "--trainer.devices=2", "--trainer.strategy=ddp", cwd=tmp_path)
+    assert ddp.returncode == 0, ddp.stderr[-5000:]
+    one = json.loads((tmp_path / "one" / "quickstart" / "version_0" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "quickstart" / "version_0" / "results.json").read_text())
+    for model in ("original", "oracle"):
+        for metric in ("retain_acc", "forget_acc", "val_acc", "test_acc", "retain_loss", "forget_loss", "test_loss"):
+            assert two[model][metric] == pytest.approx(one[model][metric], abs=1e-6), (model, metric)
+    assert two["unlearned"]["forget_acc"] < two["original"]["forget_acc"]

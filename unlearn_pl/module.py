@@ -72,6 +72,11 @@ class UnlearningModule(pl.LightningModule):
 
     # ------------------------------------------------------------ reference models
     @property
+    def initial_network(self) -> nn.Module:
+        """The untrained network the original and the oracle were both trained from (read-only use)."""
+        return self._initial
+
+    @property
     def prepared(self) -> bool:
         return bool(self._reference_nets)
 

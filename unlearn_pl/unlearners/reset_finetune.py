@@ -6,18 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch.nn.functional as F
-from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
-from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.unlearners.optim import sgd_cosine
+from unlearn_pl.unlearners.base import Batch
+from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 
-class ResetFinetune(Unlearner):
+class ResetFinetune(SGDUnlearner):
     """Reset + Finetune (DEL): re-initialize the masked scalars, then train on the retain set only.
 
     The reset draws a seeded fresh initialization of each module type (BatchNorm running
@@ -43,10 +42,7 @@ class ResetFinetune(Unlearner):
         final_lr_fraction: float = 0.01,
         seed: int = 0,
     ) -> None:
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.final_lr_fraction = final_lr_fraction
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
         self.seed = seed
         self.reset_done = False
 
@@ -59,16 +55,6 @@ class ResetFinetune(Unlearner):
     def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
         return F.cross_entropy(module.network(x), y)
-
-    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRScheduler:
-        return sgd_cosine(
-            module.network.parameters(),
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            final_lr_fraction=self.final_lr_fraction,
-            total_steps=module.trainer.estimated_stepping_batches,
-        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"reset_done": self.reset_done}

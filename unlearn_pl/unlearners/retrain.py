@@ -100,9 +100,7 @@ class Retrain(Unlearner):
         if self.seed is not None:
             reset_selected_(pl_module.network, masks, self.seed)
         else:
-            initial = getattr(pl_module, "_initial", None)
-            if initial is None:
-                raise ValueError("Retrain(seed=None) needs the module's initial weights; pass seed=<int> instead")
+            initial = pl_module.initial_network
             start = dict(initial.named_parameters())
             for name, p in pl_module.network.named_parameters():
                 mask = masks.get(name)
