@@ -26,6 +26,9 @@ def test_unselected_scalars_bit_identical_after_reset_finetune_with_weight_decay
         assert torch.equal(p.detach()[~mask], original[name][~mask]), f"unselected scalars of {name} moved"
         changed_selected += int((p.detach()[mask] != original[name][mask]).sum())
     assert changed_selected > 0.9 * sum(int(m.sum()) for m in masks.values()), "selected scalars were trained"
+    # After fit, reading the masks is side-effect free: same masks, no enforcement left running.
+    assert module.masks is masks
+    assert module.localizer._guard is None and module.localizer._hooks == []
 
 
 def test_reset_is_seeded_and_touches_only_selected_scalars():

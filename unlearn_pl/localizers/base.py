@@ -64,7 +64,7 @@ class Localizer(Callback, ABC):
 
     # ----------------------------------------------------------------- Lightning glue
     def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> dict[str, Tensor]:
-        """Compute the masks once (rank 0), broadcast them, and start enforcing them. Idempotent."""
+        """Compute the masks once (rank 0) and broadcast them so every process agrees. Idempotent."""
         if self.masks is None:
             masks = None
             if trainer.is_global_zero:
@@ -75,30 +75,37 @@ class Localizer(Callback, ABC):
             rank_zero_info(
                 f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable parameters{budget}"
             )
-        if self._guard is None:
-            check_masks(pl_module.network, self.masks)
-            self._guard = MaskGuard(pl_module.network, self.masks)
-            # Restore after *every* optimizer step — also the several steps per batch that
-            # manual-optimization unlearners (e.g. SCRUB) take — so no later forward pass sees
-            # drifted values.
-            guard = self._guard
-            self._hooks = [opt.register_step_post_hook(lambda *_: guard.restore()) for opt in trainer.optimizers]
         return self.masks
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
-        self.ensure_masks(trainer, pl_module)
+        # Whether an unlearner's fit-start work (a reset, a dampening) ran before this or not,
+        # it changed selected scalars only, so the guard's snapshot of the unselected ones is the
+        # original's either way.
+        masks = self.ensure_masks(trainer, pl_module)
+        check_masks(pl_module.network, masks)
+        self._guard = guard = MaskGuard(pl_module.network, masks)
+        # Restore after *every* optimizer step — also the several steps per batch that
+        # manual-optimization unlearners (e.g. SCRUB) take — so no later forward pass sees
+        # drifted values.
+        self._hooks = [opt.register_step_post_hook(lambda *_: guard.restore()) for opt in trainer.optimizers]
 
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._guard is not None:
             self._guard.zero_grads()
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _stop_enforcing(self) -> None:
         if self._guard is not None:
             self._guard.restore()
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
         self._guard = None
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_enforcing()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._stop_enforcing()
 
     def state_dict(self) -> dict[str, Any]:
         return {"masks": self.masks}
