@@ -25,6 +25,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     return cache
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own folder, so nothing (Lightning's default_root_dir is the working
+    directory) can write run outputs into the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def digits_dm() -> Callable[..., UnlearningDataModule]:
     """Factory of digits data modules (random 10% forget set by default)."""
