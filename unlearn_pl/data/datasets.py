@@ -34,6 +34,15 @@ class ArrayDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         return self.images[i], int(self.targets[i])
 
+    def get_batch(self, indices: Sequence[int]) -> tuple[Tensor, list[int]]:
+        """Images ``(B, C, H, W)`` and labels of ``indices`` in one gather each.
+
+        The batched counterpart of ``[self[i] for i in indices]``: one index operation instead
+        of ``B`` Python-level ``__getitem__`` calls.
+        """
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[idx], self.targets[idx].tolist()
+
     def fingerprint(self) -> str:
         """A content hash: two datasets with equal fingerprints hold the same images and labels."""
         h = hashlib.sha256(self.name.encode())
@@ -85,3 +94,21 @@ class IndexedSubset(Dataset):
         i = self.indices[k]
         x, y = self.dataset[i]
         return i, x, self.relabels.get(i, int(y))
+
+    def __getitems__(self, ks: Sequence[int]) -> list[tuple[int, Tensor, int]]:
+        """``[self[k] for k in ks]``, fetched with one gather when the dataset supports it.
+
+        PyTorch's ``DataLoader`` calls this with a whole batch of positions instead of calling
+        ``__getitem__`` per example. Over an :class:`ArrayDataset` the images are gathered in one
+        index operation; the items are the same ``(index, x, y)`` tuples as ``__getitem__``'s
+        (``x`` a view into the gathered batch, which ``default_collate`` stacks), so batches are
+        bit-identical. Other datasets are fetched item by item.
+        """
+        indices = [self.indices[k] for k in ks]
+        get_batch = getattr(self.dataset, "get_batch", None)
+        if get_batch is None:
+            return [self[k] for k in ks]
+        images, labels = get_batch(indices)
+        if self.relabels:
+            labels = [self.relabels.get(i, y) for i, y in zip(indices, labels)]
+        return list(zip(indices, images.unbind(0), labels))

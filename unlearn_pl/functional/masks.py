@@ -50,19 +50,42 @@ class MaskGuard:
                 self.masks[name] = mask.to(p.device)
             self.frozen[name] = p.detach().clone()
         self.model = model
+        # (parameter, mask or None, frozen values) per guarded parameter, with mask and frozen
+        # values already on the parameter's device: these run after every backward and every
+        # optimizer step, where ``frozen.to(p.device)`` on every call would be a host-to-device
+        # copy per step on GPUs.
+        self._guarded: list[tuple[nn.Parameter, Tensor | None, Tensor]] = []
+        self._bound: tuple[int, ...] | None = None
 
     def _params(self) -> dict[str, nn.Parameter]:
         return dict(self.model.named_parameters())
 
+    def _entries(self) -> list[tuple[nn.Parameter, Tensor | None, Tensor]]:
+        """The guarded parameters with their mask and frozen values on the parameter's device.
+
+        Rebuilt only if a parameter object or its device changed since the last call (e.g. the
+        model was moved after the guard was made), so the result always matches the model. The
+        check walks ``named_parameters()`` (~0.2 ms for a ResNet-18), which is what keeps it
+        correct when a parameter object is replaced (``load_state_dict(..., assign=True)``).
+        """
+        params = self._params()
+        key = tuple(id(params[n]) for n in self.frozen) + tuple(hash(params[n].device) for n in self.frozen)
+        if key != self._bound:
+            entries = []
+            for name, frozen in self.frozen.items():
+                p = params[name]
+                mask = self.masks.get(name)
+                entries.append((p, None if mask is None else mask.to(p.device), frozen.to(p.device)))
+            self._guarded, self._bound = entries, key
+        return self._guarded
+
     @torch.no_grad()
     def zero_grads(self) -> None:
         """Zero the gradients of unselected scalars (call after backward)."""
-        params = self._params()
-        for name in self.frozen:
-            g = params[name].grad
+        for p, mask, _ in self._entries():
+            g = p.grad
             if g is None:
                 continue
-            mask = self.masks.get(name)
             if mask is None:
                 g.zero_()
             else:
@@ -71,11 +94,7 @@ class MaskGuard:
     @torch.no_grad()
     def restore(self) -> None:
         """Copy the frozen values back into unselected scalars (call after optimizer steps)."""
-        params = self._params()
-        for name, frozen in self.frozen.items():
-            p = params[name]
-            frozen = frozen.to(p.device)
-            mask = self.masks.get(name)
+        for p, mask, frozen in self._entries():
             if mask is None:
                 p.copy_(frozen)
             else:

@@ -7,6 +7,8 @@ matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only t
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +132,14 @@ def log_figure(trainer: pl.Trainer, tag: str, figure: Figure, path: Path) -> lis
     return used
 
 
+def _plane_key(plane: Plane, margin: float) -> str:
+    """A content hash of a plane (and the grid margin), for memoizing predictions on it."""
+    h = hashlib.sha1(repr(float(margin)).encode())
+    for t in (plane.origin, plane.v1, plane.v2, plane.anchors):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 class DecisionRegions(EvaluationCallback):
     """Decision-region change and similarity scores, and plots, of each model vs the original.
 
@@ -153,7 +163,8 @@ class DecisionRegions(EvaluationCallback):
         margin: widening of the triplet's bounding box on each side, as a fraction of its extent.
         far_splits: splits the similarity planes are drawn from (``retain``, ``test``, ``val``).
         seed: seeds the triplets (the same planes in every evaluation).
-        batch_size: grid points per forward pass.
+        batch_size: grid points per forward pass (256: larger chunks were slower per point on CPU;
+            see :func:`~unlearn_pl.functional.predict_plane`).
         plot: draw plots (needs matplotlib; without it a warning is given and scores still run).
         plot_planes: how many forget planes to plot.
         plot_resolution: grid points per axis of the plots.
@@ -170,7 +181,7 @@ class DecisionRegions(EvaluationCallback):
         margin: float = 0.1,
         far_splits: Sequence[str] = ("retain", "test"),
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int = 256,
         plot: bool = True,
         plot_planes: int = 1,
         plot_resolution: int = 150,
@@ -201,6 +212,10 @@ class DecisionRegions(EvaluationCallback):
         self.plot_resolution = plot_resolution
         self.figure_paths: list[Path] = []
         self._folder: Path | None = None
+        # Prediction grids of frozen models (the original and the oracle) by (model, plane,
+        # resolution): their weights never change and the planes are seeded, so with
+        # ``during_fit=True`` every evaluation after the first predicts only the unlearned model.
+        self._frozen_grids: dict[tuple[int, str, int], tuple[weakref.ref, tuple[Any, ...], Tensor]] = {}
 
     # ------------------------------------------------------------ triplets
     def triplets(self, datamodule: Any, device: torch.device | str = "cpu") -> dict[str, list[tuple[Plane, Tensor, str]]]:
@@ -252,9 +267,9 @@ class DecisionRegions(EvaluationCallback):
         sims: dict[str, dict[str, list[float]]] = {m: {"forget": [], "far": []} for m in models if m != BASELINE}
         for group, entries in planes.items():
             for plane, _, _ in entries:
-                base = predict_plane(models[BASELINE], plane, self.resolution, self.margin, self.batch_size)
+                base = self.predict(models[BASELINE], plane, self.resolution)
                 for name in sims:
-                    grid = predict_plane(models[name], plane, self.resolution, self.margin, self.batch_size)
+                    grid = self.predict(models[name], plane, self.resolution)
                     sims[name][group].append(region_similarity(base, grid))
         if self.plot and self.plot_planes:
             self._plot(trainer, models, planes["forget"][: self.plot_planes], getattr(datamodule, "num_classes", None))
@@ -262,6 +277,39 @@ class DecisionRegions(EvaluationCallback):
             name: {"region_change": 1.0 - float(np.mean(s["forget"])), "region_similarity": float(np.mean(s["far"]))}
             for name, s in sims.items()
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Weak references cannot be pickled (e.g. by spawn-based launchers); the cache is only
+        # an optimization, so a copy starts without it.
+        state = self.__dict__.copy()
+        state["_frozen_grids"] = {}
+        return state
+
+    def predict(self, model: nn.Module, plane: Plane, resolution: int) -> Tensor:
+        """:func:`~unlearn_pl.functional.predict_plane` with this callback's margin and batch size,
+        memoized for frozen models.
+
+        A model counts as frozen when none of its parameters requires grad (how
+        :class:`~unlearn_pl.UnlearningModule` holds its reference models). A cached grid is
+        reused only for the same live model object whose parameters and buffers have not been
+        modified in place since (their version counters), in the same train/eval mode, on the
+        same plane: the result is always what a fresh prediction would give.
+        """
+        if any(p.requires_grad for p in model.parameters()):
+            return predict_plane(model, plane, resolution, self.margin, self.batch_size)
+        try:
+            state = (model.training, *(t._version for t in model.parameters()), *(t._version for t in model.buffers()))
+        except RuntimeError:  # inference tensors have no version counter: no safe reuse
+            return predict_plane(model, plane, resolution, self.margin, self.batch_size)
+        key = (id(model), _plane_key(plane, self.margin), resolution)
+        hit = self._frozen_grids.get(key)
+        if hit is not None and hit[0]() is model and hit[1] == state:
+            return hit[2]
+        grid = predict_plane(model, plane, resolution, self.margin, self.batch_size)
+        # Drop entries of models that no longer exist (their ids may be reused).
+        self._frozen_grids = {k: v for k, v in self._frozen_grids.items() if v[0]() is not None}
+        self._frozen_grids[key] = (weakref.ref(model), state, grid)
+        return grid
 
     # ------------------------------------------------------------ plots
     def _plot(self, trainer: pl.Trainer, models: dict[str, nn.Module], planes: list[tuple[Plane, Tensor, str]], num_classes: int | None) -> None:
@@ -275,7 +323,7 @@ class DecisionRegions(EvaluationCallback):
         stage = trainer.state.fn.value if trainer.state.fn is not None else "eval"
         for k, (plane, labels, split) in enumerate(planes):
             grids = {
-                name: predict_plane(model, plane, self.plot_resolution, self.margin, self.batch_size)
+                name: self.predict(model, plane, self.plot_resolution)
                 for name, model in models.items()
             }
             fig = plot_regions(

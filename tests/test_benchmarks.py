@@ -1,0 +1,195 @@
+"""Smoke tests of the ratio benchmarks (tiny sizes, digits) and of the optimizations they led to.
+
+The benchmarks are run by hand for their numbers (see the README's "Performance" section);
+here each runs with tiny sizes so it cannot rot. The tests check that the output parses and
+that every ratio is a positive finite number — never any speed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import re
+import sys
+
+import pytest
+import torch
+from conftest import REPO
+
+from unlearn_pl.data import Digits, Mislabeled, UnlearningDataModule
+from unlearn_pl.data.datasets import IndexedSubset
+from unlearn_pl.functional import make_plane
+from unlearn_pl.functional.masks import MaskGuard
+from unlearn_pl.metrics import DecisionRegions
+from unlearn_pl.models import SmallCNN
+
+LINE = re.compile(r"^(RATIO|METRIC) (\S+) (\S+) ([<>]=\S+) (ok|MISSED)$")
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch):
+    """Import a benchmark module from ``benchmarks/`` (they import their sibling ``_common``)."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    threads = torch.get_num_threads()
+
+    def load(name: str):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    yield load
+    torch.set_num_threads(threads)  # the benchmarks pin 1 thread
+
+
+def parse(out: str) -> tuple[dict[str, float], dict[str, float], str]:
+    """``(ratios, metrics, summary)`` from a benchmark's stdout; fails on malformed lines."""
+    ratios: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+    summaries = []
+    for line in out.splitlines():
+        if line.startswith(("RATIO", "METRIC")):
+            m = LINE.match(line)
+            assert m, f"malformed line: {line!r}"
+            (ratios if m[1] == "RATIO" else metrics)[m[2]] = float(m[3])
+        elif line.startswith("SUMMARY "):
+            summaries.append(line)
+    assert len(summaries) == 1, f"expected one SUMMARY line, got {summaries}"
+    assert ratios, "no RATIO lines"
+    for name, value in ratios.items():
+        assert math.isfinite(value) and value > 0, f"{name} = {value}"
+    for name, value in metrics.items():
+        assert math.isfinite(value) and value >= 0, f"{name} = {value}"
+    return ratios, metrics, summaries[0]
+
+
+def run_bench(bench, capsys, name: str, argv: list[str]) -> tuple[dict[str, float], dict[str, float], str]:
+    bench(name).main(argv)
+    return parse(capsys.readouterr().out)
+
+
+# ------------------------------------------------------------------ the benchmarks run and parse
+def test_bench_del_vs_retrain(bench, capsys, tmp_path):
+    ratios, metrics, summary = run_bench(bench, capsys, "bench_del_vs_retrain", [
+        "--dataset", "digits", "--train-size", "500", "--oracle-epochs", "1", "--del-epochs", "1",
+        "--cache-dir", str(tmp_path),
+    ])
+    assert set(ratios) == {"del_time_over_retrain[random]", "del_time_over_retrain[classes]"}
+    assert set(metrics) == {"forget_acc_gap_points[random]", "forget_acc_gap_points[classes]"}
+    assert summary.startswith("SUMMARY bench_del_vs_retrain:")
+
+
+def test_bench_localization(bench, capsys):
+    ratios, _, _ = run_bench(bench, capsys, "bench_localization", [
+        "--dataset", "digits", "--forget-size", "40", "--train-size", "400", "--repeats", "1",
+    ])
+    assert set(ratios) == {"del_localize_over_fwd_bwd"}
+
+
+def test_bench_lightning_overhead(bench, capsys):
+    ratios, _, _ = run_bench(bench, capsys, "bench_lightning_overhead", [
+        "--dataset", "digits", "--train-size", "300", "--batch-size", "64", "--repeats", "1",
+    ])
+    assert set(ratios) == {"lightning_throughput_over_plain"}
+
+
+def test_bench_callbacks(bench, capsys, tmp_path):
+    ratios, _, _ = run_bench(bench, capsys, "bench_callbacks", [
+        "--dataset", "digits", "--train-size", "400", "--recipe-epochs", "1", "--num-planes", "1",
+        "--resolution", "6", "--cache-dir", str(tmp_path),
+    ])
+    assert set(ratios) == {"mia_validation_over_plain", "mia_regions_validation_over_plain",
+                           "mia_regions_repeat_validation_over_plain",
+                           "regions_cost_per_point_over_validation_per_example"}
+
+
+@pytest.mark.slow
+def test_bench_quickstart(bench, capsys):
+    ratios, _, _ = run_bench(bench, capsys, "bench_quickstart", [
+        "--modes", "cold", "--", "--trainer.max_epochs", "1", "--model.init_args.references.init_args.recipe.epochs", "1",
+    ])
+    assert set(ratios) == {"quickstart_cold_over_budget"}
+
+
+# ------------------------------------------------------------------ the optimizations change nothing
+def test_batched_fetch_gives_the_per_item_batches():
+    """``IndexedSubset.__getitems__`` (the DataLoader's batched path) yields bit-identical
+    batches, mislabeled relabels included."""
+    dm = UnlearningDataModule(Digits(), Mislabeled(0.2), batch_size=32)
+    dm.setup()
+    assert dm.split.relabels
+    for which in ("train", "forget", "test"):
+        dataset = dm.dataset(which)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0)).tolist()
+        batched = list(torch.utils.data.DataLoader(dataset, batch_size=32, sampler=order))
+        per_item = list(torch.utils.data.DataLoader(_PerItem(dataset), batch_size=32, sampler=order))
+        assert len(batched) == len(per_item)
+        for a, b in zip(batched, per_item):
+            for u, v in zip(a, b):
+                assert u.dtype == v.dtype and torch.equal(u, v)
+    # and the data module's own loaders take the batched path
+    assert hasattr(dm.dataloader("train").dataset, "__getitems__")
+
+
+class _PerItem(torch.utils.data.Dataset):
+    """Hides ``__getitems__``: the DataLoader falls back to ``__getitem__`` per example."""
+
+    def __init__(self, subset: IndexedSubset) -> None:
+        self.subset = subset
+
+    def __len__(self) -> int:
+        return len(self.subset)
+
+    def __getitem__(self, k: int):
+        return self.subset[k]
+
+
+def test_mask_guard_follows_replaced_parameters():
+    """The guard's resolved parameter list is rebuilt when a parameter object is replaced."""
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=10, in_channels=1, width=4)
+    masks = {n: torch.rand_like(p) < 0.5 for n, p in model.named_parameters()}
+    guard = MaskGuard(model, masks)
+    guard.restore()  # resolves and caches the parameter list
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.load_state_dict({k: v + 1.0 for k, v in model.state_dict().items()}, assign=True)
+    guard.restore()
+    for n, p in model.named_parameters():
+        assert torch.equal(p[~masks[n]], before[n][~masks[n]])
+        assert torch.equal(p[masks[n]], before[n][masks[n]] + 1.0)
+
+
+def test_region_grids_of_frozen_models_are_memoized_and_invalidated():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=10, in_channels=1, width=4).eval().requires_grad_(False)
+    x = torch.randn(3, 1, 8, 8)
+    plane = make_plane(x[0], x[1], x[2])
+    regions = DecisionRegions(num_planes=1, resolution=8, plot=False)
+    first = regions.predict(model, plane, 8)
+    assert regions.predict(model, plane, 8) is first  # reused
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-1.0)  # an in-place change bumps the version counters: recomputed
+    again = regions.predict(model, plane, 8)
+    assert again is not first
+    assert torch.equal(again, DecisionRegions(num_planes=1, resolution=8, plot=False).predict(copy.deepcopy(model), plane, 8))
+    trainable = copy.deepcopy(model).requires_grad_(True)  # a model being trained is never cached
+    assert regions.predict(trainable, plane, 8) is not regions.predict(trainable, plane, 8)
+
+
+def test_bench_loader(bench, capsys):
+    ratios, _, _ = run_bench(bench, capsys, "bench_loader", [
+        "--dataset", "digits", "--train-size", "300", "--repeats", "1",
+    ])
+    assert set(ratios) == {"loader_per_item_over_batched[train]", "loader_per_item_over_batched[test]"}
+
+
+def test_region_grids_of_inference_tensor_models_are_not_memoized():
+    """Parameters made under ``torch.inference_mode`` have no version counter: never reused."""
+    with torch.inference_mode():
+        model = SmallCNN(num_classes=10, in_channels=1, width=4).eval().requires_grad_(False)
+    x = torch.randn(3, 1, 8, 8)
+    plane = make_plane(x[0], x[1], x[2])
+    regions = DecisionRegions(num_planes=1, resolution=8, plot=False)
+    first = regions.predict(model, plane, 8)
+    second = regions.predict(model, plane, 8)
+    assert second is not first and torch.equal(first, second)
