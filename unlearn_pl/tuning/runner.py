@@ -517,6 +517,7 @@ def tune(
     extra_files: Mapping[str, str] | None = None,
     progress: bool = True,
     on_candidate: Callable[[CandidateResult], None] | None = None,
+    on_trained: Callable[[CandidateResult, UnlearningModule], None] | None = None,
 ) -> TuningResult:
     """Train every candidate of ``grid``, score each on validation data, choose one per λ.
 
@@ -538,6 +539,9 @@ def tune(
         extra_files: more text files to save with the tables (name → text).
         progress: show a progress bar over candidates.
         on_candidate: called with each candidate's result as soon as it is scored.
+        on_trained: called with each candidate's result and its trained module before the module
+            is dropped (e.g. to keep the unlearned network for plots); the module must not be
+            trained further inside the call.
 
     Returns:
         The full grid table and the choice per λ.
@@ -610,6 +614,8 @@ def tune(
             results.append(result)
             if on_candidate is not None:
                 on_candidate(result)
+            if on_trained is not None:
+                on_trained(result, candidate)
             del candidate
             bar.advance(task)
 
