@@ -8,6 +8,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
+from unlearn_pl.references import check_lightning_checkpoint
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning, SPEC §6)
 
 
@@ -30,9 +31,31 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
         if subcommand in ("validate", "test"):
             # Our RunReport prints one compact table; Lightning's would repeat every metric per loader.
             parser.set_defaults(verbose=False)
+        if subcommand in ("fit", "validate", "test"):
+            # --ckpt_path is loaded with torch.load(weights_only=True) whatever torch's default;
+            # our checkpoints hold only tensors, numbers, strings and containers.
+            parser.set_defaults(weights_only=True)
         return parser
 
+    def _ckpt_file(self) -> str | None:
+        """The ``--ckpt_path`` given as a file (not Lightning's keywords ``last``, ``best``…), if any."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or str(ckpt_path).split(":")[0] in ("last", "best", "hpc", "registry"):
+            return None
+        return str(ckpt_path)
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads --ckpt_path right after parsing; check it first, so a missing, corrupt or
+        # foreign file gets a clear message instead of torch's advice to load it unsafely.
+        if (path := self._ckpt_file()) is not None:
+            check_lightning_checkpoint(path)
+        super()._parse_ckpt_path()
+
     def _prepare(self) -> None:
+        if (path := self._ckpt_file()) is not None:
+            # A checkpoint of another network fails now, not after training the reference models.
+            check_lightning_checkpoint(path, self.model.network)
         self.model.prepare_models(self.datamodule)
 
     before_fit = before_validate = before_test = _prepare

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
@@ -16,7 +17,7 @@ from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
-from unlearn_pl.references import ReferenceModels
+from unlearn_pl.references import ReferenceModels, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
 
 
@@ -86,9 +87,50 @@ class UnlearningModule(pl.LightningModule):
         The CLI calls this before ``fit``/``validate``. Under multi-process strategies, call it
         before ``trainer.fit`` (launchers re-run the script, and the cache makes the others load).
         """
+        datamodule.setup("fit")
+        self.check_fits_data(datamodule)  # before training references on data the network cannot fit
         nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
         self.network.load_state_dict(nets["original"].state_dict())
         self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
+
+    @torch.no_grad()
+    def check_fits_data(self, datamodule: pl.LightningDataModule) -> None:
+        """Raise ``ValueError`` unless the network takes the data's inputs and has one output per class.
+
+        Without this check a network with too few outputs fails deep inside the loss
+        (``IndexError: Target 8 is out of bounds``) and one with too many trains silently. One
+        example goes through the untrained copy in eval mode, so nothing (BatchNorm statistics,
+        RNG streams) changes.
+        """
+        num_classes = getattr(datamodule, "num_classes", None)
+        if num_classes is None or not hasattr(datamodule, "dataset"):
+            return  # a foreign data module: nothing to compare with
+        _, x, _ = datamodule.dataset("train")[0]  # type: ignore[attr-defined]
+        net: nn.Module = self._initial  # type: ignore[attr-defined]
+        data = getattr(getattr(datamodule, "reader", None), "name", type(datamodule).__name__)
+        was_training = net.training
+        net.eval()
+        try:
+            logits = net(x.unsqueeze(0))
+        except RuntimeError as e:
+            raise ValueError(
+                f"the network ({type(net).__name__}) cannot process {data}'s inputs of shape {tuple(x.shape)}: "
+                f"configure its input size/channels for this data (e.g. in_channels={x.shape[0]})\n{e}"
+            ) from e
+        finally:
+            net.train(was_training)
+        outputs = logits.shape[-1] if logits.ndim == 2 else None
+        if outputs != num_classes:
+            raise ValueError(
+                f"the network ({type(net).__name__}) outputs {outputs if outputs is not None else tuple(logits.shape)} "
+                f"classes but the data ({data}) has {num_classes}; set the network's num_classes={num_classes}"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check a ``--ckpt_path`` checkpoint against the network before Lightning loads it."""
+        state = checkpoint.get("state_dict", {})
+        network_state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+        check_state_fits(self.network, network_state, "the checkpoint (--ckpt_path)")
 
     def reference(self, name: str) -> nn.Module:
         """A frozen reference model: ``"original"`` or ``"oracle"``."""

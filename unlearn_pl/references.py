@@ -12,11 +12,12 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
+from torch import Tensor, nn
 
 from unlearn_pl._io import atomic_write
 from unlearn_pl.classifier import TrainingRecipe, train_classifier
@@ -42,32 +43,98 @@ def state_hash(module: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def describe_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, Tensor], limit: int = 5) -> str:
+    """What keeps ``found`` (a checkpoint's tensors) from loading into ``expected`` (a network's).
+
+    Returns ``""`` if every key is present on both sides with equal shapes, else a few lines such
+    as ``"fc.weight: checkpoint (5, 32), network (10, 32)"``, so a wrong number of classes shows
+    up as the two numbers side by side.
+    """
+    lines = []
+    for name in expected:
+        if name in found and tuple(found[name].shape) != tuple(expected[name].shape):
+            lines.append(f"{name}: checkpoint {tuple(found[name].shape)}, network {tuple(expected[name].shape)}")
+    missing = [n for n in expected if n not in found]
+    unexpected = [n for n in found if n not in expected]
+    if missing:
+        lines.append(f"missing in the checkpoint: {missing[:limit]}{' …' if len(missing) > limit else ''}")
+    if unexpected:
+        lines.append(f"not in the network: {unexpected[:limit]}{' …' if len(unexpected) > limit else ''}")
+    return "\n".join(lines[: limit + 2])
+
+
+def check_state_fits(network: nn.Module, state: Mapping[str, Any], source: str) -> None:
+    """Raise ``ValueError`` naming the mismatched tensors unless ``state`` loads into ``network``."""
+    problems = describe_mismatch(network.state_dict(), {k: v for k, v in state.items() if isinstance(v, Tensor)})
+    if problems:
+        raise ValueError(
+            f"{source} does not fit the configured network ({type(network).__name__}): another architecture "
+            f"or number of classes? Use a checkpoint of this network, or configure the network it was made "
+            f"with.\n{problems}"
+        )
+
+
+def _load_file(path: str | Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` with errors that name the file and say what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist (or is not a file)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — any unpickling failure means the file is unusable
+        # torch's own message suggests weights_only=False, which would run arbitrary code from
+        # the file: we never do that, so say plainly that the file is unusable.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{what} {str(path)!r} is corrupt, truncated or not a weights file (it cannot be loaded with "
+            f"torch.load(weights_only=True), the only way this package loads files): {first}"
+        ) from e
+
+
 def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
     """Load weights into ``network`` from ``path`` safely (``weights_only=True``).
 
     Accepts a plain state dict, this package's cache files, and Lightning checkpoints of a
     :class:`~unlearn_pl.UnlearningModule` or ``ClassifierModule`` (``network.`` prefix).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — any unpickling failure means the file is unusable
-        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a weights file: {e}") from e
+    obj = _load_file(path, "checkpoint")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {str(path)!r} holds no state dict")
+        raise ValueError(f"checkpoint {str(path)!r} holds no state dict (found {type(obj).__name__})")
     if any(k.startswith("network.") for k in state):
         state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+    check_state_fits(network, state, f"checkpoint {str(path)!r}")
     try:
         network.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(
-            f"checkpoint {str(path)!r} does not fit the configured network "
-            f"({type(network).__name__}): another architecture or number of classes?\n{e}"
-        ) from e
+    except RuntimeError as e:  # e.g. a dtype the parameter cannot take
+        raise ValueError(f"checkpoint {str(path)!r} does not load into {type(network).__name__}: {e}") from e
     return network
+
+
+def check_lightning_checkpoint(path: str | Path, network: nn.Module | None = None) -> None:
+    """Check, before Lightning loads it, that ``path`` is a usable ``--ckpt_path`` (for ``network``, if given).
+
+    Lightning's own errors for these cases are an ``UnpicklingError`` that suggests the unsafe
+    ``weights_only=False``, a ``KeyError: 'pytorch-lightning_version'`` or a raw size-mismatch
+    dump; this names the file, the problem and what is expected instead.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: it is corrupt, not a Lightning checkpoint of an ``UnlearningModule``, or its
+            network does not match ``network``.
+    """
+    obj = _load_file(path, "--ckpt_path checkpoint")
+    if not isinstance(obj, dict) or "state_dict" not in obj or "pytorch-lightning_version" not in obj:
+        keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(
+            f"--ckpt_path {str(path)!r} is not a Lightning checkpoint (found {keys}); --ckpt_path takes a "
+            "checkpoint written by a run of this module (runs/<name>/version_N/checkpoints/*.ckpt). To start from "
+            "pretrained weights, pass them as the original model instead: "
+            "--model.init_args.references.init_args.original <file>"
+        )
+    if network is not None:
+        state = {k[len("network."):]: v for k, v in obj["state_dict"].items() if k.startswith("network.")}
+        check_state_fits(network, state, f"--ckpt_path {str(path)!r}")
 
 
 class ReferenceModels:

@@ -103,9 +103,19 @@ def _read_idx(path: Path) -> np.ndarray:
         data = f.read()
     magic = int.from_bytes(data[:4], "big")
     ndim = magic & 0xFF
-    if magic >> 8 != 0x08:  # 0x08 = unsigned byte, the only type MNIST-style files use
-        raise ValueError(f"{path} is not an unsigned-byte idx file (magic {magic:#x})")
+    if len(data) < 4 or magic >> 8 != 0x08:  # 0x08 = unsigned byte, the only type MNIST-style files use
+        raise ValueError(
+            f"{str(path)!r} is not an unsigned-byte idx file (magic {magic:#x}, expected 0x8xx); "
+            "the data root holds some other file under an MNIST file name"
+        )
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + int(np.prod(shape))
+    if len(data) != expected:
+        # A download cut short otherwise surfaces as numpy's "cannot reshape array of size …".
+        raise ValueError(
+            f"{str(path)!r} is truncated or corrupt: its header announces shape {shape} ({expected} bytes) but "
+            f"the file has {len(data)} bytes; download it again"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

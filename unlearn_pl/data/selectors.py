@@ -88,9 +88,11 @@ class ClassForget(ForgetSelector):
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
-        unknown = [c for c in self.classes if not 0 <= c < num_classes]
+        unknown = [c for c in self.classes if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes]
         if unknown:
             raise ValueError(f"unknown forget classes {unknown}; this dataset has classes 0..{num_classes - 1}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes {self.classes} names a class twice; name each forget class once")
         candidates = pool[np.isin(targets[pool], self.classes)]
         n = _count(self.size, len(pool), "training examples")
         if n > len(candidates):
@@ -130,12 +132,20 @@ class IndexForget(ForgetSelector):
             )
         uniq, counts = np.unique(wanted, return_counts=True)
         if (counts > 1).any():
-            raise ValueError(f"forget indices are duplicated: {uniq[counts > 1][:10].tolist()}")
+            raise ValueError(
+                f"forget indices are duplicated: {uniq[counts > 1][:10].tolist()}; each index may appear once"
+            )
         outside = np.setdiff1d(wanted, pool)
         if len(outside):
             raise ValueError(
-                f"forget indices {outside[:10].tolist()} are not in the candidate pool (they are in the "
-                "validation set or outside the train_size subset); choose other indices"
+                f"forget indices {outside[:10].tolist()} are not in the candidate pool: they are in the validation "
+                f"set or outside the train_size subset. Allowed: the {len(pool)} training indices not held out "
+                "(see the split manifest), or set val_fraction=0 / train_size=None"
+            )
+        if len(wanted) == len(pool):
+            raise ValueError(
+                f"the forget indices cover the whole training set ({len(pool)} examples after the validation "
+                "hold-out), leaving no retain set; the forget set must be a strict subset"
             )
         return ForgetSelection(np.sort(wanted))
 
@@ -149,10 +159,11 @@ class Mislabeled(ForgetSelector):
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
-        if num_classes < 2 or len(np.unique(targets[pool])) < 2:
+        present = np.unique(targets[pool]).tolist()
+        if num_classes < 2 or len(present) < 2:
             raise ValueError(
-                f"Mislabeled needs at least 2 classes to draw a wrong label; the pool has "
-                f"{len(np.unique(targets[pool]))} class(es)"
+                f"Mislabeled needs a dataset with at least 2 classes to draw a wrong label; this one has "
+                f"num_classes={num_classes} and its training examples carry {len(present)} class(es) {present[:10]}"
             )
         chosen = RandomForget(self.size).select(pool, targets, num_classes, rng).indices
         shift = rng.integers(1, num_classes, size=len(chosen))  # never 0, so the label always changes

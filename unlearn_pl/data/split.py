@@ -40,19 +40,29 @@ class Split:
         parts = {"retain": self.retain, "forget": self.forget, "val": self.val}
         for name, idx in parts.items():
             if len(set(idx)) != len(idx):
-                raise ValueError(f"split {name!r} has duplicated indices")
+                dup = sorted({i for i in idx if idx.count(i) > 1})[:10] if len(idx) < 100_000 else "…"
+                raise ValueError(f"split {name!r} has duplicated indices {dup}; each index may appear once")
             if idx and (min(idx) < 0 or max(idx) >= self.num_train):
-                raise ValueError(f"split {name!r} has indices outside 0..{self.num_train - 1}")
+                bad = sorted(i for i in idx if not 0 <= i < self.num_train)[:10]
+                raise ValueError(
+                    f"split {name!r} has indices {bad} outside the training set's 0..{self.num_train - 1}"
+                )
         for a, b in (("retain", "forget"), ("retain", "val"), ("forget", "val")):
             both = set(parts[a]) & set(parts[b])
             if both:
-                raise ValueError(f"splits {a!r} and {b!r} overlap at indices {sorted(both)[:10]}")
+                raise ValueError(
+                    f"splits {a!r} and {b!r} overlap at indices {sorted(both)[:10]}; the splits must be disjoint"
+                )
         if not self.forget:
-            raise ValueError("the forget set is empty")
+            raise ValueError("the forget set is empty; it must hold at least one example")
         if not self.retain:
-            raise ValueError("the retain set is empty: the forget set may not be the whole training set")
+            raise ValueError(
+                f"the retain set is empty: the forget set takes all {len(self.forget)} training examples not held "
+                "out for validation; it may not be the whole training set (choose a smaller size)"
+            )
         if set(self.relabels) - set(self.forget):
-            raise ValueError("relabels may only name forget examples")
+            extra = sorted(set(self.relabels) - set(self.forget))[:10]
+            raise ValueError(f"relabels name indices {extra} outside the forget set; only forget examples may be relabeled")
 
     def save(self, path: str | Path) -> Path:
         """Write the manifest atomically as JSON."""

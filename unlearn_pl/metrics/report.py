@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
 from unlearn_pl._io import write_json, write_text
+from unlearn_pl.data.split import Split
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 
 #: Row order of the results table.
@@ -97,10 +98,19 @@ def _column_order(column: str) -> tuple[int, int, str]:
     return (rank, splits.index(prefix), column)
 
 
+def _same_split(path: Path, split: Split) -> bool:
+    """Whether the manifest at ``path`` records ``split`` (an unreadable file counts as different)."""
+    try:
+        return Split.load(path) == split
+    except (ValueError, OSError):
+        return False
+
+
 class RunReport(Callback):
     """Writes the split manifest at the start of a run and, after each ``validate``/``test``
     stage, prints the results table and saves it as ``results.csv``/``results.json`` in the run
-    directory (never overwriting an existing file: a suffix ``-1``, ``-2``… is added).
+    directory (never overwriting an existing file: a suffix ``-1``, ``-2``… is added; a folder
+    that already holds another split's ``split.json`` gets this run's as ``split-1.json``).
 
     Args:
         print_table: print the table to the console (rank 0).
@@ -115,9 +125,15 @@ class RunReport(Callback):
         split = getattr(trainer.datamodule, "split", None)
         folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if split is not None and trainer.is_global_zero:
-            path = folder / "split.json"
-            if not path.exists():
-                split.save(path)
+            # A folder that holds another run's manifest keeps it; this run's goes next to it
+            # (split-1.json…), unless one of them already records this split (validate after fit).
+            path, k = folder / "split.json", 0
+            while path.exists():
+                if _same_split(path, split):
+                    return
+                k += 1
+                path = folder / f"split-{k}.json"
+            split.save(path)
 
     def _report(self, trainer: pl.Trainer) -> None:
         self.last_results = merge_results(trainer.callbacks)  # type: ignore[arg-type]
