@@ -70,6 +70,11 @@ class UnlearningModule(pl.LightningModule):
         # Reference models live outside the state dict (checkpoints hold the unlearned network only).
         self._reference_nets: dict[str, nn.Module] = {}
         self._per_example: dict[str, Any] | None = None
+        # Per-example results of the frozen reference models, reused by later evaluations of the
+        # same data (see _start_evaluation): they are two thirds of every validation epoch.
+        self._reference_results: dict[str, Any] | None = None
+        self._reference_results_key: tuple | None = None
+        self._reuse_references = False
 
     # ------------------------------------------------------------ reference models
     @property
@@ -92,6 +97,7 @@ class UnlearningModule(pl.LightningModule):
         nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
         self.network.load_state_dict(nets["original"].state_dict())
         self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
+        self._reference_results = self._reference_results_key = None  # new references: nothing to reuse
 
     @torch.no_grad()
     def check_fits_data(self, datamodule: pl.LightningDataModule) -> None:
@@ -186,6 +192,8 @@ class UnlearningModule(pl.LightningModule):
         index, x, y = batch
         split = self.eval_splits()[dataloader_idx]
         self.evaluation.update("unlearned", split, self.network(x), y, index)
+        if self._reuse_references:
+            return
         for name in self._reference_nets:
             self.evaluation.update(name, split, self.reference(name)(x), y, index)
 
@@ -195,15 +203,33 @@ class UnlearningModule(pl.LightningModule):
     def per_example(self) -> dict[str, dict[str, dict[str, Tensor]]]:
         """``{model: {split: {field: tensor}}}`` of this evaluation epoch, synced and de-duplicated.
 
-        Computed once per epoch on first call; every process must call it (it syncs).
+        Computed once per epoch on first call; every process must call it (it syncs). The frozen
+        reference models are evaluated once per data module and batch counts, and their results
+        reused by later epochs.
         """
         if self._per_example is None:
-            self._per_example = self.evaluation.results()
+            results = self.evaluation.results()
+            if self._reuse_references:
+                results.update(self._reference_results or {})
+            else:
+                self._reference_results = {n: results[n] for n in self._reference_nets if n in results}
+                self._reference_results_key = self._evaluation_key()
+            self._per_example = results
         return self._per_example
+
+    def _evaluation_key(self) -> tuple:
+        """What an evaluation's reference results depend on: the data and the batches evaluated."""
+        trainer = self.trainer
+        batches = trainer.num_test_batches if trainer.testing else trainer.num_val_batches
+        datamodule = trainer.datamodule
+        return (id(datamodule), id(getattr(datamodule, "split", None)), tuple(batches))
 
     def _start_evaluation(self) -> None:
         self._per_example = None
         self.evaluation.reset()
+        self._reuse_references = (
+            self._reference_results is not None and self._reference_results_key == self._evaluation_key()
+        )
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()
@@ -211,8 +237,12 @@ class UnlearningModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._start_evaluation()
 
+    def _end_evaluation(self) -> None:
+        self._per_example = None  # free the gathered tensors
+        self.evaluation.reset()
+
     def on_validation_epoch_end(self) -> None:
-        self._start_evaluation()  # free the gathered tensors
+        self._end_evaluation()
 
     def on_test_epoch_end(self) -> None:
-        self._start_evaluation()
+        self._end_evaluation()
