@@ -26,12 +26,7 @@ EXPERIMENTS = REPO / "configs" / "experiments"
 SWEEPS = ["width_sweep", "del_budget", "del_localizers", "del_ablation"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- composition

@@ -35,13 +35,7 @@ from unlearn_pl.unlearners import ResetFinetune, Unlearner
 CPU = {"accelerator": "cpu", "devices": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tiny models run ~10x faster on one thread when the CPU is shared (no spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyNegGradPlus(Unlearner):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unlearn_pl.functional.scores import trainable_parameters
+from unlearn_pl.functional.scores import batch_gradients
 
 
 def fisher_diagonal(model: nn.Module, batches: Iterable) -> dict[str, Tensor]:
@@ -20,28 +19,13 @@ def fisher_diagonal(model: nn.Module, batches: Iterable) -> dict[str, Tensor]:
     batch size. The model is put in eval mode (BatchNorm uses running statistics) and its
     ``.grad`` fields are not touched. ``batches`` yields ``(index, x, y)`` or ``(x, y)``.
     """
-    params = trainable_parameters(model)
-    if not params:
-        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to measure")
-    device = next(iter(params.values())).device
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    total: dict[str, Tensor] = {}
     count = 0
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in batches:
-            x, y = batch[-2].to(device), batch[-1].to(device)
-            loss = F.cross_entropy(model(x), y)
-            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-            for (n, _), g in zip(params.items(), grads):
-                if g is not None:
-                    total[n] += g.detach() ** 2
-            count += 1
-    finally:
-        model.train(was_training)
-    if count == 0:
-        raise ValueError("the data for the Fisher information is empty")
-    return {n: f / count for n, f in total.items()}
+    for grads, _ in batch_gradients(model, batches, reduction="mean", what="the data for the Fisher information"):
+        for name, g in grads.items():
+            total[name] = total[name] + g.detach() ** 2 if name in total else g.detach() ** 2
+        count += 1
+    return {name: f / count for name, f in total.items()}
 
 
 def ssd_factors(

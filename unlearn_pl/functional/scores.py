@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import torch
@@ -18,34 +18,45 @@ def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def loss_gradients(model: nn.Module, batches: Iterable, sign: float = 1.0) -> dict[str, Tensor]:
-    """Mean gradient of ``sign · CE`` over all examples of ``batches``, the model in eval mode.
+def batch_gradients(
+    model: nn.Module, batches: Iterable, reduction: str = "mean", what: str = "the data"
+) -> Iterator[tuple[dict[str, Tensor], int]]:
+    """Yield, per batch, the cross-entropy gradient of every trainable parameter and the batch size.
 
-    ``batches`` yields ``(index, x, y)`` or ``(x, y)``. Eval mode makes BatchNorm use its running
-    statistics, so the gradient describes the deployed model. ``.grad`` fields are not touched.
+    The model is in eval mode while iterating (BatchNorm uses its running statistics, so the
+    gradients describe the deployed model) and its ``.grad`` fields are not touched. Parameters
+    the loss does not reach get zeros. ``batches`` yields ``(index, x, y)`` or ``(x, y)``.
     """
     params = trainable_parameters(model)
     if not params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad=False everywhere)")
     device = next(iter(params.values())).device
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    count = 0
     was_training = model.training
     model.eval()
+    seen = False
     try:
         for batch in batches:
             x, y = batch[-2].to(device), batch[-1].to(device)
-            loss = sign * F.cross_entropy(model(x), y, reduction="sum")
+            loss = F.cross_entropy(model(x), y, reduction=reduction)
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-            for (n, _), g in zip(params.items(), grads):
-                if g is not None:
-                    total[n] += g
-            count += len(y)
+            seen = True
+            yield {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(params.items(), grads)}, len(y)
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("the localization data is empty; cannot compute gradients")
-    return {n: g / count for n, g in total.items()}
+    if not seen:
+        raise ValueError(f"{what} is empty; cannot compute gradients")
+
+
+def loss_gradients(model: nn.Module, batches: Iterable, sign: float = 1.0) -> dict[str, Tensor]:
+    """Mean gradient of ``sign · CE`` over all examples of ``batches``, the model in eval mode
+    (see :func:`batch_gradients`)."""
+    total: dict[str, Tensor] = {}
+    count = 0
+    for grads, n in batch_gradients(model, batches, reduction="sum", what="the localization data"):
+        for name, g in grads.items():
+            total[name] = total[name] + g if name in total else g
+        count += n
+    return {name: sign * g / count for name, g in total.items()}
 
 
 def criticality_scores(
