@@ -46,6 +46,15 @@ def test_cache_key_depends_on_split_recipe_and_init(digits_dm, tmp_path):
     assert r.cache_key(tiny_mlp(0), dm, "oracle") != key
 
 
+def test_cache_key_changes_with_the_training_revision(digits_dm, tmp_path, monkeypatch):
+    """Models cached by an older training procedure are never reused by a newer one."""
+    r = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path))
+    dm = digits_dm()
+    key = r.cache_key(tiny_mlp(0), dm, "original")
+    monkeypatch.setattr(refs, "TRAINING_REVISION", refs.TRAINING_REVISION + 1)
+    assert r.cache_key(tiny_mlp(0), dm, "original") != key
+
+
 def test_corrupt_cache_entry_is_retrained_not_trusted(digits_dm, tmp_path):
     r = ReferenceModels(recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), oracle=False, cache_dir=str(tmp_path))
     dm = digits_dm()

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 #: Which data each reference model is trained on.
 REFERENCE_DATA = {"original": "train", "oracle": "retain"}
 
+#: Revision of the reference-training procedure, part of every cache key. Bump it whenever a code
+#: change alters what training produces for the same inputs (e.g. loader order, dropping a
+#: last incomplete batch), so caches made by older code are retrained instead of reused.
+TRAINING_REVISION = 2
+
 
 def default_cache_dir() -> Path:
     """``$UNLEARN_PL_CACHE`` if set, else ``~/.cache/unlearn_pl``."""
@@ -174,6 +179,7 @@ class ReferenceModels:
             "architecture": f"{type(initial).__module__}.{type(initial).__qualname__}\n{initial!r}",
             "init": state_hash(initial),
             "recipe": recipe,
+            "revision": TRAINING_REVISION,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
