@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.functional.divergence import distillation_kl
-from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.unlearners.optim import check_fraction, check_non_negative, check_positive
+from unlearn_pl.unlearners.base import Batch
+from unlearn_pl.unlearners.optim import SGDUnlearner, check_non_negative, check_positive
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 
-class SCRUB(Unlearner):
+class SCRUB(SGDUnlearner):
     """SCRUB: teacher = the original model (frozen), student = the network (starts as the original).
 
     - *max* steps (epochs ``0 … msteps−1``): on forget batches, maximize
@@ -62,16 +62,13 @@ class SCRUB(Unlearner):
         check_non_negative("alpha", alpha)
         check_non_negative("gamma", gamma)
         check_positive("temperature", temperature)
-        check_positive("lr", lr)
-        check_fraction("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
+        # A constant learning rate, as in the SCRUB authors' code (manual optimization: the
+        # constant schedule is never stepped).
+        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction=1.0)
         self.msteps = msteps
         self.alpha = alpha
         self.gamma = gamma
         self.temperature = temperature
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
         self.forget_batches = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
@@ -112,8 +109,3 @@ class SCRUB(Unlearner):
         loss = self.min_loss(module, xr, yr)
         self._step(module, loss)
         return loss.detach()
-
-    def configure_optimizers(self, module: UnlearningModule) -> torch.optim.Optimizer:
-        return torch.optim.SGD(
-            module.network.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-        )
