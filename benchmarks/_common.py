@@ -119,22 +119,23 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def ratio_line(name: str, value: float, target: str) -> str:
-    """Format (and print) one ``RATIO`` line. ``target`` is ``"<=x"`` or ``">=x"``."""
+def _target_line(kind: str, name: str, value: float, target: str) -> str:
+    """Format and print one ``<kind> name value target ok|MISSED`` line; ``target`` is ``"<=x"`` or ``">=x"``."""
     op, bound = target[:2], float(target[2:])
     met = value <= bound if op == "<=" else value >= bound
-    line = f"RATIO {name} {value:.4g} {target} {'ok' if met else 'MISSED'}"
+    line = f"{kind} {name} {value:.4g} {target} {'ok' if met else 'MISSED'}"
     print(line, flush=True)
     return line
+
+
+def ratio_line(name: str, value: float, target: str) -> str:
+    """Format (and print) one ``RATIO`` line. ``target`` is ``"<=x"`` or ``">=x"``."""
+    return _target_line("RATIO", name, value, target)
 
 
 def metric_line(name: str, value: float, target: str) -> str:
     """Like :func:`ratio_line` for a value that is not a ratio (may be 0), e.g. an accuracy gap."""
-    op, bound = target[:2], float(target[2:])
-    met = value <= bound if op == "<=" else value >= bound
-    line = f"METRIC {name} {value:.4g} {target} {'ok' if met else 'MISSED'}"
-    print(line, flush=True)
-    return line
+    return _target_line("METRIC", name, value, target)
 
 
 def info(message: str) -> None:
