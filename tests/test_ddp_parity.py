@@ -126,3 +126,54 @@ def test_ddp_unlearning_matches_one_process(tmp_path):
     # the run did unlearn: forget accuracy dropped from the original's
     acc = single["metrics"]["SplitAccuracy"]
     assert acc["unlearned"]["forget_acc"] < acc["original"]["forget_acc"]
+
+
+BN_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import lightning.pytorch as pl
+import torch
+
+torch.set_num_threads(1)
+from conftest import FAST_RECIPE, tiny_cnn
+from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
+from unlearn_pl.data import Digits, RandomForget
+from unlearn_pl.localizers import DEL
+from unlearn_pl.unlearners import ResetFinetune
+
+if __name__ == "__main__":
+    dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=600, batch_size=32, seed=0)
+    module = UnlearningModule(tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
+                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False), metrics=[], report=False)
+    module.prepare_models(dm)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=".")
+    trainer.fit(module, datamodule=dm)
+    torch.save(module.network.state_dict(), f"bn-{{trainer.global_rank}}.pt")
+"""
+
+
+@pytest.mark.slow  # two fresh processes: ~20 s
+def test_ddp_batchnorm_recalibration_uses_the_whole_retain_set_on_every_rank(tmp_path):
+    """Rank 0 recomputes the statistics over the whole retain set (not its shard) and every
+    process ends with exactly those statistics."""
+    from torch.optim.swa_utils import update_bn
+
+    from conftest import tiny_cnn
+
+    run_script(BN_SCRIPT.format(tests=str(REPO / "tests")), tmp_path)
+    states = [torch.load(tmp_path / f"bn-{r}.pt", weights_only=True) for r in (0, 1)]
+    stats = [k for k in states[0] if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert stats
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), f"{key} differs between the processes"
+    # Recompute from the final weights in this process, over the whole retain set.
+    dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=600, batch_size=32, seed=0)
+    dm.setup("fit")
+    net = tiny_cnn()
+    net.load_state_dict(states[0])
+    update_bn((x for _, x, _ in dm.dataloader("retain")), net)
+    for key in stats:
+        torch.testing.assert_close(states[0][key], net.state_dict()[key], rtol=1e-5, atol=1e-6)
+    assert int(states[0][stats[-1]]) == len(dm.dataloader("retain"))  # every batch of the split, not a shard

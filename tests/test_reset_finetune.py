@@ -74,3 +74,119 @@ def test_mask_guard_zeroes_gradients_and_restores_values():
     assert torch.equal(net.weight[~masks["weight"]], before["weight"][~masks["weight"]])
     assert torch.equal(net.weight[masks["weight"]], before["weight"][masks["weight"]] + 1)
     assert torch.equal(net.bias, before["bias"])
+
+
+# ------------------------------------------------------------------ BatchNorm statistics
+def _first_bn_input_batch_means(net: torch.nn.Module, loader) -> torch.Tensor:
+    """Per-channel means of the first BatchNorm layer's input, averaged over ``loader``'s
+    batches (equal weight per batch, as BatchNorm's cumulative average does)."""
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = bn.register_forward_pre_hook(lambda _m, args: seen.append(args[0].mean(dim=(0, 2, 3))))
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        for _, x, _ in loader:
+            net(x)
+    handle.remove()
+    net.train(was_training)
+    return torch.stack(seen).mean(0), bn
+
+
+def test_batchnorm_statistics_are_recomputed_on_the_retain_set_after_fine_tuning(prepared_module, tmp_path):
+    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3),
+                                 unlearner=ResetFinetune(lr=0.05), oracle=False)
+    fast_trainer(tmp_path, max_epochs=2).fit(module, datamodule=dm)
+    expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
+    # The statistics belong to the final weights and the retain set, not to a moving average.
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
+    assert int(bn.num_batches_tracked) == len(dm.dataloader("retain"))
+
+
+def test_without_recalibration_the_moving_average_is_kept(prepared_module, tmp_path):
+    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3),
+                                 unlearner=ResetFinetune(lr=0.05, recalibrate_bn=False), oracle=False)
+    steps_before = int(next(m for m in module.network.modules() if isinstance(m, torch.nn.BatchNorm2d)).num_batches_tracked)
+    trainer = fast_trainer(tmp_path, max_epochs=2)
+    trainer.fit(module, datamodule=dm)
+    expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
+    assert int(bn.num_batches_tracked) == steps_before + trainer.global_step  # one update per training step
+    assert not torch.allclose(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_recalibration_runs_before_each_validation_during_fit_and_only_when_trained(prepared_module, tmp_path, monkeypatch):
+    import unlearn_pl.unlearners.batchnorm as batchnorm
+
+    calls: list[tuple[str, int]] = []
+    real = batchnorm.recalibrate_batchnorm
+
+    def counting(trainer, module, split="retain"):
+        calls.append((trainer.state.stage.value, trainer.global_step))
+        return real(trainer, module, split)
+
+    monkeypatch.setattr(batchnorm, "recalibrate_batchnorm", counting)
+    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
+                                 metrics=[], oracle=False)
+    trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=1.0)
+    trainer.fit(module, datamodule=dm)
+    per_epoch = trainer.global_step // 2
+    # Once per epoch, at the validation (the epoch-end check then finds nothing new).
+    assert calls == [("validate", per_epoch), ("validate", 2 * per_epoch)]
+    calls.clear()
+    trainer.validate(module, datamodule=dm, verbose=False)  # a plain validate never touches the statistics
+    assert calls == []
+
+
+def test_without_validation_or_checkpoints_the_statistics_are_recomputed_once_at_the_end(prepared_module, tmp_path, monkeypatch):
+    import unlearn_pl.unlearners.batchnorm as batchnorm
+
+    calls: list[tuple[str, int]] = []
+    real = batchnorm.recalibrate_batchnorm
+    monkeypatch.setattr(batchnorm, "recalibrate_batchnorm",
+                        lambda trainer, module, split="retain": calls.append((trainer.state.stage.value, trainer.global_step))
+                        or real(trainer, module, split))
+    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
+                                 metrics=[], oracle=False)
+    trainer = fast_trainer(tmp_path, max_epochs=3, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    assert calls == [("train", trainer.global_step)]
+
+
+def test_checkpoints_hold_statistics_of_their_own_weights(prepared_module, tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
+                                 metrics=[], oracle=False)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=0, enable_checkpointing=True, callbacks=[saver])
+    trainer.fit(module, datamodule=dm)
+    first = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))
+    assert len(first) == 1
+    state = torch.load(first[0], weights_only=True)["state_dict"]
+    net = tiny_cnn()
+    net.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
+    expected, bn = _first_bn_input_batch_means(net, dm.dataloader("retain"))
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mixin_works_for_any_unlearner_as_documented(prepared_module, tmp_path):
+    import torch.nn.functional as F
+
+    from unlearn_pl.localizers import Full
+    from unlearn_pl.unlearners import BatchNormRecalibration, Unlearner
+
+    class BriefFinetune(BatchNormRecalibration, Unlearner):
+        def __init__(self) -> None:
+            self.recalibrate_bn = True
+
+        def training_step(self, module, batch, batch_idx):
+            _, x, y = batch["retain"]
+            return F.cross_entropy(module.network(x), y)
+
+        def configure_optimizers(self, module):
+            return torch.optim.SGD(module.network.parameters(), lr=0.05)
+
+    module, dm = prepared_module(network=tiny_cnn(), localizer=Full(), unlearner=BriefFinetune(), metrics=[], oracle=False)
+    fast_trainer(tmp_path, max_epochs=1, limit_val_batches=0).fit(module, datamodule=dm)
+    expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)

@@ -1,6 +1,7 @@
 """Unlearners: what unlearning optimizes (any unlearner works with any localizer)."""
 
 from unlearn_pl.unlearners.base import Batch, Unlearner
+from unlearn_pl.unlearners.batchnorm import BatchNormRecalibration, recalibrate_batchnorm
 from unlearn_pl.unlearners.finetune import Finetune, L1Sparse
 from unlearn_pl.unlearners.gradient_ascent import NegGrad, NegGradPlus
 from unlearn_pl.unlearners.optim import SGDUnlearner
@@ -11,6 +12,6 @@ from unlearn_pl.unlearners.scrub import SCRUB
 from unlearn_pl.unlearners.ssd import SSD
 
 __all__ = [
-    "Batch", "Unlearner", "SGDUnlearner", "ResetFinetune", "Finetune", "L1Sparse", "NegGrad", "NegGradPlus",
+    "Batch", "Unlearner", "SGDUnlearner", "BatchNormRecalibration", "recalibrate_batchnorm", "ResetFinetune", "Finetune", "L1Sparse", "NegGrad", "NegGradPlus",
     "RandomLabel", "SalUn", "SCRUB", "SSD", "Retrain",
 ]

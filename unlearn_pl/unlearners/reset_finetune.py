@@ -10,19 +10,28 @@ from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
 from unlearn_pl.unlearners.base import Batch
+from unlearn_pl.unlearners.batchnorm import BatchNormRecalibration
 from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 
-class ResetFinetune(SGDUnlearner):
+class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
     """Reset + Finetune (DEL): re-initialize the masked scalars, then train on the retain set only.
 
-    The reset draws a seeded fresh initialization of each module type (BatchNorm running
-    statistics are kept); fine-tuning is SGD with momentum and a per-step cosine decay to
-    ``final_lr_fraction · lr``. With the default ``Full`` localizer this is retraining from a
-    random init on the retain set (with the original BN statistics).
+    The reset draws a seeded fresh initialization of each module type; fine-tuning is SGD with
+    momentum and a per-step cosine decay to ``final_lr_fraction · lr``. With the default
+    ``Full`` localizer this is retraining from a random init on the retain set.
+
+    BatchNorm running statistics: the reset keeps them, training updates them as usual, and with
+    ``recalibrate_bn=True`` they are recomputed on the retain set (one forward pass over it)
+    before every validation during ``fit``, before every checkpoint and at the end of training
+    (see :class:`~unlearn_pl.unlearners.batchnorm.BatchNormRecalibration`). Without it, a
+    short fine-tune can leave the reset channels' statistics far off (see
+    :mod:`unlearn_pl.unlearners.batchnorm`): on Fashion-MNIST, 2 epochs left a network at 12–19 %
+    test accuracy that recomputed statistics put at 78–80 %. The DEL reference code does not
+    recompute them; it fine-tunes for 30 epochs.
 
     Args:
         lr: peak learning rate (DEL on CIFAR-10: 0.015).
@@ -30,6 +39,7 @@ class ResetFinetune(SGDUnlearner):
         weight_decay: SGD weight decay (only selected scalars are affected).
         final_lr_fraction: the cosine schedule ends at this fraction of ``lr``.
         seed: seed of the fresh initialization.
+        recalibrate_bn: recompute BatchNorm running statistics on the retain set (see above).
     """
 
     requires = ("retain",)
@@ -41,9 +51,11 @@ class ResetFinetune(SGDUnlearner):
         weight_decay: float = 0.0,
         final_lr_fraction: float = 0.01,
         seed: int = 0,
+        recalibrate_bn: bool = True,
     ) -> None:
         self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
         self.seed = seed
+        self.recalibrate_bn = recalibrate_bn
         self.reset_done = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
