@@ -135,3 +135,34 @@ def test_callbacks_match_the_functions_on_per_example_data(prepared_module, tmp_
     )
     # Members really are the de-duplicated forget set.
     assert oracle["forget"]["index"].tolist() == sorted(dm.indices("forget"))
+
+
+def test_attacks_on_the_frozen_reference_models_are_computed_once(prepared_module, tmp_path, monkeypatch):
+    """Repeated evaluations (validation epochs, tuning candidates) reuse the reference models'
+    per-example statistics, and the attacks reuse their results on them; values are unchanged."""
+    import copy
+
+    import unlearn_pl.metrics.mia as mia
+
+    calls = {"loss_attack": 0, "mia_efficacy": 0}
+    for name in calls:
+        real = getattr(mia, name)
+        monkeypatch.setattr(mia, name, lambda *a, _real=real, _name=name, **k: calls.__setitem__(_name, calls[_name] + 1) or _real(*a, **k))
+    module, dm = prepared_module(metrics=[LossAttack(), MIAEfficacy()], report=False)
+    trainer = fast_trainer(tmp_path)
+    trainer.validate(module, datamodule=dm, verbose=False)
+    first = [copy.deepcopy(cb.results) for cb in module.metrics]
+    assert calls == {"loss_attack": 3, "mia_efficacy": 3}
+    with torch.no_grad():  # the unlearned network changes: its row is attacked afresh
+        for p in module.network.parameters():
+            p.mul_(0.5)
+    trainer.validate(module, datamodule=dm, verbose=False)
+    assert calls == {"loss_attack": 4, "mia_efficacy": 4}
+    for before, cb in zip(first, module.metrics):
+        assert cb.results["original"] == before["original"] and cb.results["oracle"] == before["oracle"]
+    # A deep copy (as the tuner makes per candidate) shares the cache; a pickled one starts empty.
+    clone = copy.deepcopy(module.metrics[1])
+    assert clone._memo is module.metrics[1]._memo
+    import pickle
+
+    assert len(pickle.loads(pickle.dumps(module.metrics[1]))._memo) == 0

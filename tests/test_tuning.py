@@ -115,7 +115,8 @@ def test_lambda_defaults_and_validation():
 # ----------------------------------------------------------------------------- grid expansion
 def test_expand_grid_order_and_arguments():
     base = unlearner_arguments(ResetFinetune(lr=0.02, seed=3))
-    assert base == {"lr": 0.02, "momentum": 0.9, "weight_decay": 0.0, "final_lr_fraction": 0.01, "seed": 3}
+    assert base == {"lr": 0.02, "momentum": 0.9, "weight_decay": 0.0, "final_lr_fraction": 0.01, "seed": 3,
+                    "recalibrate_bn": True}
     cands = expand_grid({"lr": [0.1, 0.2], "max_epochs": [1, 3]}, ResetFinetune, base)
     assert [c.params for c in cands] == [
         {"lr": 0.1, "max_epochs": 1}, {"lr": 0.1, "max_epochs": 3},
@@ -129,7 +130,7 @@ def test_expand_grid_order_and_arguments():
     "grid, message",
     [
         ({"alpha": [0.5]}, r"unknown grid key 'alpha': ResetFinetune accepts \['lr', 'momentum', 'weight_decay', "
-                           r"'final_lr_fraction', 'seed'\], and the trainer key \['max_epochs'\]"),
+                           r"'final_lr_fraction', 'seed', 'recalibrate_bn'\], and the trainer key \['max_epochs'\]"),
         ({"lr": 0.1}, r"grid\['lr'\] must be a non-empty list of values; got 0.1"),
         ({"lr": []}, r"grid\['lr'\] must be a non-empty list"),
         ({"lr": [0.1, 0.1]}, r"lists \['0.1'\] more than once"),
@@ -244,6 +245,44 @@ def test_choice_never_depends_on_the_test_set(prepared_module, digits_dm, tmp_pa
     assert len((clean.output_dir / "selection.csv").read_text().splitlines()) == 1 + 3
     assert (clean.output_dir / "split.json").exists()
     assert not list(out.glob(".tuning-*"))  # no staging folder left behind
+
+
+def test_candidates_reuse_the_reference_models_region_grids(prepared_module, monkeypatch, tmp_path):
+    """Every candidate's copy of DecisionRegions shares the frozen models' grid memo."""
+    import unlearn_pl.metrics.regions as regions_module
+    from unlearn_pl.metrics import DecisionRegions
+
+    calls: list[bool] = []
+    real = regions_module.predict_plane
+
+    def counting(model, *args, **kwargs):
+        calls.append(any(p.requires_grad for p in model.parameters()))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(regions_module, "predict_plane", counting)
+    regions = DecisionRegions(num_planes=2, resolution=4, plot=False)
+    template, dm = prepared_module(localizer=Full(), unlearner=ResetFinetune(), metrics=[regions])
+    tune(template, dm, {"lr": [0.01, 0.1]}, trainer={**CPU, "max_epochs": 1}, progress=False,
+         output_dir=tmp_path / "tuning")
+    planes = 2 * 2  # forget + far planes
+    frozen = [c for c in calls if not c]
+    assert len(frozen) == 2 * planes  # original and oracle, once each, for both candidates together
+    assert len(calls) - len(frozen) == 2 * planes  # each candidate's unlearned network
+
+
+def test_candidates_share_the_reference_models_per_example_results(prepared_module, tmp_path):
+    """The frozen original and oracle are evaluated once for the whole grid, not per candidate."""
+    template, dm = prepared_module(localizer=Full(), unlearner=ResetFinetune())
+    calls = {name: 0 for name in ("original", "oracle")}
+    for name in calls:
+        template.reference(name).register_forward_hook(lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
+    result = tune(template, dm, {"lr": [0.01, 0.1, 0.2]}, trainer={**CPU, "max_epochs": 1}, progress=False,
+                  output_dir=tmp_path / "tuning")
+    batches = sum(len(dm.dataloader(s)) for s in ("retain", "forget", "val", "test"))
+    assert calls == {"original": batches, "oracle": batches}
+    # ... and every candidate still reports them (the objective's privacy goal uses the oracle's).
+    assert result.references["original"]["metrics"] and result.references["oracle"]["metrics"]
+    assert len({c.metrics["forget_acc"] for c in result.candidates}) > 1  # the candidates themselves differ
 
 
 def test_bias_removal_chooses_a_model_that_drops_the_wrong_labels(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,6 +20,16 @@ from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
 from unlearn_pl.references import ReferenceModels, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
+
+
+@dataclass
+class ReferenceResults:
+    """Per-example results of the frozen reference models and what they were computed on
+    (:meth:`UnlearningModule._evaluation_key`). Modules that share their reference networks may
+    share one (the tuner's candidates do): the results depend on nothing else."""
+
+    results: dict[str, Any] | None = None
+    key: tuple | None = None
 
 
 class UnlearningModule(pl.LightningModule):
@@ -72,8 +83,7 @@ class UnlearningModule(pl.LightningModule):
         self._per_example: dict[str, Any] | None = None
         # Per-example results of the frozen reference models, reused by later evaluations of the
         # same data (see _start_evaluation): they are two thirds of every validation epoch.
-        self._reference_results: dict[str, Any] | None = None
-        self._reference_results_key: tuple | None = None
+        self._reference_memo = ReferenceResults()
         self._reuse_references = False
 
     # ------------------------------------------------------------ reference models
@@ -97,7 +107,7 @@ class UnlearningModule(pl.LightningModule):
         nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
         self.network.load_state_dict(nets["original"].state_dict())
         self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
-        self._reference_results = self._reference_results_key = None  # new references: nothing to reuse
+        self._reference_memo = ReferenceResults()  # new references: nothing to reuse
 
     @torch.no_grad()
     def check_fits_data(self, datamodule: pl.LightningDataModule) -> None:
@@ -209,11 +219,12 @@ class UnlearningModule(pl.LightningModule):
         """
         if self._per_example is None:
             results = self.evaluation.results()
+            memo = self._reference_memo
             if self._reuse_references:
-                results.update(self._reference_results or {})
+                results.update(memo.results or {})
             else:
-                self._reference_results = {n: results[n] for n in self._reference_nets if n in results}
-                self._reference_results_key = self._evaluation_key()
+                memo.results = {n: results[n] for n in self._reference_nets if n in results}
+                memo.key = self._evaluation_key()
             self._per_example = results
         return self._per_example
 
@@ -227,9 +238,8 @@ class UnlearningModule(pl.LightningModule):
     def _start_evaluation(self) -> None:
         self._per_example = None
         self.evaluation.reset()
-        self._reuse_references = (
-            self._reference_results is not None and self._reference_results_key == self._evaluation_key()
-        )
+        memo = self._reference_memo
+        self._reuse_references = memo.results is not None and memo.key == self._evaluation_key()
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()

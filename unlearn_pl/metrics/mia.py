@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.memo import StatsMemo
 
 #: Splits that may serve as non-members (never trained on by the original model).
 NONMEMBER_SPLITS: tuple[str, ...] = ("test", "val")
@@ -190,13 +191,18 @@ class LossAttack(EvaluationCallback):
         self.nonmembers = nonmembers
         self.n_splits = n_splits
         self.seed = seed
+        # The frozen reference models' statistics come back unchanged: attack them once.
+        self._memo = StatsMemo()
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
         out: Results = {}
         for model, stats in pl_module.per_example().items():
             forget = _split_stats(stats, "forget", model, "the loss attack")
             other = _split_stats(stats, self.nonmembers, model, "the loss attack")
-            out[model] = {"mia_loss_acc": loss_attack(forget["loss"], other["loss"], self.n_splits, self.seed)}
+            value = self._memo.get_or_compute(
+                model, stats, lambda: loss_attack(forget["loss"], other["loss"], self.n_splits, self.seed)
+            )
+            out[model] = {"mia_loss_acc": value}
         return out
 
 
@@ -246,6 +252,8 @@ class MIAEfficacy(EvaluationCallback):
         self.seed = seed
         self.max_samples = max_samples
         self.C = C
+        # The frozen reference models' statistics come back unchanged: attack them once.
+        self._memo = StatsMemo()
 
     def _features(self, stats: dict[str, Tensor]) -> Tensor:
         return torch.stack([stats[f] for f in self.features], dim=1)
@@ -256,10 +264,10 @@ class MIAEfficacy(EvaluationCallback):
             retain = _split_stats(stats, "retain", model, "MIA-efficacy")
             other = _split_stats(stats, self.nonmembers, model, "MIA-efficacy")
             forget = _split_stats(stats, "forget", model, "MIA-efficacy")
-            value = mia_efficacy(
+            value = self._memo.get_or_compute(model, stats, lambda: mia_efficacy(
                 self._features(retain), self._features(other), self._features(forget),
                 seed=self.seed, max_samples=self.max_samples, C=self.C,
-            )
+            ))
             out[model] = {"mia_efficacy": value}
         return out
 

@@ -8,7 +8,6 @@ matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only t
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 
 from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, predict_plane, region_similarity
 from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.memo import FrozenGridMemo
 from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
 
 if TYPE_CHECKING:
@@ -212,10 +212,10 @@ class DecisionRegions(EvaluationCallback):
         self.plot_resolution = plot_resolution
         self.figure_paths: list[Path] = []
         self._folder: Path | None = None
-        # Prediction grids of frozen models (the original and the oracle) by (model, plane,
-        # resolution): their weights never change and the planes are seeded, so with
-        # ``during_fit=True`` every evaluation after the first predicts only the unlearned model.
-        self._frozen_grids: dict[tuple[int, str, int], tuple[weakref.ref, tuple[Any, ...], Tensor]] = {}
+        # Prediction grids of frozen models (the original and the oracle): their weights never
+        # change and the planes are seeded, so with ``during_fit=True`` every evaluation after
+        # the first predicts only the unlearned model. Deep copies share it (see metrics.memo).
+        self._frozen_grids = FrozenGridMemo()
 
     # ------------------------------------------------------------ triplets
     def triplets(self, datamodule: Any, device: torch.device | str = "cpu") -> dict[str, list[tuple[Plane, Tensor, str]]]:
@@ -278,13 +278,6 @@ class DecisionRegions(EvaluationCallback):
             for name, s in sims.items()
         }
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Weak references cannot be pickled (e.g. by spawn-based launchers); the cache is only
-        # an optimization, so a copy starts without it.
-        state = self.__dict__.copy()
-        state["_frozen_grids"] = {}
-        return state
-
     def predict(self, model: nn.Module, plane: Plane, resolution: int) -> Tensor:
         """:func:`~unlearn_pl.functional.predict_plane` with this callback's margin and batch size,
         memoized for frozen models.
@@ -302,13 +295,10 @@ class DecisionRegions(EvaluationCallback):
         except RuntimeError:  # inference tensors have no version counter: no safe reuse
             return predict_plane(model, plane, resolution, self.margin, self.batch_size)
         key = (id(model), _plane_key(plane, self.margin), resolution)
-        hit = self._frozen_grids.get(key)
-        if hit is not None and hit[0]() is model and hit[1] == state:
-            return hit[2]
-        grid = predict_plane(model, plane, resolution, self.margin, self.batch_size)
-        # Drop entries of models that no longer exist (their ids may be reused).
-        self._frozen_grids = {k: v for k, v in self._frozen_grids.items() if v[0]() is not None}
-        self._frozen_grids[key] = (weakref.ref(model), state, grid)
+        grid = self._frozen_grids.get(key, model, state)
+        if grid is None:
+            grid = predict_plane(model, plane, resolution, self.margin, self.batch_size)
+            self._frozen_grids.put(key, model, state, grid)
         return grid
 
     # ------------------------------------------------------------ plots

@@ -482,8 +482,9 @@ def _quiet_lightning() -> Iterator[None]:
 
 def _candidate_module(template: UnlearningModule, unlearner: Unlearner) -> UnlearningModule:
     """A deep copy of the prepared template with ``unlearner`` in place of its own, no run report
-    (the tuner writes its tables), and the frozen reference networks shared, not copied."""
-    memo: dict[int, Any] = {id(template.unlearner): unlearner}
+    (the tuner writes its tables), and the frozen reference networks shared, not copied, with
+    their per-example results: the first candidate's evaluation computes them for all."""
+    memo: dict[int, Any] = {id(template.unlearner): unlearner, id(template._reference_memo): template._reference_memo}
     if template.report is not None:
         memo[id(template.report)] = None
     for name in template.references.names():
