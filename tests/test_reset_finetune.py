@@ -150,6 +150,11 @@ def test_without_validation_or_checkpoints_the_statistics_are_recomputed_once_at
     trainer = fast_trainer(tmp_path, max_epochs=3, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     assert calls == [("train", trainer.global_step)]
+    # A second fit of the same module restarts global_step: it recomputes again at its end.
+    calls.clear()
+    again = fast_trainer(tmp_path, max_epochs=3, limit_val_batches=0)
+    again.fit(module, datamodule=dm)
+    assert calls == [("train", again.global_step)] and again.global_step == trainer.global_step
 
 
 def test_checkpoints_hold_statistics_of_their_own_weights(prepared_module, tmp_path):

@@ -12,6 +12,6 @@ from unlearn_pl.unlearners.scrub import SCRUB
 from unlearn_pl.unlearners.ssd import SSD
 
 __all__ = [
-    "Batch", "Unlearner", "SGDUnlearner", "BatchNormRecalibration", "recalibrate_batchnorm", "ResetFinetune", "Finetune", "L1Sparse", "NegGrad", "NegGradPlus",
-    "RandomLabel", "SalUn", "SCRUB", "SSD", "Retrain",
+    "Batch", "Unlearner", "SGDUnlearner", "BatchNormRecalibration", "recalibrate_batchnorm", "ResetFinetune",
+    "Finetune", "L1Sparse", "NegGrad", "NegGradPlus", "RandomLabel", "SalUn", "SCRUB", "SSD", "Retrain",
 ]

@@ -73,12 +73,18 @@ class BatchNormRecalibration:
     - at the end of training (what ``validate``/``test`` after ``fit`` and the caller see).
 
     A fit without validation or checkpoints pays one pass over the retain set in all. Subclasses
-    set ``self.recalibrate_bn``; the hooks are named like Lightning's, so a subclass that is a
-    ``Callback`` gets them as they are.
+    set ``self.recalibrate_bn`` and list this class before a ``Callback`` base (e.g.
+    ``class MyUnlearner(BatchNormRecalibration, Unlearner)``); the hooks are Lightning's, and a
+    subclass overriding one of them calls ``super()``.
     """
 
     recalibrate_bn: bool = False
     _calibrated_at: int | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+        # global_step restarts with every fit: forget the step of an earlier fit's recomputation.
+        self._calibrated_at = None
+        super().on_fit_start(trainer, pl_module)  # type: ignore[misc]
 
     def _recalibrate_if_trained(self, trainer: pl.Trainer, module: UnlearningModule) -> None:
         if self.recalibrate_bn and trainer.global_step != self._calibrated_at:

@@ -59,6 +59,7 @@ class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
         self.reset_done = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+        super().on_fit_start(trainer, pl_module)
         # A resumed run restores ``reset_done`` from its checkpoint: never reset twice.
         if not self.reset_done:
             reset_selected_(pl_module.network, pl_module.masks, self.seed)
