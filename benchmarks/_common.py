@@ -27,9 +27,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def base_parser(description: str, data_args: bool = True) -> argparse.ArgumentParser:
+def base_parser(description: str, data_args: bool = True, seed_arg: bool = True) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark shares (``data_args=False``: only
-    ``--threads``, for benchmarks whose data and model come from elsewhere, e.g. a config)."""
+    ``--threads``, for benchmarks whose data and model come from elsewhere, e.g. a config;
+    ``seed_arg=False``: no ``--seed``, for benchmarks that take several seeds)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads; 1 keeps runs comparable on a shared 2-core machine")
@@ -38,7 +39,8 @@ def base_parser(description: str, data_args: bool = True) -> argparse.ArgumentPa
     parser.add_argument("--dataset", choices=("fashion", "digits"), default="fashion",
                         help="Fashion-MNIST (the benchmark) or scikit-learn's digits (smoke tests)")
     parser.add_argument("--width", type=float, default=0.125, help="CIFAR ResNet-18 width scale")
-    parser.add_argument("--seed", type=int, default=0)
+    if seed_arg:
+        parser.add_argument("--seed", type=int, default=0)
     return parser
 
 

@@ -78,6 +78,24 @@ def test_bench_del_vs_retrain(bench, capsys, tmp_path):
     assert summary.startswith("SUMMARY bench_del_vs_retrain:")
 
 
+def test_sweep_del_settings(bench, capsys, tmp_path):
+    bench("sweep_del_settings").main([
+        "--dataset", "digits", "--train-size", "500", "--oracle-epochs", "1", "--del-epochs", "1",
+        "--budgets", "0.1", "0.3", "--lrs", "0.02", "--seeds", "1", "--cache-dir", str(tmp_path),
+    ])
+    out = capsys.readouterr().out
+    scores = {}
+    for line in out.splitlines():
+        if line.startswith("METRIC"):
+            m = LINE.match(line)
+            assert m, f"malformed line: {line!r}"
+            scores[m[2]] = float(m[3])
+    assert set(scores) == {f"forget_acc_gap_points[{f},budget={b},lr=0.02]" for f in ("random", "classes") for b in (0.1, 0.3)}
+    assert all(math.isfinite(v) and v >= 0 for v in scores.values())
+    summary = [line for line in out.splitlines() if line.startswith("SUMMARY sweep_del_settings:")]
+    assert len(summary) == 1 and "random: best budget" in summary[0] and "classes: best budget" in summary[0]
+
+
 def test_bench_localization(bench, capsys):
     ratios, _, _ = run_bench(bench, capsys, "bench_localization", [
         "--dataset", "digits", "--forget-size", "40", "--train-size", "400", "--repeats", "1",
@@ -158,13 +176,18 @@ def test_mask_guard_follows_replaced_parameters():
         assert torch.equal(p[masks[n]], before[n][masks[n]] + 1.0)
 
 
-def test_region_grids_of_frozen_models_are_memoized_and_invalidated():
+def _frozen_model_and_first_grid():
+    """A frozen model, a plane, a DecisionRegions and the model's grid predicted through it."""
     torch.manual_seed(0)
     model = SmallCNN(num_classes=10, in_channels=1, width=4).eval().requires_grad_(False)
     x = torch.randn(3, 1, 8, 8)
     plane = make_plane(x[0], x[1], x[2])
     regions = DecisionRegions(num_planes=1, resolution=8, plot=False)
-    first = regions.predict(model, plane, 8)
+    return model, plane, regions, regions.predict(model, plane, 8)
+
+
+def test_region_grids_of_frozen_models_are_memoized_and_invalidated():
+    model, plane, regions, first = _frozen_model_and_first_grid()
     assert regions.predict(model, plane, 8) is first  # reused
     with torch.no_grad():
         for p in model.parameters():
@@ -174,6 +197,23 @@ def test_region_grids_of_frozen_models_are_memoized_and_invalidated():
     assert torch.equal(again, DecisionRegions(num_planes=1, resolution=8, plot=False).predict(copy.deepcopy(model), plane, 8))
     trainable = copy.deepcopy(model).requires_grad_(True)  # a model being trained is never cached
     assert regions.predict(trainable, plane, 8) is not regions.predict(trainable, plane, 8)
+
+
+def test_region_grid_memo_is_shared_by_deep_copies_but_not_pickles():
+    """The tuner deep-copies callbacks per candidate: copies reuse the frozen reference grids."""
+    import pickle
+
+    model, plane, regions, first = _frozen_model_and_first_grid()
+    clone = copy.deepcopy(regions)
+    assert clone is not regions and clone.resolution == regions.resolution
+    assert clone.predict(model, plane, 8) is first
+    # A copy deep-copied together with its model gets a new model object: never a stale hit.
+    pair = copy.deepcopy({"cb": regions, "model": model})
+    assert pair["model"] is not model
+    assert pair["cb"].predict(pair["model"], plane, 8) is not first
+    assert torch.equal(pair["cb"].predict(pair["model"], plane, 8), first)
+    restored = pickle.loads(pickle.dumps(regions))
+    assert len(restored._frozen_grids) == 0
 
 
 def test_bench_loader(bench, capsys):
