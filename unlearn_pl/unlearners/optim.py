@@ -1,73 +1,45 @@
-"""Optimizer recipes shared by unlearners."""
+"""``SGDUnlearner``: the one place the unlearners' SGD hyperparameters are declared."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch import nn
 
+from unlearn_pl.optim import LearningRate, LRFraction, Momentum, WeightDecay, check_sgd, sgd_cosine
 from unlearn_pl.unlearners.base import Unlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 
-def sgd_cosine(
-    params: Iterable[nn.Parameter],
-    *,
-    lr: float,
-    total_steps: int | float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    final_lr_fraction: float = 0.01,
-) -> OptimizerLRSchedulerConfig:
-    """SGD with a per-step cosine decay from ``lr`` to ``final_lr_fraction · lr``."""
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0; got {lr}")
-    if not 0.0 <= final_lr_fraction <= 1.0:
-        raise ValueError(f"final_lr_fraction must be in [0, 1]; got {final_lr_fraction}")
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = max(1, int(total_steps)) if math.isfinite(total_steps) else 1
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=final_lr_fraction * lr)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def check_positive(name: str, value: float) -> None:
-    """Raise unless ``value`` is > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0; got {value!r}")
-
-
-def check_non_negative(name: str, value: float) -> None:
-    """Raise unless ``value`` is >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-
-
-def check_fraction(name: str, value: float) -> None:
-    """Raise unless ``value`` is in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
-
-
 class SGDUnlearner(Unlearner):
     """An unlearner trained with SGD (momentum, weight decay) and a per-step cosine decay.
 
-    Subclasses call :meth:`init_sgd` from their ``__init__`` (listing the arguments explicitly,
-    so they show in ``--print_config``) and implement ``training_step``. ``final_lr_fraction=1``
-    keeps the learning rate constant, as the SalUn / Unlearn-Sparse baselines do.
+    The SGD fields are declared here only. Subclasses take ``**kwargs`` and pass them to
+    ``super().__init__``; jsonargparse resolves parameters forwarded that way (its "parameter
+    resolvers"), so the fields still appear flat in ``--print_config`` and in YAML
+    (``init_args.lr``) of every subclass. A subclass with other defaults names just those
+    fields and forwards them, e.g. ``def __init__(self, lr: LearningRate = 1e-3, **kwargs):
+    super().__init__(lr=lr, **kwargs)``. ``final_lr_fraction=1`` keeps the learning rate
+    constant, as the SalUn / Unlearn-Sparse baselines do.
+
+    Args:
+        lr: SGD learning rate (the peak of the cosine schedule).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay (only selected scalars are affected).
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``
+            (1.0 keeps it constant).
     """
 
-    def init_sgd(self, lr: float, momentum: float, weight_decay: float, final_lr_fraction: float) -> None:
-        """Validate and store the optimizer's hyperparameters."""
-        check_positive("lr", lr)
-        check_fraction("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        check_fraction("final_lr_fraction", final_lr_fraction)
+    def __init__(
+        self,
+        lr: LearningRate = 0.01,
+        momentum: Momentum = 0.9,
+        weight_decay: WeightDecay = 5e-4,
+        final_lr_fraction: LRFraction = 1.0,
+    ) -> None:
+        check_sgd(lr, momentum, weight_decay, final_lr_fraction)
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
