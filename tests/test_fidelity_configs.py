@@ -4,6 +4,7 @@ line at the parser and with a clear ``ValueError`` from Python."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -64,6 +65,9 @@ def test_sgd_fields_resolve_flat_with_each_unlearners_defaults(cls):
     assert {k: args[k] for k in SGD_FIELDS} == expected
     built = cls()  # and the Python defaults are the printed ones
     assert {k: getattr(built, k) for k in SGD_FIELDS} == expected
+    # inspect (help(), the tuner's grid checks) sees the forwarded fields too.
+    signature = inspect.signature(cls.__init__).parameters
+    assert {k: signature[k].default for k in SGD_FIELDS} == expected
 
 
 def test_print_config_shows_the_forwarded_sgd_fields():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
@@ -17,12 +18,13 @@ class SGDUnlearner(Unlearner):
     """An unlearner trained with SGD (momentum, weight decay) and a per-step cosine decay.
 
     The SGD fields are declared here only. Subclasses take ``**kwargs`` and pass them to
-    ``super().__init__``; jsonargparse resolves parameters forwarded that way (its "parameter
-    resolvers"), so the fields still appear flat in ``--print_config`` and in YAML
-    (``init_args.lr``) of every subclass. A subclass with other defaults names just those
-    fields and forwards them, e.g. ``def __init__(self, lr: LearningRate = 1e-3, **kwargs):
-    super().__init__(lr=lr, **kwargs)``. ``final_lr_fraction=1`` keeps the learning rate
-    constant, as the SalUn / Unlearn-Sparse baselines do.
+    ``super().__init__``; a subclass with other defaults names just those fields and forwards
+    them, e.g. ``def __init__(self, lr: LearningRate = 1e-3, **kwargs): super().__init__(lr=lr,
+    **kwargs)``. Each subclass's ``__init__`` is then given its complete signature (its own
+    parameters, then the forwarded ones as keyword-only), so ``inspect.signature``, ``help()``,
+    the tuner and jsonargparse all see every field with that subclass's defaults: the fields
+    appear flat in ``--print_config`` and in YAML (``init_args.lr``). ``final_lr_fraction=1``
+    keeps the learning rate constant, as the SalUn / Unlearn-Sparse baselines do.
 
     Args:
         lr: SGD learning rate (the peak of the cosine schedule).
@@ -45,6 +47,10 @@ class SGDUnlearner(Unlearner):
         self.weight_decay = weight_decay
         self.final_lr_fraction = final_lr_fraction
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _complete_signature(cls)
+
     def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRSchedulerConfig:
         return sgd_cosine(
             module.network.parameters(),
@@ -54,3 +60,41 @@ class SGDUnlearner(Unlearner):
             final_lr_fraction=self.final_lr_fraction,
             total_steps=module.trainer.estimated_stepping_batches,
         )
+
+
+def _complete_signature(cls: type) -> None:
+    """Give ``cls.__init__`` the signature it accepts: its own parameters and those its ``**kwargs``
+    forward to the next ``__init__`` in the MRO.
+
+    ``inspect.signature`` (``help()``, the tuner's grid checks, IDEs) then lists every
+    hyperparameter, while the SGD fields stay written once. jsonargparse reads the same
+    signature, so the fields and each subclass's defaults still show in ``--print_config``.
+    The parent's parameters keep their order as one block, placed where the subclass names the
+    first of them (or after the subclass's own); from the first forwarded parameter on, the
+    listed parameters are keyword-only, as they can only be passed by keyword through ``**kwargs``.
+    """
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return  # inherits an already complete __init__
+    params = list(inspect.signature(init).parameters.values())
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    parent_init = next(base.__dict__["__init__"] for base in cls.__mro__[1:] if "__init__" in base.__dict__)
+    self_param, *own = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    # eval_str: the parent's annotations are strings (postponed evaluation) naming its module's
+    # imports; resolve them there, so the subclass's module need not import them.
+    parent = [
+        p
+        for p in list(inspect.signature(parent_init, eval_str=True).parameters.values())[1:]
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    parent_names = {p.name for p in parent}
+    overridden = {p.name: p for p in own if p.name in parent_names}
+    first = next((i for i, p in enumerate(own) if p.name in parent_names), len(own))
+    block = [overridden.get(p.name, p) for p in parent]
+    ordered = own[:first] + block + [p for p in own[first:] if p.name not in parent_names]
+    merged, keyword_only = [self_param], False
+    for p in ordered:
+        keyword_only = keyword_only or p.name not in overridden and p.name in parent_names
+        merged.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if keyword_only else p)
+    init.__signature__ = inspect.signature(init).replace(parameters=merged)
