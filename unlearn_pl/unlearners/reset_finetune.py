@@ -29,10 +29,9 @@ class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
     ``recalibrate_bn=True`` they are recomputed on the retain set (one forward pass over it)
     before every validation during ``fit``, before every checkpoint and at the end of training
     (see :class:`~unlearn_pl.unlearners.batchnorm.BatchNormRecalibration`). Without it, a
-    short fine-tune can leave the reset channels' statistics far off (see
-    :mod:`unlearn_pl.unlearners.batchnorm`): on Fashion-MNIST, 2 epochs left a network at 12–19 %
-    test accuracy that recomputed statistics put at 78–80 %. The DEL reference code does not
-    recompute them; it fine-tunes for 30 epochs.
+    short fine-tune can leave the reset channels' statistics far off, and evaluation (which
+    uses them) far below what the weights can do (see :mod:`unlearn_pl.unlearners.batchnorm`).
+    The DEL authors' code does not recompute them; it fine-tunes for 30 epochs.
 
     Args:
         lr: peak learning rate (DEL on CIFAR-10: 0.015).
