@@ -68,8 +68,13 @@ class SCRUB(Unlearner):
       the counts stay the authors'.
 
     The learning rate follows the authors' step decay: ×``lr_decay_rate`` at the start of each
-    epoch listed in ``lr_decay_epochs`` (0-based here; their 1-based ``epoch > d``). The student
-    is put in train mode before every step, as the authors' ``train_distill`` does. One
+    epoch listed in ``lr_decay_epochs`` — the same numbers as the authors' list, as their
+    1-based ``epoch > d`` is the 0-based ``epoch >= d``. The optimizer fields are SCRUB's own
+    (an optimizer choice and a step decay, not :class:`~unlearn_pl.unlearners.SGDUnlearner`'s
+    cosine). The student is put in train mode before every step, as the authors'
+    ``train_distill`` does. At the first max step the student equals the teacher, where the
+    KL's gradient is zero: it moves once BatchNorm's batch statistics, weight decay or min
+    steps make the two differ, in the authors' code as here. One
     optimizer takes both kinds of steps (manual optimization); the localizer's mask hooks run
     on every step (``manual_backward`` fires ``on_after_backward``; values are restored after
     every optimizer step).
