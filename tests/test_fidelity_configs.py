@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import REPO
 from jsonargparse import ArgumentParser
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.localizers import DEL, Layers, Random, SalUnSaliency
@@ -138,3 +139,28 @@ def test_bad_range_is_rejected_by_the_parser_in_one_line(key, value, fragment):
 def test_bad_values_from_python_raise_a_clear_value_error(build, fragment):
     with pytest.raises(ValueError, match=fragment):
         build()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        # As LightningCLI builds them: the parsed values are jsonargparse's restricted-type instances.
+        lambda: NegGradPlus(alpha=ClosedUnitInterval(0.9), lr=PositiveFloat(0.01), momentum=ClosedUnitInterval(0.9),
+                            weight_decay=NonNegativeFloat(5e-4), final_lr_fraction=ClosedUnitInterval(0.5)),
+        lambda: SCRUB(msteps=NonNegativeInt(1), lr=PositiveFloat(1e-3), momentum=ClosedUnitInterval(0.9),
+                      weight_decay=NonNegativeFloat(5e-4), optimizer="adam"),
+    ],
+    ids=["NegGradPlus", "SCRUB-adam"],
+)
+def test_checkpoints_of_parsed_hyperparameters_load_with_weights_only(prepared_module, tmp_path, build):
+    import torch
+    from conftest import fast_trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    module, dm = prepared_module(unlearner=build(), oracle=False, metrics=[], report=False)
+    trainer = fast_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=True,
+                           callbacks=[ModelCheckpoint(dirpath=tmp_path)])
+    trainer.fit(module, datamodule=dm)
+    (ckpt,) = tmp_path.glob("*.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)  # the only way the package loads files
+    assert state["optimizer_states"]

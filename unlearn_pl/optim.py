@@ -97,6 +97,9 @@ def make_optimizer(
     """``torch.optim.SGD`` (with ``momentum``) or ``torch.optim.Adam`` (``momentum`` unused), both
     with L2 ``weight_decay`` added to the gradient, as the SCRUB authors build theirs."""
     check_choice("optimizer", name, OPTIMIZERS)
+    # Plain floats: the optimizer's state (param_groups) is saved in checkpoints, which are loaded
+    # with torch.load(weights_only=True); jsonargparse's restricted types are not allowed there.
+    lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -117,7 +120,8 @@ def sgd_cosine(
     training loader without a length) the schedule spans one step.
     """
     check_sgd(lr, momentum, weight_decay, final_lr_fraction)
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = make_optimizer(params, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = max(1, int(total_steps)) if math.isfinite(total_steps) else 1
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=final_lr_fraction * lr)
+    eta_min = float(final_lr_fraction) * float(lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=eta_min)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

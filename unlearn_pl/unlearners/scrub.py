@@ -155,7 +155,7 @@ class SCRUB(Unlearner):
         return decayed_lr(self.lr, epoch, self.lr_decay_epochs, self.lr_decay_rate)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
-        lr = self.lr_at(trainer.current_epoch)
+        lr = float(self.lr_at(trainer.current_epoch))
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = lr
