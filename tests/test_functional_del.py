@@ -1,4 +1,4 @@
-"""DEL's scores, grouping and budget selection against hand computations (SPEC §3)."""
+"""DEL's scores, grouping and budget selection against hand computations."""
 
 import math
 

@@ -64,28 +64,17 @@ def test_neggrad_plus_is_gentler_than_neggrad(prepared_module, tmp_path):
     assert r_ngp < r_ng
 
 
-def test_scrub_max_steps_push_away_on_forget_and_min_steps_keep_retain(prepared_module, tmp_path):
-    with_max, dm, _ = run(prepared_module, tmp_path, SCRUB(msteps=1, lr=0.05), limit_train_batches=4)
-    min_only, _, _ = run(prepared_module, tmp_path, SCRUB(msteps=0, lr=0.05), limit_train_batches=4)
+@pytest.mark.parametrize("order", ["sequential", "interleaved"])
+def test_scrub_max_steps_push_away_on_forget_and_min_steps_keep_retain(prepared_module, tmp_path, order):
+    # Two epochs: in the authors' sequential order the first max steps start at student ==
+    # teacher, where the KL's gradient is zero (no BatchNorm in the MLP to make them differ).
+    with_max, dm, _ = run(prepared_module, tmp_path, SCRUB(msteps=2, lr=0.05, order=order), max_epochs=2)
+    min_only, _, _ = run(prepared_module, tmp_path, SCRUB(msteps=0, lr=0.05, order=order), max_epochs=2)
     # Same number of min steps; only the max steps differ.
     assert forget_kl(with_max, dm) > 2 * forget_kl(min_only, dm)
     _, acc_original = split_stats(with_max.reference("original"), dm, "retain")
     _, acc_scrub = split_stats(with_max.network, dm, "retain")
     assert acc_scrub >= acc_original - 0.05
-
-
-def test_scrub_counts_one_pass_of_max_steps(prepared_module, tmp_path):
-    class Count(Callback):
-        steps = 0
-
-        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            Count.steps += 1
-
-    scrub = SCRUB(msteps=1, lr=1e-3)
-    _, dm, trainer = run(prepared_module, tmp_path, scrub, callbacks=[Count()])
-    retain_batches = len(dm.dataloader("retain", shuffle=True))
-    assert scrub.forget_batches == len(dm.dataloader("forget", shuffle=True))
-    assert Count.steps == retain_batches + scrub.forget_batches
 
 
 def test_l1sparse_lowers_l1_norm_more_than_finetune(prepared_module, tmp_path):

@@ -10,12 +10,26 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unlearn_pl.unlearners.optim import sgd_cosine
+from unlearn_pl.optim import (
+    ClosedUnitInterval,
+    LearningRate,
+    LRFraction,
+    Momentum,
+    PositiveInt,
+    WeightDecay,
+    check_fraction,
+    check_int,
+    check_sgd,
+    sgd_cosine,
+)
 
 
 @dataclass
 class TrainingRecipe:
-    """How the original and the oracle are trained; both use the same recipe (SPEC §1).
+    """How the original and the oracle are trained; both use the same recipe.
+
+    The SGD fields have the same names, types and checks as the unlearners'
+    (:mod:`unlearn_pl.optim`); only the defaults differ (a full training run, cosine to 0).
 
     Attributes:
         epochs: training epochs.
@@ -29,21 +43,21 @@ class TrainingRecipe:
         accelerator: Lightning accelerator for this training (``auto``, ``cpu``, ``gpu``).
     """
 
-    epochs: int = 30
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    final_lr_fraction: float = 0.0
-    batch_size: int = 128
-    label_smoothing: float = 0.0
+    epochs: PositiveInt = 30
+    lr: LearningRate = 0.05
+    momentum: Momentum = 0.9
+    weight_decay: WeightDecay = 5e-4
+    final_lr_fraction: LRFraction = 0.0
+    batch_size: PositiveInt = 128
+    label_smoothing: ClosedUnitInterval = 0.0
     seed: int = 0
     accelerator: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_sgd(self.lr, self.momentum, self.weight_decay, self.final_lr_fraction)
+        check_fraction("label_smoothing", self.label_smoothing)
 
 
 class ClassifierModule(pl.LightningModule):

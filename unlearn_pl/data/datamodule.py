@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unlearn_pl.data.datasets import IndexedSubset, dataset_fingerprint, dataset_targets
 from unlearn_pl.data.readers import DatasetReader, Digits
+from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.split import Split, make_split
 
@@ -261,18 +262,31 @@ class UnlearningDataModule(LightningDataModule):
         )
 
     def unlearning_dataloader(
-        self, requires: tuple[str, ...], mode: str = "max_size_cycle", num_replicas: int = 1, rank: int = 0
-    ) -> DataLoader | CombinedLoader:
-        """The training loader of an unlearner that needs the splits ``requires`` (sharded for ``rank``)."""
+        self,
+        requires: tuple[str, ...],
+        mode: str = "max_size_cycle",
+        num_replicas: int = 1,
+        rank: int = 0,
+        batch_sizes: dict[str, int] | None = None,
+    ) -> DataLoader | CombinedLoader | SequentialLoader:
+        """The training loader of an unlearner that needs the splits ``requires`` (sharded for ``rank``).
+
+        ``mode`` is a ``CombinedLoader`` mode, or ``sequential``: every batch of the first split,
+        then of the next (:class:`~unlearn_pl.data.sequential.SequentialLoader`). ``batch_sizes``
+        overrides the batch size of some splits.
+        """
         if not requires:
             raise ValueError("an unlearner must require at least one split (retain, forget or train)")
+        sizes = batch_sizes or {}
         loaders = {
-            name: self.dataloader(name, shuffle=True, num_replicas=num_replicas, rank=rank)  # type: ignore[arg-type]
+            name: self.dataloader(name, shuffle=True, num_replicas=num_replicas, rank=rank, batch_size=sizes.get(name))  # type: ignore[arg-type]
             for name in requires
         }
+        if mode == "sequential":
+            return SequentialLoader(loaders)
         return CombinedLoader(loaders, mode=mode)
 
-    def train_dataloader(self) -> DataLoader | CombinedLoader:
+    def train_dataloader(self) -> DataLoader | CombinedLoader | SequentialLoader:
         trainer = self.trainer
         module = trainer.lightning_module if trainer is not None else None
         unlearner = getattr(module, "unlearner", None)
@@ -281,7 +295,8 @@ class UnlearningDataModule(LightningDataModule):
         # seed, so a DDP run would see other batches than a single process with the same seed.
         replicas = trainer.world_size if trainer is not None else 1
         rank = trainer.global_rank if trainer is not None else 0
-        return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank)
+        batch_sizes = getattr(unlearner, "batch_sizes", None)
+        return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self.dataloader(name) for name in EVAL_SPLITS]  # type: ignore[arg-type]

@@ -26,7 +26,8 @@ def distillation_kl(student_logits: Tensor, teacher_logits: Tensor, temperature:
             f"student and teacher logits must have the same shape; got {tuple(student_logits.shape)} "
             f"and {tuple(teacher_logits.shape)}"
         )
+    # The operations of SCRUB's DistillKL (SCRUB/thirdparty/repdistiller/distiller_zoo/KD.py),
+    # in its order, so SCRUB's weights follow the authors' to rounding.
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    return kl * temperature**2
+    p_teacher = F.softmax(teacher_logits / temperature, dim=1)
+    return F.kl_div(log_p_student, p_teacher, reduction="sum") * temperature**2 / student_logits.shape[0]

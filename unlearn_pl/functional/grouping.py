@@ -1,4 +1,7 @@
-"""Grouping scalar scores into channels/layers and selecting groups to a budget (SPEC §3, steps 2–4)."""
+"""Grouping scalar scores into channels/layers and selecting groups to a budget (DEL, steps 2–4).
+
+DEL: Torkzadehmahani et al., 2024; the authors' code is github reihaneh-torkzadehmahani/DEL-Unlearning.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from torch import Tensor
 
 Granularity = Literal["parameter", "channel", "layer"]
 GRANULARITIES: tuple[str, ...] = ("parameter", "channel", "layer")
-TopHOf = Literal["group", "channels"]
+TopHOf = Literal["group", "channels", "authors"]
+TOP_H_OF: tuple[str, ...] = ("group", "channels", "authors")
+BudgetRounding = Literal["group", "exact"]
+BUDGET_ROUNDINGS: tuple[str, ...] = ("group", "exact")
 
 
 @dataclass
@@ -23,6 +29,7 @@ class Unit:
     shapes: list[torch.Size]
     rows: Tensor  # (G, k) scores
     out_channels: int  # C_out of the (first) tensor, for the authors' top-h rule
+    per_element: bool = False  # a 1-D tensor grouped element-wise (the authors score those scalars alone)
 
 
 def make_units(scores: Mapping[str, Tensor], granularity: Granularity) -> list[Unit]:
@@ -51,34 +58,46 @@ def make_units(scores: Mapping[str, Tensor], granularity: Granularity) -> list[U
     units = []
     for name, s in scores.items():
         c_out = s.shape[0] if s.ndim else 1
-        if granularity == "parameter" or s.ndim <= 1:
-            rows = s.reshape(-1, 1)
-        else:
-            rows = s.reshape(c_out, -1)
-        units.append(Unit([name], [s.shape], rows, c_out))
+        per_element = granularity == "parameter" or s.ndim <= 1
+        rows = s.reshape(-1, 1) if per_element else s.reshape(c_out, -1)
+        units.append(Unit([name], [s.shape], rows, c_out, per_element))
     return units
 
 
 def top_h_count(group_size: int, out_channels: int, top_h: float, top_h_of: TopHOf) -> int:
     """How many top scalars a group's score averages.
 
-    ``group`` (the paper): ``max(1, ceil(top_h · group_size))``. ``channels`` (the authors' code):
-    ``max(1, int(top_h · C_out))`` whatever the group size, capped at the group size.
+    - ``group`` (the paper): ``max(1, ceil(top_h · group_size))``.
+    - ``channels``: ``max(1, int(top_h · C_out))`` whatever the group size, capped at the group
+      size — the authors' rule, except that it never averages zero scalars.
+    - ``authors``: ``int(top_h · C_out)`` exactly (DEL-Unlearning/generate_mask.py:112), capped
+      at the group size. It is 0 for a tensor with fewer than ``1 / top_h`` output channels;
+      the authors' mean of zero values is NaN, so those channels are never selected
+      (:func:`group_scores` ranks them last).
     """
     if not 0.0 < top_h <= 1.0:
         raise ValueError(f"top_h must be in (0, 1]; got {top_h}")
     if top_h_of == "group":
-        h = math.ceil(top_h * group_size)
-    elif top_h_of == "channels":
-        h = int(top_h * out_channels)
-    else:
-        raise ValueError(f"top_h_of must be 'group' or 'channels'; got {top_h_of!r}")
-    return min(group_size, max(1, h))
+        return min(group_size, max(1, math.ceil(top_h * group_size)))
+    if top_h_of == "channels":
+        return min(group_size, max(1, int(top_h * out_channels)))
+    if top_h_of == "authors":
+        return min(group_size, int(top_h * out_channels))
+    raise ValueError(f"top_h_of must be one of {TOP_H_OF}; got {top_h_of!r}")
 
 
 def group_scores(unit: Unit, top_h: float, top_h_of: TopHOf = "group") -> Tensor:
-    """Mean of each group's top-h scalar scores, shape ``(G,)``."""
+    """Mean of each group's top-h scalar scores, shape ``(G,)``.
+
+    Under ``top_h_of="authors"`` an element-wise group (a 1-D tensor's scalar) is scored by
+    its own value, and a group whose top-h count is 0 gets ``-inf`` (ranked after every real
+    score, like the authors' NaN, which ``argsort`` puts last).
+    """
+    if top_h_of == "authors" and unit.per_element:
+        return unit.rows[:, 0]
     h = top_h_count(unit.rows.shape[1], unit.out_channels, top_h, top_h_of)
+    if h == 0:
+        return torch.full((unit.rows.shape[0],), -math.inf, dtype=unit.rows.dtype)
     return unit.rows.topk(h, dim=1).values.mean(dim=1)
 
 
@@ -96,26 +115,54 @@ def select_to_budget(scores: Tensor, sizes: Tensor, budget_scalars: float) -> Te
     return chosen
 
 
+def scalars_to_take(scores: Tensor, sizes: Tensor, budget_scalars: int) -> Tensor:
+    """How many scalars of each group to take so exactly ``budget_scalars`` are selected.
+
+    Groups are taken whole in descending score (stable: ties keep input order); the group at
+    the boundary is taken in part — its first scalars in memory order. This is the authors'
+    ``ranks < int(N · ratio)`` over a stable sort of the flattened scores
+    (DEL-Unlearning/generate_mask.py:138-158), where every scalar carries its group's score.
+    Returns a long vector over groups.
+    """
+    order = torch.sort(scores, descending=True, stable=True).indices
+    sorted_sizes = sizes[order]
+    before = sorted_sizes.cumsum(0) - sorted_sizes
+    take_sorted = (budget_scalars - before).clamp(min=0).minimum(sorted_sizes)
+    take = torch.zeros_like(sizes)
+    take[order] = take_sorted
+    return take
+
+
 def masks_from_scores(
     scores: Mapping[str, Tensor],
     budget: float,
     granularity: Granularity = "channel",
     top_h: float = 0.1,
     top_h_of: TopHOf = "group",
+    budget_rounding: BudgetRounding = "group",
 ) -> dict[str, Tensor]:
     """Group scalar scores, rank all groups globally, and return boolean masks to ``budget``.
 
     ``budget`` is the fraction of all scalars in ``scores`` to select, in ``(0, 1]``.
+    ``budget_rounding="group"`` takes whole groups until the budget is reached (overshooting by
+    less than one group); ``"exact"`` selects exactly ``int(budget · N)`` scalars, the boundary
+    group in part (:func:`scalars_to_take`), as the DEL and SalUn authors' code does.
     """
     check_budget(budget)
+    if budget_rounding not in BUDGET_ROUNDINGS:
+        raise ValueError(f"budget_rounding must be one of {BUDGET_ROUNDINGS}; got {budget_rounding!r}")
     units = make_units({n: torch.nan_to_num(s.detach().float(), nan=0.0) for n, s in scores.items()}, granularity)
-    per_unit = [group_scores(u, top_h, top_h_of) for u in units]
+    per_unit = torch.cat([group_scores(u, top_h, top_h_of) for u in units])
     sizes = torch.cat([torch.full((u.rows.shape[0],), u.rows.shape[1], dtype=torch.long) for u in units])
     total = int(sizes.sum())
-    chosen = select_to_budget(torch.cat(per_unit), sizes, budget * total)
+    if budget_rounding == "exact":
+        take = scalars_to_take(per_unit, sizes, int(total * budget))
+    else:
+        take = torch.where(select_to_budget(per_unit, sizes, budget * total), sizes, 0)
     masks: dict[str, Tensor] = {}
-    for u, part in zip(units, chosen.split([u.rows.shape[0] for u in units])):
-        flat = part.unsqueeze(1).expand_as(u.rows).reshape(-1)
+    for u, part in zip(units, take.split([u.rows.shape[0] for u in units])):
+        columns = torch.arange(u.rows.shape[1]).unsqueeze(0)
+        flat = (columns < part.unsqueeze(1)).reshape(-1)
         for name, shape, piece in zip(u.names, u.shapes, flat.split([s.numel() for s in u.shapes])):
             masks[name] = piece.reshape(shape).clone()
     return masks

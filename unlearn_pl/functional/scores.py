@@ -1,4 +1,4 @@
-"""Per-scalar parameter scores for localization (SPEC §3, step 1)."""
+"""Per-scalar parameter scores for localization (DEL, Torkzadehmahani et al., 2024, step 1)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from torch import Tensor, nn
 
 Score = Literal["weighted_grad", "grad", "magnitude"]
 SCORES: tuple[str, ...] = ("weighted_grad", "grad", "magnitude")
+#: How per-batch gradients are combined: the mean over all examples, or the sum of per-batch means.
+Aggregate = Literal["mean", "batch_sum"]
+AGGREGATES: tuple[str, ...] = ("mean", "batch_sum")
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -47,25 +50,38 @@ def batch_gradients(
         raise ValueError(f"{what} is empty; cannot compute gradients")
 
 
-def loss_gradients(model: nn.Module, batches: Iterable, sign: float = 1.0) -> dict[str, Tensor]:
-    """Mean gradient of ``sign · CE`` over all examples of ``batches``, the model in eval mode
-    (see :func:`batch_gradients`)."""
+def loss_gradients(
+    model: nn.Module, batches: Iterable, sign: float = 1.0, aggregate: Aggregate = "mean"
+) -> dict[str, Tensor]:
+    """Gradient of ``sign · CE`` over ``batches``, the model in eval mode (see :func:`batch_gradients`).
+
+    - ``mean``: the mean over all examples (independent of how they are batched).
+    - ``batch_sum``: the sum over batches of each batch's mean gradient, as the SalUn and DEL
+      authors accumulate it (Unlearn-Saliency/Classification/generate_mask.py:30-44,
+      DEL-Unlearning/generate_mask.py:80-96). On equal batches it is ``n_batches ×`` the mean;
+      a smaller last batch weighs each of its examples more, which can change the ranking.
+    """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}; got {aggregate!r}")
+    reduction = "sum" if aggregate == "mean" else "mean"
     total: dict[str, Tensor] = {}
     count = 0
-    for grads, n in batch_gradients(model, batches, reduction="sum", what="the localization data"):
+    for grads, n in batch_gradients(model, batches, reduction=reduction, what="the localization data"):
         for name, g in grads.items():
             total[name] = total[name] + g if name in total else g
         count += n
+    if aggregate == "batch_sum":
+        return {name: sign * g for name, g in total.items()}
     return {name: sign * g / count for name, g in total.items()}
 
 
 def criticality_scores(
-    model: nn.Module, batches: Iterable | None, score: Score = "weighted_grad"
+    model: nn.Module, batches: Iterable | None, score: Score = "weighted_grad", aggregate: Aggregate = "mean"
 ) -> dict[str, Tensor]:
     """Per-scalar criticality: ``|θ·g|`` (weighted_grad), ``|g|`` (grad) or ``|θ|`` (magnitude).
 
-    ``g`` is the mean gradient of the cross-entropy over ``batches`` (see :func:`loss_gradients`);
-    ``magnitude`` needs no data.
+    ``g`` is the gradient of the cross-entropy over ``batches``, aggregated by ``aggregate``
+    (see :func:`loss_gradients`); ``magnitude`` needs no data.
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}; got {score!r}")
@@ -74,7 +90,7 @@ def criticality_scores(
         return {n: p.detach().abs() for n, p in params.items()}
     if batches is None:
         raise ValueError(f"score={score!r} needs data; got no dataloader")
-    grads = loss_gradients(model, batches)
+    grads = loss_gradients(model, batches, aggregate=aggregate)
     if score == "grad":
         return {n: g.abs() for n, g in grads.items()}
     return {n: (params[n].detach() * grads[n]).abs() for n in params}

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning.pytorch as pl
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
@@ -13,12 +14,16 @@ from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.grouping import check_budget
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
+from unlearn_pl.optim import PositiveFraction, check_int
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 LocalizationData = Literal["forget", "train", "retain"]
 _DATA: tuple[str, ...] = ("forget", "train", "retain")
+#: A fraction of the trainable scalars, in (0, 1] (a jsonargparse restricted type: the parser
+#: rejects other values in one line; from Python, :func:`check_budget` does).
+Budget = PositiveFraction
 
 
 class Localizer(Callback, ABC):
@@ -34,6 +39,10 @@ class Localizer(Callback, ABC):
         budget: fraction of trainable scalars to select, in (0, 1].
         data: which split :meth:`localize` receives: ``forget`` (default), ``train``
             (retain ∪ forget) or ``retain``. Ignored when ``requires_data`` is false.
+        batch_size: batch size of the localization loader (``None``: the data module's
+            evaluation batch size). Matters only to ``aggregate="batch_sum"`` scores.
+        drop_last: drop a last incomplete batch of the localization loader, as the DEL
+            authors' forget loader does (DEL-Unlearning/unlearning_datasets.py:270).
 
     Example — a localizer that selects the classifier head only::
 
@@ -48,12 +57,22 @@ class Localizer(Callback, ABC):
     #: Whether :meth:`localize` needs a dataloader; data-free localizers get ``None``.
     requires_data: ClassVar[bool] = True
 
-    def __init__(self, budget: float = 0.3, data: LocalizationData = "forget") -> None:
+    def __init__(
+        self,
+        budget: Budget = 0.3,
+        data: LocalizationData = "forget",
+        batch_size: PositiveInt | None = None,
+        drop_last: bool = False,
+    ) -> None:
         check_budget(budget)
         if data not in _DATA:
             raise ValueError(f"data must be one of {_DATA}; got {data!r}")
+        if batch_size is not None:
+            check_int("batch_size", batch_size, minimum=1)
         self.budget = budget
         self.data = data
+        self.batch_size = batch_size
+        self.drop_last = drop_last
         self.masks: dict[str, Tensor] | None = None
         self._guard: MaskGuard | None = None
         self._hooks: list[Any] = []
@@ -62,13 +81,23 @@ class Localizer(Callback, ABC):
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         """Return a boolean mask (``True`` = may change) for every trainable parameter by name."""
 
+    def localization_loader(self, datamodule: pl.LightningDataModule) -> DataLoader:
+        """The loader :meth:`localize` receives: the ``data`` split, in order (not shuffled)."""
+        options: dict[str, Any] = {}
+        # Only what was asked for, so a data module whose dataloader() has fewer options works.
+        if self.batch_size is not None:
+            options["batch_size"] = self.batch_size
+        if self.drop_last:
+            options["drop_last"] = True
+        return datamodule.dataloader(self.data, **options)  # type: ignore[attr-defined]
+
     # ----------------------------------------------------------------- Lightning glue
     def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> dict[str, Tensor]:
         """Compute the masks once (rank 0) and broadcast them so every process agrees. Idempotent."""
         if self.masks is None:
             masks = None
             if trainer.is_global_zero:
-                loader = trainer.datamodule.dataloader(self.data) if self.requires_data else None
+                loader = self.localization_loader(trainer.datamodule) if self.requires_data else None
                 masks = {n: m.detach().bool().cpu() for n, m in self.localize(pl_module.network, loader).items()}
             self.masks = trainer.strategy.broadcast(masks, src=0)
             budget = f" (budget {self.budget:.1%})" if self.budget < 1.0 else ""

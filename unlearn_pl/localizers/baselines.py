@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import torch
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.grouping import GRANULARITIES, Granularity, TopHOf, masks_from_scores
 from unlearn_pl.functional.scores import trainable_parameters
 from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
-from unlearn_pl.localizers.base import LocalizationData, Localizer
-from unlearn_pl.localizers.del_ import DEL
+from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
+from unlearn_pl.localizers.del_ import DEL, TopH
+from unlearn_pl.optim import check_int
 
 
 class Full(Localizer):
@@ -39,7 +41,7 @@ class Random(Localizer):
 
     requires_data = False
 
-    def __init__(self, budget: float = 0.3, seed: int = 0, granularity: Granularity = "channel") -> None:
+    def __init__(self, budget: Budget = 0.3, seed: int = 0, granularity: Granularity = "channel") -> None:
         super().__init__(budget=budget)
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}")
@@ -60,12 +62,12 @@ class Magnitude(DEL):
     Args:
         budget: fraction of trainable scalars to select, in (0, 1].
         top_h: fraction of a group's scalars averaged into its score, in (0, 1].
-        top_h_of: ``group`` or ``channels`` (see :class:`~unlearn_pl.localizers.DEL`).
+        top_h_of: ``group``, ``channels`` or ``authors`` (see :class:`~unlearn_pl.localizers.DEL`).
         granularity: ``channel`` (default), ``parameter`` or ``layer``.
     """
 
     def __init__(
-        self, budget: float = 0.3, top_h: float = 0.1, top_h_of: TopHOf = "group", granularity: Granularity = "channel"
+        self, budget: Budget = 0.3, top_h: TopH = 0.1, top_h_of: TopHOf = "group", granularity: Granularity = "channel"
     ) -> None:
         super().__init__(budget=budget, top_h=top_h, top_h_of=top_h_of, score="magnitude", granularity=granularity)
 
@@ -76,15 +78,15 @@ class Gradient(DEL):
     Args:
         budget: fraction of trainable scalars to select, in (0, 1].
         top_h: fraction of a group's scalars averaged into its score, in (0, 1].
-        top_h_of: ``group`` or ``channels`` (see :class:`~unlearn_pl.localizers.DEL`).
+        top_h_of: ``group``, ``channels`` or ``authors`` (see :class:`~unlearn_pl.localizers.DEL`).
         data: ``forget`` (default), ``train`` or ``retain``: where the gradient is taken.
         granularity: ``channel`` (default), ``parameter`` or ``layer``.
     """
 
     def __init__(
         self,
-        budget: float = 0.3,
-        top_h: float = 0.1,
+        budget: Budget = 0.3,
+        top_h: TopH = 0.1,
         top_h_of: TopHOf = "group",
         data: LocalizationData = "forget",
         granularity: Granularity = "channel",
@@ -112,7 +114,11 @@ class Layers(Localizer):
     requires_data = False
 
     def __init__(
-        self, names: list[str] | None = None, last: int | None = None, first: int | None = None, depth: int = 2
+        self,
+        names: list[str] | None = None,
+        last: PositiveInt | None = None,
+        first: PositiveInt | None = None,
+        depth: PositiveInt = 2,
     ) -> None:
         super().__init__(budget=1.0)
         given = [k for k, v in (("names", names), ("last", last), ("first", first)) if v is not None]
@@ -123,8 +129,7 @@ class Layers(Localizer):
         for key, k in (("last", last), ("first", first)):
             if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
                 raise ValueError(f"{key} must be a positive number of blocks; got {k!r}")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an int >= 1; got {depth!r}")
+        check_int("depth", depth, minimum=1)
         self.names = list(names) if names is not None else None
         self.last = last
         self.first = first

@@ -28,9 +28,16 @@ class Unlearner(Callback, ABC):
 
     - ``requires``: the splits the training loader serves, e.g. ``("retain",)`` or
       ``("retain", "forget")``. ``training_step`` receives a dict keyed by these names.
-    - ``combine_mode``: how several splits are combined (a Lightning ``CombinedLoader`` mode;
-      ``max_size_cycle`` cycles the shorter one).
+    - ``combine_mode``: how several splits are combined: a Lightning ``CombinedLoader`` mode
+      (``max_size_cycle`` pairs batches and cycles the shorter split), or ``sequential`` —
+      every batch of the first split, then of the next, each as ``{name: batch}`` (see
+      :class:`~unlearn_pl.data.sequential.SequentialLoader`; SCRUB's authors' order).
+    - ``batch_sizes`` (optional): ``{split: batch size}`` for splits whose training batch size
+      differs from the data module's (e.g. SCRUB's ``forget_batch_size``).
     - ``automatic_optimization``: set ``False`` to step optimizers yourself (e.g. SCRUB).
+
+    Class attributes may be overridden per instance when they depend on arguments (SCRUB's
+    ``order`` sets its ``requires`` and ``combine_mode``).
 
     Example — plain fine-tuning on the retain set::
 
@@ -48,8 +55,9 @@ class Unlearner(Callback, ABC):
                 return torch.optim.SGD(module.network.parameters(), lr=self.lr)
     """
 
-    requires: ClassVar[tuple[str, ...]] = ("retain",)
-    combine_mode: ClassVar[str] = "max_size_cycle"
+    requires: tuple[str, ...] = ("retain",)
+    combine_mode: str = "max_size_cycle"
+    batch_sizes: dict[str, int] = {}  # noqa: RUF012 — read-only default; instances assign their own
     automatic_optimization: ClassVar[bool] = True
 
     @abstractmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -10,7 +10,8 @@ from torch import Tensor
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
 from unlearn_pl.functional.scores import trainable_parameters
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.unlearners.optim import SGDUnlearner, check_non_negative
+from unlearn_pl.optim import NonNegativeFloat, PositiveInt, check_int, check_non_negative
+from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -19,20 +20,11 @@ if TYPE_CHECKING:
 class Finetune(SGDUnlearner):
     """Fine-tune on the retain set only (cross-entropy): forgetting by catastrophic interference.
 
-    Args:
-        lr: SGD learning rate (typical: 0.01–0.1, few epochs).
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay (only selected scalars are affected).
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``
-            (1.0, the default, keeps it constant).
+    Takes the SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner` (``lr``, typical
+    0.01–0.1 for a few epochs; ``momentum``, ``weight_decay``, ``final_lr_fraction``).
     """
 
     requires = ("retain",)
-
-    def __init__(
-        self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4, final_lr_fraction: float = 1.0
-    ) -> None:
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
 
     def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
@@ -49,27 +41,16 @@ class L1Sparse(SGDUnlearner):
     Args:
         gamma: initial L1 weight γ.
         epochs: the decay horizon ``E``; ``None`` uses the trainer's ``max_epochs``.
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+        **kwargs: the SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner`.
     """
 
     requires = ("retain",)
 
-    def __init__(
-        self,
-        gamma: float = 5e-4,
-        epochs: int | None = None,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        final_lr_fraction: float = 1.0,
-    ) -> None:
+    def __init__(self, gamma: NonNegativeFloat = 5e-4, epochs: PositiveInt | None = None, **kwargs: Any) -> None:
         check_non_negative("gamma", gamma)
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"epochs must be a positive int or None (the trainer's max_epochs); got {epochs!r}")
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        if epochs is not None:
+            check_int("epochs", epochs, minimum=1)
+        super().__init__(**kwargs)
         self.gamma = gamma
         self.epochs = epochs
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.unlearners.optim import SGDUnlearner, check_fraction
+from unlearn_pl.optim import ClosedUnitInterval, LearningRate, WeightDecay, check_fraction
+from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -21,17 +22,14 @@ class NegGrad(SGDUnlearner):
 
     Args:
         lr: SGD learning rate (keep it small).
-        momentum: SGD momentum.
         weight_decay: SGD weight decay.
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+        **kwargs: the other SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner`.
     """
 
     requires = ("forget",)
 
-    def __init__(
-        self, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, final_lr_fraction: float = 1.0
-    ) -> None:
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+    def __init__(self, lr: LearningRate = 1e-3, weight_decay: WeightDecay = 0.0, **kwargs: Any) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, **kwargs)
 
     def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["forget"]
@@ -46,25 +44,15 @@ class NegGradPlus(SGDUnlearner):
 
     Args:
         alpha: weight of the retain loss in [0, 1] (0.99 by default; 0 is NegGrad).
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
+        **kwargs: the SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner`.
     """
 
     requires = ("retain", "forget")
     combine_mode = "max_size_cycle"
 
-    def __init__(
-        self,
-        alpha: float = 0.99,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        final_lr_fraction: float = 1.0,
-    ) -> None:
+    def __init__(self, alpha: ClosedUnitInterval = 0.99, **kwargs: Any) -> None:
         check_fraction("alpha", alpha)
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        super().__init__(**kwargs)
         self.alpha = alpha
 
     def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:

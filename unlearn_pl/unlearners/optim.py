@@ -1,77 +1,55 @@
-"""Optimizer recipes shared by unlearners."""
+"""``SGDUnlearner``: the one place the unlearners' SGD hyperparameters are declared."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
-import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch import nn
 
+from unlearn_pl.optim import LearningRate, LRFraction, Momentum, WeightDecay, check_sgd, sgd_cosine
 from unlearn_pl.unlearners.base import Unlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 
-def sgd_cosine(
-    params: Iterable[nn.Parameter],
-    *,
-    lr: float,
-    total_steps: int | float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    final_lr_fraction: float = 0.01,
-) -> OptimizerLRSchedulerConfig:
-    """SGD with a per-step cosine decay from ``lr`` to ``final_lr_fraction · lr``."""
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0; got {lr}")
-    if not 0.0 <= final_lr_fraction <= 1.0:
-        raise ValueError(f"final_lr_fraction must be in [0, 1]; got {final_lr_fraction}")
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = max(1, int(total_steps)) if math.isfinite(total_steps) else 1
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=final_lr_fraction * lr)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def check_positive(name: str, value: float) -> None:
-    """Raise unless ``value`` is > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0; got {value!r}")
-
-
-def check_non_negative(name: str, value: float) -> None:
-    """Raise unless ``value`` is >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-
-
-def check_fraction(name: str, value: float) -> None:
-    """Raise unless ``value`` is in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
-
-
 class SGDUnlearner(Unlearner):
     """An unlearner trained with SGD (momentum, weight decay) and a per-step cosine decay.
 
-    Subclasses call :meth:`init_sgd` from their ``__init__`` (listing the arguments explicitly,
-    so they show in ``--print_config``) and implement ``training_step``. ``final_lr_fraction=1``
+    The SGD fields are declared here only. Subclasses take ``**kwargs`` and pass them to
+    ``super().__init__``; a subclass with other defaults names just those fields and forwards
+    them, e.g. ``def __init__(self, lr: LearningRate = 1e-3, **kwargs): super().__init__(lr=lr,
+    **kwargs)``. Each subclass's ``__init__`` is then given its complete signature (its own
+    parameters, then the forwarded ones as keyword-only), so ``inspect.signature``, ``help()``,
+    the tuner and jsonargparse all see every field with that subclass's defaults: the fields
+    appear flat in ``--print_config`` and in YAML (``init_args.lr``). ``final_lr_fraction=1``
     keeps the learning rate constant, as the SalUn / Unlearn-Sparse baselines do.
+
+    Args:
+        lr: SGD learning rate (the peak of the cosine schedule).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay (only selected scalars are affected).
+        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``
+            (1.0 keeps it constant).
     """
 
-    def init_sgd(self, lr: float, momentum: float, weight_decay: float, final_lr_fraction: float) -> None:
-        """Validate and store the optimizer's hyperparameters."""
-        check_positive("lr", lr)
-        check_fraction("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        check_fraction("final_lr_fraction", final_lr_fraction)
+    def __init__(
+        self,
+        lr: LearningRate = 0.01,
+        momentum: Momentum = 0.9,
+        weight_decay: WeightDecay = 5e-4,
+        final_lr_fraction: LRFraction = 1.0,
+    ) -> None:
+        check_sgd(lr, momentum, weight_decay, final_lr_fraction)
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.final_lr_fraction = final_lr_fraction
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _complete_signature(cls)
 
     def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRSchedulerConfig:
         return sgd_cosine(
@@ -82,3 +60,41 @@ class SGDUnlearner(Unlearner):
             final_lr_fraction=self.final_lr_fraction,
             total_steps=module.trainer.estimated_stepping_batches,
         )
+
+
+def _complete_signature(cls: type) -> None:
+    """Give ``cls.__init__`` the signature it accepts: its own parameters and those its ``**kwargs``
+    forward to the next ``__init__`` in the MRO.
+
+    ``inspect.signature`` (``help()``, the tuner's grid checks, IDEs) then lists every
+    hyperparameter, while the SGD fields stay written once. jsonargparse reads the same
+    signature, so the fields and each subclass's defaults still show in ``--print_config``.
+    The parent's parameters keep their order as one block, placed where the subclass names the
+    first of them (or after the subclass's own); from the first forwarded parameter on, the
+    listed parameters are keyword-only, as they can only be passed by keyword through ``**kwargs``.
+    """
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return  # inherits an already complete __init__
+    params = list(inspect.signature(init).parameters.values())
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    parent_init = next(base.__dict__["__init__"] for base in cls.__mro__[1:] if "__init__" in base.__dict__)
+    self_param, *own = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    # eval_str: the parent's annotations are strings (postponed evaluation) naming its module's
+    # imports; resolve them there, so the subclass's module need not import them.
+    parent = [
+        p
+        for p in list(inspect.signature(parent_init, eval_str=True).parameters.values())[1:]
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    parent_names = {p.name for p in parent}
+    overridden = {p.name: p for p in own if p.name in parent_names}
+    first = next((i for i, p in enumerate(own) if p.name in parent_names), len(own))
+    block = [overridden.get(p.name, p) for p in parent]
+    ordered = own[:first] + block + [p for p in own[first:] if p.name not in parent_names]
+    merged, keyword_only = [self_param], False
+    for p in ordered:
+        keyword_only = keyword_only or p.name not in overridden and p.name in parent_names
+        merged.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if keyword_only else p)
+    init.__signature__ = inspect.signature(init).replace(parameters=merged)

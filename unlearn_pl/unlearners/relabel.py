@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from unlearn_pl.functional.masks import MaskGuard, selected_fraction
-from unlearn_pl.localizers.saliency import SalUnSaliency
+from unlearn_pl.localizers.base import Budget
+from unlearn_pl.localizers.saliency import Aggregate, SalUnSaliency
+from unlearn_pl.optim import NonNegativeFloat, check_non_negative
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.unlearners.optim import SGDUnlearner, check_non_negative
+from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -35,27 +35,16 @@ class RandomLabel(SGDUnlearner):
 
     Args:
         forget_weight: weight ``w`` of the forget term.
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
         seed: seed of the random labels.
+        **kwargs: the SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner`.
     """
 
     requires = ("retain", "forget")
     combine_mode = "max_size_cycle"
 
-    def __init__(
-        self,
-        forget_weight: float = 1.0,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        final_lr_fraction: float = 1.0,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, forget_weight: NonNegativeFloat = 1.0, seed: int = 0, **kwargs: Any) -> None:
         check_non_negative("forget_weight", forget_weight)
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        super().__init__(**kwargs)
         self.forget_weight = forget_weight
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
@@ -81,72 +70,68 @@ class RandomLabel(SGDUnlearner):
 class SalUn(RandomLabel):
     """SalUn (Fan et al., ICLR 2024): Random Label restricted to the salient scalars.
 
-    At fit start SalUn computes its saliency mask — the top ``saliency_budget`` of
-    ``|∇θ (−CE on F)|`` (:class:`~unlearn_pl.localizers.SalUnSaliency`), on the original model —
-    and enforces it like a localizer's mask (gradients zeroed, values restored). It acts *on top
-    of* the module's localizer, so the scalars that change are the intersection of both masks:
-    with the default ``Full`` localizer this is SalUn as published, and it composes with any
-    other localizer. With ``saliency_budget=None`` SalUn adds no mask of its own and is Random
-    Label under the module's localizer — use that with ``SalUnSaliency(budget=0.5)`` as the
-    localizer to make the saliency mask the run's (reported, checkpointed) mask.
+    SalUn holds a :class:`~unlearn_pl.localizers.SalUnSaliency` localizer and forwards its
+    Lightning hooks to it, so the saliency mask is computed (at fit start, on the original
+    model, rank 0 then broadcast), enforced (gradients zeroed after backward, values restored
+    after every optimizer step) and checkpointed exactly as a module's localizer mask is. It
+    acts *on top of* the module's localizer, so the scalars that change are the intersection of
+    both masks: with the default ``Full`` localizer this is SalUn as published, and it composes
+    with any other localizer. With ``saliency_budget=None`` SalUn adds no mask of its own and
+    is Random Label under the module's localizer — use that with ``SalUnSaliency(budget=0.5)``
+    as the localizer to make the saliency mask the run's (reported) mask.
 
     Args:
         saliency_budget: fraction of scalars in the saliency mask (SalUn: 0.5), or ``None``.
+        saliency_aggregate: how the saliency gradient is aggregated over forget batches:
+            ``mean`` or ``batch_sum`` (the authors' code; see
+            :class:`~unlearn_pl.localizers.SalUnSaliency`).
         forget_weight: weight of the random-label forget term.
-        lr: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        final_lr_fraction: the per-step cosine schedule ends at this fraction of ``lr``.
         seed: seed of the random labels.
+        **kwargs: the SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner`.
     """
 
     def __init__(
         self,
-        saliency_budget: float | None = 0.5,
-        forget_weight: float = 1.0,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        final_lr_fraction: float = 1.0,
+        saliency_budget: Budget | None = 0.5,
+        saliency_aggregate: Aggregate = "mean",
+        forget_weight: NonNegativeFloat = 1.0,
         seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(forget_weight, lr, momentum, weight_decay, final_lr_fraction, seed)
-        # Validate now (same rules as the localizer), not at fit start.
-        self.saliency = SalUnSaliency(budget=saliency_budget) if saliency_budget is not None else None
+        super().__init__(forget_weight=forget_weight, seed=seed, **kwargs)
+        # Built (so validated) now, not at fit start.
+        self.saliency = (
+            SalUnSaliency(budget=saliency_budget, aggregate=saliency_aggregate) if saliency_budget is not None else None
+        )
         self.saliency_budget = saliency_budget
-        self.saliency_masks: dict[str, Tensor] | None = None
-        self._guard: MaskGuard | None = None
+        self.saliency_aggregate = saliency_aggregate
+
+    @property
+    def saliency_masks(self) -> dict[str, Tensor] | None:
+        """The saliency mask (``None`` before fit start or without ``saliency_budget``)."""
+        return self.saliency.masks if self.saliency is not None else None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
         super().on_fit_start(trainer, pl_module)
-        if self.saliency is None:
-            return
-        if self.saliency_masks is None:
-            masks = None
-            if trainer.is_global_zero:
-                loader = trainer.datamodule.dataloader("forget")
-                masks = {n: m.cpu() for n, m in self.saliency.localize(pl_module.network, loader).items()}
-            self.saliency_masks = trainer.strategy.broadcast(masks, src=0)
-            rank_zero_info(f"SalUn: saliency mask selects {selected_fraction(self.saliency_masks):.1%} of the parameters")
-        self._guard = MaskGuard(pl_module.network, self.saliency_masks)
+        if self.saliency is not None:
+            self.saliency.on_fit_start(trainer, pl_module)
 
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._guard is not None:
-            self._guard.zero_grads()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if self._guard is not None:
-            self._guard.restore()
+        if self.saliency is not None:
+            self.saliency.on_after_backward(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._guard is not None:
-            self._guard.restore()
-        self._guard = None
+        if self.saliency is not None:
+            self.saliency.on_fit_end(trainer, pl_module)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self.saliency is not None:
+            self.saliency.on_exception(trainer, pl_module, exception)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "saliency_masks": self.saliency_masks}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        self.saliency_masks = state_dict.get("saliency_masks")
-        self._guard = None
+        if self.saliency is not None:
+            self.saliency.load_state_dict({"masks": state_dict.get("saliency_masks")})

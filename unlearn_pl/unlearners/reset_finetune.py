@@ -11,6 +11,7 @@ from torch import Tensor
 from unlearn_pl.functional.init import reset_selected_
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.batchnorm import BatchNormRecalibration
+from unlearn_pl.optim import LearningRate, LRFraction, WeightDecay
 from unlearn_pl.unlearners.optim import SGDUnlearner
 
 if TYPE_CHECKING:
@@ -28,32 +29,31 @@ class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
     ``recalibrate_bn=True`` they are recomputed on the retain set (one forward pass over it)
     before every validation during ``fit``, before every checkpoint and at the end of training
     (see :class:`~unlearn_pl.unlearners.batchnorm.BatchNormRecalibration`). Without it, a
-    short fine-tune can leave the reset channels' statistics far off (see
-    :mod:`unlearn_pl.unlearners.batchnorm`): on Fashion-MNIST, 2 epochs left a network at 12–19 %
-    test accuracy that recomputed statistics put at 78–80 %. The DEL reference code does not
-    recompute them; it fine-tunes for 30 epochs.
+    short fine-tune can leave the reset channels' statistics far off, and evaluation (which
+    uses them) far below what the weights can do (see :mod:`unlearn_pl.unlearners.batchnorm`).
+    The DEL authors' code does not recompute them; it fine-tunes for 30 epochs.
 
     Args:
         lr: peak learning rate (DEL on CIFAR-10: 0.015).
-        momentum: SGD momentum.
         weight_decay: SGD weight decay (only selected scalars are affected).
         final_lr_fraction: the cosine schedule ends at this fraction of ``lr``.
         seed: seed of the fresh initialization.
         recalibrate_bn: recompute BatchNorm running statistics on the retain set (see above).
+        **kwargs: the other SGD fields of :class:`~unlearn_pl.unlearners.SGDUnlearner` (``momentum``).
     """
 
     requires = ("retain",)
 
     def __init__(
         self,
-        lr: float = 0.015,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        final_lr_fraction: float = 0.01,
+        lr: LearningRate = 0.015,
+        weight_decay: WeightDecay = 0.0,
+        final_lr_fraction: LRFraction = 0.01,
         seed: int = 0,
         recalibrate_bn: bool = True,
+        **kwargs: Any,
     ) -> None:
-        self.init_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        super().__init__(lr=lr, weight_decay=weight_decay, final_lr_fraction=final_lr_fraction, **kwargs)
         self.seed = seed
         self.recalibrate_bn = recalibrate_bn
         self.reset_done = False

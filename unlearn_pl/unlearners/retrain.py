@@ -13,7 +13,19 @@ from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
 from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.unlearners.optim import check_fraction, check_non_negative, check_positive, sgd_cosine
+from unlearn_pl.optim import (
+    ClosedUnitInterval,
+    LearningRate,
+    LRFraction,
+    Momentum,
+    PositiveInt,
+    WeightDecay,
+    check_fraction,
+    check_int,
+    check_non_negative,
+    check_positive,
+    sgd_cosine,
+)
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -45,16 +57,16 @@ class Retrain(Unlearner):
 
     def __init__(
         self,
-        epochs: int | None = None,
-        lr: float | None = None,
-        momentum: float | None = None,
-        weight_decay: float | None = None,
-        final_lr_fraction: float | None = None,
-        label_smoothing: float | None = None,
+        epochs: PositiveInt | None = None,
+        lr: LearningRate | None = None,
+        momentum: Momentum | None = None,
+        weight_decay: WeightDecay | None = None,
+        final_lr_fraction: LRFraction | None = None,
+        label_smoothing: ClosedUnitInterval | None = None,
         seed: int | None = None,
     ) -> None:
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"epochs must be a positive int or None (the recipe's); got {epochs!r}")
+        if epochs is not None:
+            check_int("epochs (None: the recipe's)", epochs, minimum=1)
         if lr is not None:
             check_positive("lr", lr)
         for name, value in (("momentum", momentum), ("final_lr_fraction", final_lr_fraction), ("label_smoothing", label_smoothing)):

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
 from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.unlearners.optim import check_non_negative
+from unlearn_pl.optim import NonNegativeFloat, PositiveInt, check_int, check_non_negative
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -36,11 +36,13 @@ class SSD(Unlearner):
     requires = ("forget",)
     automatic_optimization = False
 
-    def __init__(self, alpha: float = 10.0, dampening: float = 1.0, batch_size: int | None = None) -> None:
+    def __init__(
+        self, alpha: NonNegativeFloat = 10.0, dampening: NonNegativeFloat = 1.0, batch_size: PositiveInt | None = None
+    ) -> None:
         check_non_negative("alpha", alpha)
         check_non_negative("dampening", dampening)
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+        if batch_size is not None:
+            check_int("batch_size", batch_size, minimum=1)
         self.alpha = alpha
         self.dampening = dampening
         self.batch_size = batch_size
