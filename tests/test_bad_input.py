@@ -1,6 +1,6 @@
-"""Bad input → a clear error, nothing lost (issue 8).
+"""Bad input → a clear error, nothing lost.
 
-One row per bad input the issue lists. Each asserts the exception type *and* that the message
+One row per bad input. Each asserts the exception type *and* that the message
 names the bad value and what is allowed, so a vague message fails the test. Related, narrower
 checks live in ``test_data.py`` (selectors), ``test_references.py`` (``load_weights``) and
 ``test_cli.py`` (an unknown dataset class, a missing MNIST root, budget through the CLI).
@@ -136,9 +136,25 @@ class OneClass(DatasetReader):
         return ArrayDataset(torch.zeros(40, 1, 8, 8), torch.zeros(40, dtype=torch.long), f"one-class-{split}")
 
 
-def test_mislabeled_with_a_single_class_dataset():
-    with raises(ValueError, "Mislabeled", "at least 2 classes", "num_classes=1", "1 class(es) [0]"):
+class OneClassOfTwo(OneClass):
+    """Declares two classes, but every example has label 0."""
+
+    num_classes = 2
+
+
+def test_a_single_class_dataset_is_refused_at_setup():
+    """One class: every model is 100% accurate, so a run would report a meaningless success."""
+    with raises(ValueError, "OneClass", "num_classes=1", "at least 2 classes"):
         setup_dm(dataset=OneClass(), forget=Mislabeled(0.2))
+    with raises(ValueError, "OneClassOfTwo", "only class(es) [0]", "at least 2 classes"):
+        setup_dm(dataset=OneClassOfTwo())
+
+
+def test_mislabeled_with_a_single_class_pool():
+    import numpy as np
+
+    with raises(ValueError, "Mislabeled", "at least 2 classes", "num_classes=1", "1 class(es) [0]"):
+        Mislabeled(0.2).select(np.arange(40), np.zeros(40, dtype=np.int64), 1, np.random.default_rng(0))
 
 
 # ------------------------------------------------------------------ localizer arguments
