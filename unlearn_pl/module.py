@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,10 +157,11 @@ class UnlearningModule(pl.LightningModule):
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         split = datamodule.split_fingerprint() if hasattr(datamodule, "split_fingerprint") else None
         loc = self.localizer
+        # The constructor arguments (stored under their own names, as jsonargparse needs them).
+        names = [n for n in inspect.signature(type(loc).__init__).parameters if n != "self" and hasattr(loc, n)]
         settings = {
-            k: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
-            for k, v in sorted(vars(loc).items())
-            if not k.startswith("_") and k != "masks"
+            n: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
+            for n, v in ((n, getattr(loc, n)) for n in names)
         }
         return {"split": split, "localizer": {"class": f"{type(loc).__module__}.{type(loc).__qualname__}", **settings}}
 
@@ -250,10 +252,18 @@ class UnlearningModule(pl.LightningModule):
                 f"max_steps={self.trainer.max_steps}, {self.trainer.num_training_batches} batches per epoch), so "
                 f"{type(self.unlearner).__name__} unlearned nothing; give the trainer at least one epoch of data"
             )
-        check_finite(
-            self.network, f"the network after unlearning with {type(self.unlearner).__name__}",
-            f"a learning rate too high for this unlearner (lower model.unlearner's lr), or NaN/infinite values in the data",
-        )
+        self._check_network_finite()
+
+    def _check_network_finite(self) -> None:
+        """Raise ``ValueError`` if the network's weights hold NaN or infinity, saying where they came from."""
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            check_finite(
+                self.network, f"the network after unlearning with {type(self.unlearner).__name__} "
+                f"(epoch {self.trainer.current_epoch}, step {self.trainer.global_step})",
+                "a learning rate too high for this unlearner (lower model.unlearner's lr), or NaN/infinite values in the data",
+            )
+        else:
+            check_finite(self.network, "the network to evaluate")
 
     # ------------------------------------------------------------ evaluation
     def eval_splits(self) -> tuple[str, ...]:
@@ -297,8 +307,8 @@ class UnlearningModule(pl.LightningModule):
         return (id(datamodule), id(getattr(datamodule, "split", None)), tuple(batches))
 
     def _start_evaluation(self) -> None:
-        # A diverged network (e.g. a --ckpt_path of a run that diverged) must not become a table row.
-        check_finite(self.network, "the network to evaluate")
+        # A diverged network (during fit, or a --ckpt_path of a run that diverged) must not become a table row.
+        self._check_network_finite()
         self._per_example = None
         self.evaluation.reset()
         memo = self._reference_memo

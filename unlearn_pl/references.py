@@ -116,13 +116,26 @@ def _load_file(path: str | Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — any unpickling failure means the file is unusable
-        # torch's own message suggests weights_only=False, which would run arbitrary code from
-        # the file: we never do that, so say plainly that the file is unusable.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
             f"{what} {str(path)!r} is corrupt, truncated or not a weights file (it cannot be loaded with "
-            f"torch.load(weights_only=True), the only way this package loads files): {first}"
+            f"torch.load(weights_only=True), the only way this package loads files): {_load_failure(e)}"
         ) from e
+
+
+def _load_failure(error: Exception) -> str:
+    """The cause in torch's unpickling error, without its advice.
+
+    torch suggests ``weights_only=False`` or allow-listing the refused global, both of which
+    would run code from the file; this package never does that, so the advice is left out.
+    """
+    text = str(error).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        rest = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
+        return (rest[0].split(". Please")[0] if rest else "unsupported content").rstrip(".")
+    if text.startswith("Weights only load failed"):
+        return "it holds objects other than tensors, numbers, strings and containers"
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
