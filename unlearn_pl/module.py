@@ -238,15 +238,17 @@ class UnlearningModule(pl.LightningModule):
         self.masks  # noqa: B018 — make sure the mask exists even if no callback touched it
 
     def on_fit_end(self) -> None:
-        """Refuse the outcome of a fit that took no training step, or whose weights diverged.
+        """Refuse the outcome of a fit that saw no training batch, or whose weights diverged.
 
-        Either would otherwise be evaluated and reported as an unlearned model: with no step,
+        Either would otherwise be evaluated and reported as an unlearned model: with no batch,
         the original (or, after a reset, an untrained network); after divergence, NaN weights
         whose every prediction is one class.
         """
         if self.trainer.interrupted:
             return
-        if self.trainer.global_step == 0:
+        # One-shot unlearners (SSD) take no optimizer step, but they do receive a batch.
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        if self.trainer.global_step == 0 and batches == 0:
             raise ValueError(
                 f"fit ended without a single training step (max_epochs={self.trainer.max_epochs}, "
                 f"max_steps={self.trainer.max_steps}, {self.trainer.num_training_batches} batches per epoch), so "
