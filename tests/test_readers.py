@@ -136,3 +136,23 @@ def test_image_folder_numbers_test_classes_like_the_training_classes(tmp_path):
     (tmp_path / "val" / "d").mkdir()
     with pytest.raises(ValueError, match=r"classes \['d'\] that the training folder"):
         ImageFolder(str(tmp_path), image_size=4)
+
+
+def test_cifar_download_uses_torchvisions_address_and_checksum(tmp_path, monkeypatch):
+    """download=True fetches through torchvision (no network here: the fetch writes fake batches)."""
+    import unlearn_pl.data.readers as readers
+    from torchvision import datasets
+
+    calls = []
+
+    def fake_fetch(url, root, filename, md5):
+        calls.append((url, filename, md5))
+        write_cifar(Path(root) / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels")
+
+    monkeypatch.setattr(readers, "download_and_extract_archive", fake_fetch)
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        CIFAR10(str(tmp_path)).load("test")
+    assert len(CIFAR10(str(tmp_path), download=True).load("test")) == 4
+    assert calls == [(datasets.CIFAR10.url, datasets.CIFAR10.filename, datasets.CIFAR10.tgz_md5)]
+    CIFAR10(str(tmp_path), download=True).load("train")  # the files are there now: no second fetch
+    assert len(calls) == 1

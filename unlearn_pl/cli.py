@@ -61,8 +61,10 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             # --ckpt_path last/best/hpc is resolved inside fit: load it with the same checks as a file.
             self.trainer.strategy.checkpoint_io = CheckedCheckpointIO()
-        reserve_versions(self.trainer.loggers)  # two runs started at once never share version_N
         self.model.prepare_models(self.datamodule)
+        # After the reference models (a run that fails there leaves no empty folder), right
+        # before Lightning's first write: two runs started at once never share version_N.
+        reserve_versions(self.trainer.loggers)
 
     before_fit = before_validate = before_test = _prepare
 

@@ -227,9 +227,8 @@ class UnlearningDataModule(LightningDataModule):
                       "val_fraction": self.val_fraction, "train_size": self.train_size}
         recorded = {"forget": split.selector, "seed": split.seed,
                     "val_fraction": split.val_fraction, "train_size": split.train_size}
+        # Manifests without val_fraction/train_size (None) record nothing to compare for them.
         differ = [k for k in configured if recorded[k] is not None and recorded[k] != configured[k]]
-        if split.val_fraction is None and split.train_size is None:
-            differ = [k for k in differ if k not in ("val_fraction", "train_size")]
         if differ:
             lines = "; ".join(f"{k}: manifest {recorded[k]!r}, configured {configured[k]!r}" for k in differ)
             rank_zero_warn(f"the split comes from manifest {path!r}, so the configured {', '.join(differ)} "

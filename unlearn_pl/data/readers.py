@@ -23,7 +23,7 @@ from jsonargparse.typing import OpenUnitInterval, PositiveInt
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
-from torchvision.datasets.utils import download_and_extract_archive, download_url
+from torchvision.datasets.utils import download_and_extract_archive
 
 from unlearn_pl.data.datasets import ArrayDataset
 
@@ -415,7 +415,7 @@ class ImageFolder(DatasetReader):
 
 def _open_image(path: str) -> Any:
     """torchvision's default loader, with an error that names the file it could not decode."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         return tv_datasets.folder.default_loader(path)
