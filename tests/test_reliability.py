@@ -385,6 +385,20 @@ def test_the_data_module_serves_what_the_module_asks_for(prepared_module, tmp_pa
     assert set(next(iter(loader))[0]) == {"retain", "forget"}
 
 
+def test_served_splits_modes_and_batch_sizes():
+    from unlearn_pl.data.sequential import SequentialLoader
+
+    dm = UnlearningDataModule(Digits(), batch_size=64, global_batch=True)
+    dm.setup()
+    dm.serve(("forget", "retain"), "sequential", {"forget": 16})
+    loader = dm.train_dataloader()
+    assert isinstance(loader, SequentialLoader)
+    first = next(iter(loader))
+    assert list(first) == ["forget"] and len(first["forget"][0]) == 16
+    with raises(ValueError, "unknown training splits ['test']"):
+        dm.serve(("retain", "test"))
+
+
 def test_global_batch_divides_the_batch_across_processes():
     dm = UnlearningDataModule(Digits(), batch_size=64, global_batch=True)
     dm.setup()

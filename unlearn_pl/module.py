@@ -199,7 +199,9 @@ class UnlearningModule(pl.LightningModule):
             raise ValueError("fit needs an unlearner; pass unlearner= (e.g. unlearn_pl.unlearners.ResetFinetune)")
         if stage == "fit" and hasattr(self.trainer.datamodule, "serve"):
             # The module tells the data module what to serve; the data module never reads the model.
-            self.trainer.datamodule.serve(tuple(self.unlearner.requires), self.unlearner.combine_mode)  # type: ignore[union-attr]
+            self.trainer.datamodule.serve(  # type: ignore[union-attr]
+                tuple(self.unlearner.requires), self.unlearner.combine_mode, getattr(self.unlearner, "batch_sizes", None)
+            )
         if not self.prepared:
             if self.trainer.world_size > 1:
                 raise RuntimeError(

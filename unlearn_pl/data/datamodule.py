@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unlearn_pl.data.datasets import IndexedSubset, check_dataset, dataset_fingerprint, dataset_targets
 from unlearn_pl.data.readers import DatasetReader, Digits
+from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.split import Split, make_split
 
@@ -101,9 +102,10 @@ class UnlearningDataModule(LightningDataModule):
     retain ∪ forget, the original model's training data.
 
     The training loader serves the splits the module asked for through :meth:`serve` (an
-    :class:`~unlearn_pl.UnlearningModule` passes its unlearner's ``requires``): one loader for a
-    single split, or a ``CombinedLoader`` of ``{"retain": ..., "forget": ...}`` for two-stream
-    methods. Without such a call it serves the retain set.
+    :class:`~unlearn_pl.UnlearningModule` passes its unlearner's ``requires``, ``combine_mode``
+    and ``batch_sizes``): a ``CombinedLoader`` of ``{"retain": ..., "forget": ...}`` (one entry
+    for a single split), or a :class:`~unlearn_pl.data.sequential.SequentialLoader` for the
+    ``"sequential"`` mode. Without such a call it serves the retain set.
 
     Setup checks the data before anything trains: every label must be a class of the reader
     (``0 … num_classes−1``), in-memory images must be finite, and the dataset must have at
@@ -167,7 +169,7 @@ class UnlearningDataModule(LightningDataModule):
         self.split: Split | None = None
         self.train_set: Dataset | None = None
         self.test_set: Dataset | None = None
-        self._serve: tuple[tuple[str, ...], str] = (("retain",), "max_size_cycle")
+        self._serve: tuple[tuple[str, ...], str, dict[str, int]] = (("retain",), "max_size_cycle", {})
 
     @property
     def num_classes(self) -> int:
@@ -316,51 +318,72 @@ class UnlearningDataModule(LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def serve(self, requires: tuple[str, ...], mode: str = "max_size_cycle") -> None:
+    def serve(
+        self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: dict[str, int] | None = None
+    ) -> None:
         """Make the training loader serve the splits ``requires``, combined in ``mode``.
 
         Called by the module (the data module never looks at the model): e.g.
-        ``serve(("retain", "forget"))`` for a two-stream unlearner.
+        ``serve(("retain", "forget"))`` for a two-stream unlearner. ``mode`` is a
+        ``CombinedLoader`` mode or ``"sequential"`` (see :meth:`unlearning_dataloader`);
+        ``batch_sizes`` overrides the batch size of some splits.
         """
         if not requires:
             raise ValueError("an unlearner must require at least one split (retain, forget or train)")
         unknown = [r for r in requires if r not in ("retain", "forget", "val", "train")]
         if unknown:
             raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
-        self._serve = (tuple(requires), mode)
+        self._serve = (tuple(requires), mode, dict(batch_sizes or {}))
 
-    def per_process_batch_size(self, world_size: int) -> int:
-        """The training batch size of one process among ``world_size`` (see ``global_batch``)."""
+    def per_process_batch_size(self, world_size: int, batch_size: int | None = None) -> int:
+        """The training batch size (``batch_size``, default the module's) of one process among
+        ``world_size`` (see ``global_batch``)."""
+        size = self.batch_size if batch_size is None else batch_size
         if not self.global_batch or world_size <= 1:
-            return self.batch_size
-        if self.batch_size % world_size:
+            return size
+        if size % world_size:
             raise ValueError(
-                f"global_batch=True divides batch_size={self.batch_size} across {world_size} processes, which "
-                f"needs a multiple of {world_size}; set batch_size to e.g. {max(1, self.batch_size // world_size) * world_size}"
+                f"global_batch=True divides batch_size={size} across {world_size} processes, which "
+                f"needs a multiple of {world_size}; set batch_size to e.g. {max(1, size // world_size) * world_size}"
             )
-        return self.batch_size // world_size
+        return size // world_size
 
     def unlearning_dataloader(
-        self, requires: tuple[str, ...], mode: str = "max_size_cycle", num_replicas: int = 1, rank: int = 0
-    ) -> CombinedLoader:
-        """The training loader of an unlearner that needs the splits ``requires`` (sharded for ``rank``)."""
+        self,
+        requires: tuple[str, ...],
+        mode: str = "max_size_cycle",
+        num_replicas: int = 1,
+        rank: int = 0,
+        batch_sizes: dict[str, int] | None = None,
+    ) -> CombinedLoader | SequentialLoader:
+        """The training loader of an unlearner that needs the splits ``requires`` (sharded for ``rank``).
+
+        ``mode`` is a ``CombinedLoader`` mode, or ``sequential``: every batch of the first split,
+        then of the next (:class:`~unlearn_pl.data.sequential.SequentialLoader`). ``batch_sizes``
+        overrides the batch size of some splits.
+        """
         if not requires:
             raise ValueError("an unlearner must require at least one split (retain, forget or train)")
-        size = self.per_process_batch_size(num_replicas)
+        sizes = batch_sizes or {}
         loaders = {
-            name: self.dataloader(name, shuffle=True, batch_size=size, num_replicas=num_replicas, rank=rank)  # type: ignore[arg-type]
+            name: self.dataloader(
+                name, shuffle=True, num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
+                batch_size=self.per_process_batch_size(num_replicas, sizes.get(name)),
+            )
             for name in requires
         }
+        if mode == "sequential":
+            return SequentialLoader(loaders)
         return CombinedLoader(loaders, mode=mode)
 
-    def train_dataloader(self) -> CombinedLoader:
-        requires, mode = self._serve
+    def train_dataloader(self) -> CombinedLoader | SequentialLoader:
+        requires, mode, batch_sizes = self._serve
         trainer = self.trainer
         # Shard here rather than let Lightning wrap the sampler: its wrapper reshuffles with its own
         # seed, so a DDP run would see other batches than a single process with the same seed.
         replicas = trainer.world_size if trainer is not None else 1
         rank = trainer.global_rank if trainer is not None else 0
-        return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank)
+        return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self.dataloader(name) for name in EVAL_SPLITS]  # type: ignore[arg-type]
