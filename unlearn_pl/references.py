@@ -257,6 +257,10 @@ class ReferenceModels:
         if isinstance(source, (str, os.PathLike)):
             return load_weights(network, source).eval()
         path = self.cache_path(initial, datamodule, which)
+        return self._load_or_train(which, network, path, datamodule)
+
+    def _load_or_train(self, which: str, network: nn.Module, path: Path, datamodule: UnlearningDataModule) -> nn.Module:
+        """The sound cache entry at ``path`` if there is one, else ``network`` trained (and cached if possible)."""
         cached = self._load_cached(network, path, which)
         if cached is not None:
             return cached
