@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
 
-#: A fraction of the candidate pool, in (0, 1] (the parser rejects 0, NaN and values above 1).
-ForgetFraction = restricted_number_type("ForgetFraction", float, [(">", 0), ("<=", 1)])
+#: A fraction in (0, 1] (the parser rejects 0, NaN and values above 1). jsonargparse registers a
+#: restriction once, under one name: other modules declaring (0, 1] get this same type.
+PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
 #: A forget-set size: a count of examples (int ≥ 1) or a fraction of the pool.
-ForgetSize = PositiveInt | ForgetFraction  # type: ignore[operator,valid-type]
+ForgetSize = PositiveInt | PositiveFraction  # type: ignore[operator,valid-type]
 
 
 @dataclass
