@@ -272,6 +272,10 @@ def test_an_undecodable_image_is_named_at_setup(tmp_path):
     (tmp_path / "train" / "b" / "broken.png").write_bytes(b"not an image at all")
     with raises(ValueError, "broken.png", "not a readable image"):
         UnlearningDataModule(ImageFolder(str(tmp_path), image_size=4)).setup()
+    unchecked = ImageFolder(str(tmp_path), image_size=4, check_files=False).load("train")
+    broken = [i for i, (path, _) in enumerate(unchecked.samples) if path.endswith("broken.png")][0]
+    with raises(ValueError, "cannot decode image", "broken.png"):
+        unchecked[broken]
 
 
 # ------------------------------------------------------------------ 8. manifests and selectors

@@ -360,16 +360,27 @@ class ImageFolder(DatasetReader):
     uses the same numbering: torchvision would number each folder's classes on its own, so a test
     folder that lacks a class would shift every later label. A test class that the training
     folder lacks is refused; a training class the test folder lacks is warned about.
+
+    Args:
+        root: the folder holding ``train/`` and the test folder.
+        image_size: side of the square images served.
+        test_folder: the test folder's name under ``root``.
+        check_files: open every file's header when the data is loaded, so a file that is not an
+            image fails at setup rather than hours into training (one ``open`` per file; turn
+            off for very large folders whose files are known to be good).
     """
 
     in_channels = 3
 
-    def __init__(self, root: str, image_size: PositiveInt = 224, test_folder: str = "val") -> None:  # type: ignore[assignment]
+    def __init__(
+        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True  # type: ignore[assignment]
+    ) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive int; got {image_size!r}")
         self.root = root
         self.image_size = image_size
         self.test_folder = test_folder
+        self.check_files = check_files
         self.class_to_idx = self._classes()
         self.num_classes = len(self.class_to_idx)
 
@@ -410,7 +421,10 @@ class ImageFolder(DatasetReader):
                 transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
             ]
         )
-        return _FingerprintedImageFolder(str(self._folder(split)), self.class_to_idx, transform=tf)
+        folder = _FingerprintedImageFolder(str(self._folder(split)), self.class_to_idx, transform=tf)
+        if self.check_files:
+            folder.check_headers()
+        return folder
 
 
 def _open_image(path: str) -> Any:
@@ -427,21 +441,20 @@ class _FingerprintedImageFolder(tv_datasets.ImageFolder):
     """torchvision's ImageFolder numbered by a given ``class_to_idx``, plus a fingerprint of its
     file list (names, labels, sizes) and a header check of every file.
 
-    The header check (``PIL.Image.open`` reads the header only) finds files that are not images
-    when the data module sets up, not hours into training; an image that is damaged past its
-    header is named when it is decoded.
+    The header check (``PIL.Image.open`` reads the header only) finds files that are not images;
+    an image that is damaged past its header is named when it is decoded.
     """
 
     def __init__(self, root: str, class_to_idx: dict[str, int], **kwargs: Any) -> None:
         self._class_to_idx = class_to_idx
         # allow_empty: a class that this folder lacks is allowed (ImageFolder warned); torchvision would raise.
         super().__init__(root, loader=_open_image, allow_empty=True, **kwargs)
-        self._check_headers()
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return list(self._class_to_idx), dict(self._class_to_idx)
 
-    def _check_headers(self) -> None:
+    def check_headers(self) -> None:
+        """Raise ``ValueError`` naming the first file whose header PIL cannot read."""
         from PIL import Image, UnidentifiedImageError
 
         for path, _ in self.samples:
