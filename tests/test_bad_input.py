@@ -267,7 +267,8 @@ def test_unknown_class_path_in_a_config_is_named(tmp_path, capsys, where, class_
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "not-lightning", "other-num-classes"])
-def test_bad_ckpt_path_through_the_cli(tmp_path, case):
+def test_bad_ckpt_path_through_the_cli(tmp_path, case, monkeypatch):
+    monkeypatch.setenv("JSONARGPARSE_DEBUG", "true")  # the CLI raises the error instead of printing one line
     path = tmp_path / "bad.ckpt"
     if case == "corrupt":
         path.write_bytes(b"\x80\x02garbage")

@@ -35,6 +35,13 @@ def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.argv", ["unlearn-pl"])
 
 
+@pytest.fixture
+def cli_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the CLI raise the exception itself rather than print it as one line and exit, so a
+    test can check its type and whole message (jsonargparse's debug switch)."""
+    monkeypatch.setenv("JSONARGPARSE_DEBUG", "true")
+
+
 def raises(exc: type[Exception], *fragments: str):
     """``pytest.raises`` that also requires every fragment (plain text) in the message."""
     return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments))
@@ -74,7 +81,7 @@ def test_a_diverged_unlearning_run_fails_instead_of_reporting(prepared_module, t
         fast_trainer(tmp_path).fit(module, datamodule=dm)
 
 
-def test_the_cli_exits_with_an_error_for_a_diverged_run(tmp_path):
+def test_the_cli_exits_with_an_error_for_a_diverged_run(tmp_path, cli_raises):
     config = write_config(tmp_path, **{"model.init_args.unlearner": {
         "class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 1e6}}})
     with raises(ValueError, "after unlearning with Finetune"):
@@ -338,7 +345,7 @@ def test_a_non_finite_forget_size_names_size(size):
 
 
 # ------------------------------------------------------------------ 10. --ckpt_path last
-def test_ckpt_path_last_gets_the_checks_of_a_file(tmp_path):
+def test_ckpt_path_last_gets_the_checks_of_a_file(tmp_path, cli_raises):
     checkpoints = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "last.ckpt").write_bytes(pickle.dumps(_Payload(tmp_path / "payload-ran")))
@@ -372,7 +379,7 @@ def test_a_run_folder_taken_since_the_listing_is_not_shared(tmp_path, monkeypatc
     taken = tmp_path / "runs" / "tiny" / "version_0"
     taken.mkdir(parents=True)
     monkeypatch.setattr(CSVLogger, "_get_next_version", lambda self: 0)
-    cli = UnlearningCLI(args=["validate", "--config", str(write_config(tmp_path))])
+    cli = UnlearningCLI(args=["fit", "--config", str(write_config(tmp_path))])
     assert Path(cli.trainer.log_dir) == tmp_path / "runs" / "tiny" / "version_1"
     assert list(taken.iterdir()) == [], "the other run's folder was written to"
 
