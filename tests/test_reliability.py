@@ -189,6 +189,19 @@ def test_resuming_under_another_split_or_localizer_is_refused(digits_dm, tmp_pat
     _fit_with_checkpoint(digits_dm, tmp_path, first, Random(budget=0.3), ckpt_path=str(last))
 
 
+def test_the_recorded_run_loads_weights_only(tmp_path):
+    """Values parsed by the CLI are jsonargparse types (float subclasses) that torch's weights-only
+    unpickler refuses: the checkpoint must hold them as plain numbers."""
+    from jsonargparse.typing import PositiveFloat
+
+    module = UnlearningModule(tiny_mlp(), localizer=Random(budget=PositiveFloat(0.3)), metrics=[], report=False)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "run.ckpt")
+    loaded = torch.load(tmp_path / "run.ckpt", weights_only=True)
+    assert loaded[UnlearningModule.RUN_KEY]["localizer"]["budget"] == 0.3
+
+
 # ------------------------------------------------------------------ 6, 9. the reference-model cache
 @pytest.fixture
 def cached(digits_dm, tmp_path):

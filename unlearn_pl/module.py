@@ -23,6 +23,16 @@ from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_fini
 from unlearn_pl.unlearners.base import Unlearner
 
 
+def _plain(value: Any) -> bool | int | float | str | None:
+    """``value`` as a builtin scalar (or its ``repr``), so a checkpoint stays loadable with
+    ``weights_only=True``: jsonargparse's restricted types (``PositiveFloat(0.3)``…) are int/float
+    subclasses that the weights-only unpickler refuses."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else repr(value)
+
+
 @dataclass
 class ReferenceResults:
     """Per-example results of the frozen reference models and what they were computed on
@@ -159,10 +169,7 @@ class UnlearningModule(pl.LightningModule):
         loc = self.localizer
         # The constructor arguments (stored under their own names, as jsonargparse needs them).
         names = [n for n in inspect.signature(type(loc).__init__).parameters if n != "self" and hasattr(loc, n)]
-        settings = {
-            n: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
-            for n, v in ((n, getattr(loc, n)) for n in names)
-        }
+        settings = {n: _plain(getattr(loc, n)) for n in names}
         return {"split": split, "localizer": {"class": f"{type(loc).__module__}.{type(loc).__qualname__}", **settings}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
