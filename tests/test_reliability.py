@@ -435,6 +435,19 @@ def test_global_batch_divides_the_batch_across_processes():
         dm.per_process_batch_size(3)
 
 
+def test_ddp_without_global_batch_says_what_the_global_batch_is(monkeypatch):
+    from types import SimpleNamespace
+
+    import unlearn_pl.data.datamodule as datamodule
+
+    said: list[str] = []
+    monkeypatch.setattr(datamodule, "rank_zero_info", said.append)
+    dm = UnlearningDataModule(Digits(), batch_size=64)
+    dm.trainer = SimpleNamespace(world_size=2, global_rank=0)
+    dm.train_dataloader()
+    assert any("the global batch is 128" in s and "global_batch=true" in s for s in said), said
+
+
 @pytest.mark.parametrize("arg,value", [("batch_size", "0"), ("val_fraction", "1.0"), ("num_workers", "-1")])
 def test_data_module_ranges_are_checked_by_the_parser(tmp_path, capsys, arg, value):
     with pytest.raises(SystemExit):

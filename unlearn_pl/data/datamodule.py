@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -383,6 +383,11 @@ class UnlearningDataModule(LightningDataModule):
         # seed, so a DDP run would see other batches than a single process with the same seed.
         replicas = trainer.world_size if trainer is not None else 1
         rank = trainer.global_rank if trainer is not None else 0
+        if replicas > 1 and not self.global_batch:
+            rank_zero_info(
+                f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
+                f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}"
+            )
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader]:
