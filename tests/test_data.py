@@ -1,4 +1,4 @@
-"""Splits, selectors, manifests and the data module (SPEC §2)."""
+"""Splits, selectors, manifests and the data module."""
 
 import json
 

@@ -1,12 +1,12 @@
-"""DDP parity of an *unlearning* run (issue 8): 2-process CPU DDP vs one process.
+"""DDP parity of an *unlearning* run: 2-process CPU DDP vs one process.
 
 Validation parity (the same model evaluated by 2 processes or 1 gives the same metrics within
 1e-6, padding and de-duplication included) is proven by
 ``test_metrics_ddp.py::test_ddp_validation_equals_single_process``; this file adds training.
 
 The setup makes the two runs see the same data per optimizer step, so any difference is
-floating-point only: a 2-process run with batch 32 per process against one process with
-batch 64, on split sizes divisible by 64 (no ``DistributedSampler`` padding, no short last
+floating-point only: a 2-process run with ``global_batch=True`` (batch 64 divided into 32 per
+process) against one process with batch 64, on split sizes divisible by 64 (no ``DistributedSampler`` padding, no short last
 batch), an MLP (no BatchNorm, whose per-process batch statistics would differ), and the
 shuffling order of :class:`~unlearn_pl.data.datamodule.EpochShuffleSampler`, which DDP shards
 (process r takes positions r, r+2, …), so the two processes' batch k together are the single
@@ -42,10 +42,10 @@ BATCH = 64
 EPOCHS = 2
 
 
-def make(batch_size: int) -> tuple[UnlearningModule, UnlearningDataModule]:
+def make(batch_size: int, global_batch: bool = False) -> tuple[UnlearningModule, UnlearningDataModule]:
     """1280 training examples: 128 validation, 128 forget, 1024 retain — all multiples of 64."""
     dm = UnlearningDataModule(Digits(), RandomForget(128), train_size=1280, val_fraction=0.1,
-                              batch_size=batch_size, eval_batch_size=BATCH, seed=0)
+                              batch_size=batch_size, eval_batch_size=BATCH, seed=0, global_batch=global_batch)
     module = UnlearningModule(
         tiny_mlp(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05, seed=0),
         references=ReferenceModels(recipe=FAST_RECIPE),
@@ -73,7 +73,7 @@ from test_ddp_parity import BATCH, EPOCHS, make, outcome
 
 if __name__ == "__main__":
     pl.seed_everything(0, verbose=False)
-    module, dm = make(batch_size=BATCH // 2)
+    module, dm = make(batch_size=BATCH, global_batch=True)  # 32 per process
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=EPOCHS, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=".")

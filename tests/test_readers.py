@@ -64,8 +64,12 @@ def test_cifar10_and_cifar100(tmp_path):
         CIFAR10(str(tmp_path / "empty")).load("train")
 
 
-def test_svhn(tmp_path):
+def test_svhn(tmp_path, monkeypatch):
     from scipy.io import savemat
+    from torchvision import datasets
+
+    # The reader delegates to torchvision, which checks the official file's MD5; a fake file passes here only.
+    monkeypatch.setattr(datasets.SVHN, "_check_integrity", lambda self: True)
 
     savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 3), np.uint8), "y": np.array([[10], [1], [2]])})
     ds = SVHN(str(tmp_path)).load("test")
@@ -98,3 +102,57 @@ def test_digits_is_offline_and_stratified():
     assert set(test.targets.tolist()) == set(range(10))
     assert train.fingerprint() == Digits().load("train").fingerprint()
     assert abs(float(train.images.mean())) < 0.1 and torch.isfinite(train.images).all()
+
+
+def test_svhn_with_another_files_checksum_is_named(tmp_path):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 3), np.uint8), "y": np.array([[10], [1], [2]])})
+    with pytest.raises(ValueError, match="test_32x32.mat.*MD5"):
+        SVHN(str(tmp_path)).load("test")
+
+
+def test_cifar_layout_comes_from_torchvision():
+    from torchvision import datasets
+
+    assert CIFAR10("x")._names("train") == [n for n, _ in datasets.CIFAR10.train_list]
+    assert CIFAR100("x")._folder == datasets.CIFAR100.base_folder == "cifar-100-python"
+
+
+def test_image_folder_numbers_test_classes_like_the_training_classes(tmp_path):
+    """torchvision alone numbers val/{a,c} as {a:0, c:1} while train/{a,b,c} has c=2."""
+    from PIL import Image
+
+    layout = {"train": ("a", "b", "c"), "val": ("a", "c")}
+    for split, classes in layout.items():
+        for cls in classes:
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / split / cls / "x.png")
+    with pytest.warns(UserWarning, match=r"no class folder for \['b'\]"):
+        reader = ImageFolder(str(tmp_path), image_size=4)
+    assert reader.num_classes == 3
+    test = reader.load("test")
+    assert [y for _, y in test.samples] == [0, 2]
+    (tmp_path / "val" / "d").mkdir()
+    with pytest.raises(ValueError, match=r"classes \['d'\] that the training folder"):
+        ImageFolder(str(tmp_path), image_size=4)
+
+
+def test_cifar_download_uses_torchvisions_address_and_checksum(tmp_path, monkeypatch):
+    """download=True fetches through torchvision (no network here: the fetch writes fake batches)."""
+    import unlearn_pl.data.readers as readers
+    from torchvision import datasets
+
+    calls = []
+
+    def fake_fetch(url, root, filename, md5):
+        calls.append((url, filename, md5))
+        write_cifar(Path(root) / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels")
+
+    monkeypatch.setattr(readers, "download_and_extract_archive", fake_fetch)
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        CIFAR10(str(tmp_path)).load("test")
+    assert len(CIFAR10(str(tmp_path), download=True).load("test")) == 4
+    assert calls == [(datasets.CIFAR10.url, datasets.CIFAR10.filename, datasets.CIFAR10.tgz_md5)]
+    CIFAR10(str(tmp_path), download=True).load("train")  # the files are there now: no second fetch
+    assert len(calls) == 1

@@ -1,4 +1,4 @@
-"""Safe loading (issue 8): every file is loaded with ``weights_only=True``, and a killed cache
+"""Safe loading: every file is loaded with ``weights_only=True``, and a killed cache
 write never leaves a file that a later run trusts.
 
 Related: ``test_references.py`` (a corrupt cache entry is retrained), ``test_resume.py`` (real

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
-from unlearn_pl.references import check_lightning_checkpoint
+from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
+from unlearn_pl.run_folder import reserve_versions
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning, SPEC §6)
 
 
@@ -56,7 +58,13 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
         if (path := self._ckpt_file()) is not None:
             # A checkpoint of another network fails now, not after training the reference models.
             check_lightning_checkpoint(path, self.model.network)
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            # --ckpt_path last/best/hpc is resolved inside fit: load it with the same checks as a file.
+            self.trainer.strategy.checkpoint_io = CheckedCheckpointIO()
         self.model.prepare_models(self.datamodule)
+        # After the reference models (a run that fails there leaves no empty folder), right
+        # before Lightning's first write: two runs started at once never share version_N.
+        reserve_versions(self.trainer.loggers)
 
     before_fit = before_validate = before_test = _prepare
 

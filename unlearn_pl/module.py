@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,18 @@ from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
-from unlearn_pl.references import ReferenceModels, check_state_fits
+from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_finite, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
+
+
+def _plain(value: Any) -> bool | int | float | str | None:
+    """``value`` as a builtin scalar (or its ``repr``), so a checkpoint stays loadable with
+    ``weights_only=True``: jsonargparse's restricted types (``PositiveFloat(0.3)``…) are int/float
+    subclasses that the weights-only unpickler refuses."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else repr(value)
 
 
 @dataclass
@@ -142,11 +153,47 @@ class UnlearningModule(pl.LightningModule):
                 f"classes but the data ({data}) has {num_classes}; set the network's num_classes={num_classes}"
             )
 
+    # ------------------------------------------------------------ checkpoints: what a run was made of
+    #: Checkpoint key of :meth:`run_fingerprint`.
+    RUN_KEY = "unlearn_pl_run"
+
+    def run_fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint of this run may only be resumed with: the split and the localizer's settings.
+
+        The split's content hash (data, retain, forget, validation, relabels) and the localizer's
+        class and arguments (its mask is computed from them once per run and then restored from
+        the checkpoint, so resuming under other settings would keep the old mask silently).
+        """
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        split = datamodule.split_fingerprint() if hasattr(datamodule, "split_fingerprint") else None
+        loc = self.localizer
+        # The constructor arguments (stored under their own names, as jsonargparse needs them).
+        names = [n for n in inspect.signature(type(loc).__init__).parameters if n != "self" and hasattr(loc, n)]
+        settings = {n: _plain(getattr(loc, n)) for n in names}
+        return {"split": split, "localizer": {"class": f"{type(loc).__module__}.{type(loc).__qualname__}", **settings}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.RUN_KEY] = self.run_fingerprint()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check a ``--ckpt_path`` checkpoint against the network before Lightning loads it."""
+        """Check a ``--ckpt_path`` checkpoint before Lightning loads it: its network must fit
+        this one, hold finite weights, and (when it records them) come from the same split and
+        localizer settings."""
         state = checkpoint.get("state_dict", {})
         network_state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
         check_state_fits(self.network, network_state, "the checkpoint (--ckpt_path)")
+        check_finite(network_state, "the checkpoint (--ckpt_path)", "that the run that saved it diverged (" + DIVERGENCE_CAUSES + ")")
+        saved = checkpoint.get(self.RUN_KEY)
+        if saved is None:
+            return  # a checkpoint that records nothing to compare (written by Lightning alone)
+        current = self.run_fingerprint()
+        for part, what in (("split", "split (data, forget set, retain set, validation set)"), ("localizer", "localizer settings")):
+            if saved.get(part) is not None and current.get(part) is not None and saved[part] != current[part]:
+                raise ValueError(
+                    f"the checkpoint (--ckpt_path) was made with another {what}: checkpoint {saved[part]!r}, "
+                    f"this run {current[part]!r}. Resuming would keep the checkpoint's weights and mask under this "
+                    "configuration; resume with the configuration that made it (its config.yaml), or start a new run"
+                )
 
     def reference(self, name: str) -> nn.Module:
         """A frozen reference model: ``"original"`` or ``"oracle"``."""
@@ -157,6 +204,11 @@ class UnlearningModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.unlearner is None:
             raise ValueError("fit needs an unlearner; pass unlearner= (e.g. unlearn_pl.unlearners.ResetFinetune)")
+        if stage == "fit" and hasattr(self.trainer.datamodule, "serve"):
+            # The module tells the data module what to serve; the data module never reads the model.
+            self.trainer.datamodule.serve(  # type: ignore[union-attr]
+                tuple(self.unlearner.requires), self.unlearner.combine_mode, getattr(self.unlearner, "batch_sizes", None)
+            )
         if not self.prepared:
             if self.trainer.world_size > 1:
                 raise RuntimeError(
@@ -193,6 +245,36 @@ class UnlearningModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.masks  # noqa: B018 — make sure the mask exists even if no callback touched it
+
+    def on_fit_end(self) -> None:
+        """Refuse the outcome of a fit that saw no training batch, or whose weights diverged.
+
+        Either would otherwise be evaluated and reported as an unlearned model: with no batch,
+        the original (or, after a reset, an untrained network); after divergence, NaN weights
+        whose every prediction is one class.
+        """
+        if self.trainer.interrupted:
+            return
+        # One-shot unlearners (SSD) take no optimizer step, but they do receive a batch.
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        if self.trainer.global_step == 0 and batches == 0:
+            raise ValueError(
+                f"fit ended without a single training step (max_epochs={self.trainer.max_epochs}, "
+                f"max_steps={self.trainer.max_steps}, {self.trainer.num_training_batches} batches per epoch), so "
+                f"{type(self.unlearner).__name__} unlearned nothing; give the trainer at least one epoch of data"
+            )
+        self._check_network_finite()
+
+    def _check_network_finite(self) -> None:
+        """Raise ``ValueError`` if the network's weights hold NaN or infinity, saying where they came from."""
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            check_finite(
+                self.network, f"the network after unlearning with {type(self.unlearner).__name__} "
+                f"(epoch {self.trainer.current_epoch}, step {self.trainer.global_step})",
+                "a learning rate too high for this unlearner (lower model.unlearner's lr), or NaN/infinite values in the data",
+            )
+        else:
+            check_finite(self.network, "the network to evaluate")
 
     # ------------------------------------------------------------ evaluation
     def eval_splits(self) -> tuple[str, ...]:
@@ -236,6 +318,8 @@ class UnlearningModule(pl.LightningModule):
         return (id(datamodule), id(getattr(datamodule, "split", None)), tuple(batches))
 
     def _start_evaluation(self) -> None:
+        # A diverged network (during fit, or a --ckpt_path of a run that diverged) must not become a table row.
+        self._check_network_finite()
         self._per_example = None
         self.evaluation.reset()
         memo = self._reference_memo

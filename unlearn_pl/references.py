@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from unlearn_pl._io import atomic_write
@@ -31,7 +32,7 @@ REFERENCE_DATA = {"original": "train", "oracle": "retain"}
 #: Revision of the reference-training procedure, part of every cache key. Bump it whenever a code
 #: change alters what training produces for the same inputs (e.g. loader order, dropping a
 #: last incomplete batch), so caches made by older code are retrained instead of reused.
-TRAINING_REVISION = 2
+TRAINING_REVISION = 3
 
 
 def default_cache_dir() -> Path:
@@ -46,6 +47,34 @@ def state_hash(module: nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in ``state`` that hold a NaN or an infinity."""
+    return [
+        name for name, t in state.items()
+        if isinstance(t, Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+#: What usually makes weights non-finite, for error messages.
+DIVERGENCE_CAUSES = "a learning rate too high for this network, or NaN/infinite values in the data"
+
+
+def check_finite(state: Mapping[str, Any] | nn.Module, what: str, cause: str = DIVERGENCE_CAUSES) -> None:
+    """Raise ``ValueError`` if any floating-point tensor of ``state`` (or a module's state dict)
+    is NaN or infinite, naming ``what`` and the tensors.
+
+    A diverged model otherwise evaluates like any other (every prediction the same class, losses
+    NaN) and ends as a row of plausible-looking numbers in the results table.
+    """
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise ValueError(
+            f"{what} has NaN or infinite weights ({len(bad)} tensors, e.g. {bad[:3]}); the likely cause is {cause}"
+        )
 
 
 def describe_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, Tensor], limit: int = 5) -> str:
@@ -87,13 +116,26 @@ def _load_file(path: str | Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — any unpickling failure means the file is unusable
-        # torch's own message suggests weights_only=False, which would run arbitrary code from
-        # the file: we never do that, so say plainly that the file is unusable.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
             f"{what} {str(path)!r} is corrupt, truncated or not a weights file (it cannot be loaded with "
-            f"torch.load(weights_only=True), the only way this package loads files): {first}"
+            f"torch.load(weights_only=True), the only way this package loads files): {_load_failure(e)}"
         ) from e
+
+
+def _load_failure(error: Exception) -> str:
+    """The cause in torch's unpickling error, without its advice.
+
+    torch suggests ``weights_only=False`` or allow-listing the refused global, both of which
+    would run code from the file; this package never does that, so the advice is left out.
+    """
+    text = str(error).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        rest = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
+        return (rest[0].split(". Please")[0] if rest else "unsupported content").rstrip(".")
+    if text.startswith("Weights only load failed"):
+        return "it holds objects other than tensors, numbers, strings and containers"
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
@@ -101,14 +143,20 @@ def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
 
     Accepts a plain state dict, this package's cache files, and Lightning checkpoints of a
     :class:`~unlearn_pl.UnlearningModule` or ``ClassifierModule`` (``network.`` prefix).
+    Weights with NaN or infinite values are refused (``ValueError``).
     """
-    obj = _load_file(path, "checkpoint")
+    return _load_state(network, _load_file(path, "checkpoint"), path)
+
+
+def _load_state(network: nn.Module, obj: Any, path: str | Path) -> nn.Module:
+    """Load the state dict held by ``obj`` (what ``path`` contained) into ``network``."""
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds no state dict (found {type(obj).__name__})")
     if any(k.startswith("network.") for k in state):
         state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
     check_state_fits(network, state, f"checkpoint {str(path)!r}")
+    check_finite(state, f"checkpoint {str(path)!r}", "that the model it holds diverged in training")
     try:
         network.load_state_dict(state)
     except RuntimeError as e:  # e.g. a dtype the parameter cannot take
@@ -116,17 +164,20 @@ def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
     return network
 
 
-def check_lightning_checkpoint(path: str | Path, network: nn.Module | None = None) -> None:
+def check_lightning_checkpoint(path: str | Path, network: nn.Module | None = None) -> dict[str, Any]:
     """Check, before Lightning loads it, that ``path`` is a usable ``--ckpt_path`` (for ``network``, if given).
 
     Lightning's own errors for these cases are an ``UnpicklingError`` that suggests the unsafe
     ``weights_only=False``, a ``KeyError: 'pytorch-lightning_version'`` or a raw size-mismatch
     dump; this names the file, the problem and what is expected instead.
 
+    Returns:
+        the loaded checkpoint.
+
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: it is corrupt, not a Lightning checkpoint of an ``UnlearningModule``, or its
-            network does not match ``network``.
+        ValueError: it is corrupt, not a Lightning checkpoint of an ``UnlearningModule``, its
+            network does not match ``network``, or its weights are not finite.
     """
     obj = _load_file(path, "--ckpt_path checkpoint")
     if not isinstance(obj, dict) or "state_dict" not in obj or "pytorch-lightning_version" not in obj:
@@ -137,9 +188,24 @@ def check_lightning_checkpoint(path: str | Path, network: nn.Module | None = Non
             "pretrained weights, pass them as the original model instead: "
             "--model.init_args.references.init_args.original <file>"
         )
+    state = {k[len("network."):]: v for k, v in obj["state_dict"].items() if k.startswith("network.")}
     if network is not None:
-        state = {k[len("network."):]: v for k, v in obj["state_dict"].items() if k.startswith("network.")}
         check_state_fits(network, state, f"--ckpt_path {str(path)!r}")
+    check_finite(state, f"--ckpt_path {str(path)!r}", "that the run that saved it diverged (" + DIVERGENCE_CAUSES + ")")
+    return obj
+
+
+class CheckedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, loading through :func:`check_lightning_checkpoint`.
+
+    ``--ckpt_path last`` (or ``best``, ``hpc``, …) is resolved by Lightning inside ``fit``, after
+    any check the CLI can make on a path; loading through this plugin gives such checkpoints the
+    same checks and messages as a file name (never torch's advice to load with
+    ``weights_only=False``). Loading is always ``weights_only=True``.
+    """
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return check_lightning_checkpoint(path)
 
 
 class ReferenceModels:
@@ -191,12 +257,13 @@ class ReferenceModels:
         if isinstance(source, (str, os.PathLike)):
             return load_weights(network, source).eval()
         path = self.cache_path(initial, datamodule, which)
-        if path.exists():
-            try:
-                rank_zero_info(f"Reusing the cached {which} model: {path}")
-                return load_weights(network, path).eval()
-            except ValueError as e:  # a corrupt cache entry is retrained, never trusted
-                rank_zero_info(f"Ignoring unusable cache entry {path}: {e}")
+        return self._load_or_train(which, network, path, datamodule)
+
+    def _load_or_train(self, which: str, network: nn.Module, path: Path, datamodule: UnlearningDataModule) -> nn.Module:
+        """The sound cache entry at ``path`` if there is one, else ``network`` trained (and cached if possible)."""
+        cached = self._load_cached(network, path, which)
+        if cached is not None:
+            return cached
         rank_zero_info(f"Training the {which} model on {REFERENCE_DATA[which]} ({self.recipe.epochs} epochs)")
         # drop_last: a tiny last batch gives BatchNorm meaningless batch statistics.
         loader = datamodule.dataloader(
@@ -205,7 +272,38 @@ class ReferenceModels:
         )
         train_classifier(network, loader, self.recipe)
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
-        atomic_write(path, lambda tmp: torch.save({"state_dict": state, "key": path.stem}, tmp))
+        # Never cache (or use) a diverged model: the next run would reuse it without a word.
+        check_finite(
+            state, f"the {which} model trained on {REFERENCE_DATA[which]} (recipe lr={self.recipe.lr}, "
+            f"{self.recipe.epochs} epochs)",
+            f"a learning rate too high for this network (lower references.recipe.lr), or NaN/infinite values in the data",
+        )
+        try:
+            atomic_write(path, lambda tmp: torch.save({"state_dict": state, "key": path.stem}, tmp))
+        except OSError as e:  # an unwritable cache must not lose the model just trained
+            rank_zero_warn(f"Could not cache the {which} model in {str(self.cache_dir)!r} ({e}); continuing without caching it")
+        return network.eval()
+
+    def _load_cached(self, network: nn.Module, path: Path, which: str) -> nn.Module | None:
+        """The cached model at ``path`` if it is a sound entry for this key, else ``None`` (retrain).
+
+        An entry must be a file, name its own key (an entry copied onto another key's name is
+        another model) and hold finite weights that fit ``network``.
+        """
+        if not path.exists():
+            return None
+        try:
+            if not path.is_file():
+                raise ValueError("it is not a file")
+            obj = _load_file(path, "cache entry")
+            key = obj.get("key") if isinstance(obj, dict) else None
+            if key != path.stem:
+                raise ValueError(f"it was saved under key {key!r}, not {path.stem!r}")
+            _load_state(network, obj, path)
+        except ValueError as e:  # an unusable cache entry is retrained, never trusted
+            rank_zero_warn(f"Ignoring unusable cache entry {str(path)!r} for the {which} model: {e}")
+            return None
+        rank_zero_info(f"Reusing the cached {which} model: {path}")
         return network.eval()
 
     def prepare(self, initial: nn.Module, datamodule: UnlearningDataModule) -> dict[str, nn.Module]:

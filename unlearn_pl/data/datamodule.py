@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -9,11 +10,13 @@ from typing import Literal
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unlearn_pl.data.datasets import IndexedSubset, dataset_fingerprint, dataset_targets
+from unlearn_pl.data.datasets import IndexedSubset, check_dataset, dataset_fingerprint, dataset_targets
 from unlearn_pl.data.readers import DatasetReader, Digits
 from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
@@ -25,31 +28,22 @@ EVAL_SPLITS: tuple[str, ...] = ("retain", "forget", "val", "test")
 
 
 class EpochShuffleSampler(DistributedSampler):
-    """A shuffling sampler whose order is a pure function of ``(seed, epoch, pass)``, optionally
-    sharded across processes.
+    """``DistributedSampler`` whose order is a pure function of ``(seed, epoch, pass)``.
 
-    ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` draws each
-    epoch's order from a generator whose state lives only in memory, so a run resumed from a
-    checkpoint (``--ckpt_path``) would replay epoch 0's order instead of the order the
-    uninterrupted run saw. This sampler instead derives the order from the epoch number, which
-    Lightning sets through :meth:`set_epoch` before every epoch, also on resume.
+    torch's ``DistributedSampler`` already derives its order from ``seed + epoch``, so a run
+    resumed from a checkpoint (``--ckpt_path``) sees the order the uninterrupted run saw: Lightning
+    sets the epoch through :meth:`set_epoch` before every epoch, also on resume. What this class
+    adds:
 
-    - Pass 0 of epoch ``e`` is exactly the order that
-      ``DataLoader(shuffle=True, generator=Generator().manual_seed(seed))`` yields in its
-      ``e``-th pass, so models trained — and cached — before this sampler existed are
-      reproduced bit for bit. (Per pass that loader draws a worker base seed and two
-      ``randperm`` from its generator; :meth:`permutation` replays exactly these draws, from
-      ``seed`` when the epoch jumps back or ahead — a resumed run — in O(epoch) draws, once.)
-    - Further passes within one epoch (a shorter loader cycled by a ``CombinedLoader``) use a
-      generator seeded by ``(seed, epoch, pass)``.
-    - Without any :meth:`set_epoch` call (a plain training loop) every pass advances the epoch,
-      which gives the same sequence as above.
+    - Further passes within one epoch (a shorter loader cycled by a ``CombinedLoader`` in
+      ``max_size_cycle`` mode) get new orders, from ``(seed, epoch, pass)``; torch's sampler would
+      repeat the epoch's order in every cycle.
+    - Without any :meth:`set_epoch` call (a plain training loop) every pass advances the epoch.
     - With ``num_replicas`` processes, process ``rank`` takes positions ``rank, rank +
-      num_replicas, …`` of that one order (padded by repeating its start, as
-      ``DistributedSampler`` does). So the processes' k-th batches of size b together are the
-      single-process k-th batch of size ``num_replicas · b``: DDP changes the data of a step
-      only by the padding. It is a ``DistributedSampler`` so that Lightning keeps it instead of
-      injecting its own, whose shuffle would ignore this order.
+      num_replicas, …`` of that one order (padded by repeating its start, as torch does). So the
+      processes' k-th batches of size b together are the single-process k-th batch of size
+      ``num_replicas · b``: DDP changes the data of a step only by the padding. Being a
+      ``DistributedSampler``, Lightning keeps it instead of injecting its own.
 
     Args:
         size: number of examples to permute.
@@ -66,8 +60,6 @@ class EpochShuffleSampler(DistributedSampler):
         self.size = size
         self._pass = 0  # passes already started in the current epoch
         self._epoch_set = False  # whether a loop drives the epoch through set_epoch
-        self._generator = torch.Generator().manual_seed(self.seed)
-        self._passes = 0  # passes of the legacy generator stream replayed so far
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next pass yields (called by Lightning's loops)."""
@@ -75,25 +67,12 @@ class EpochShuffleSampler(DistributedSampler):
         self._pass = 0
         self._epoch_set = True
 
-    def _next_pass(self) -> Tensor:
-        """Replay one pass of ``RandomSampler(generator=g)`` inside a DataLoader sharing ``g``."""
-        self._passes += 1
-        torch.empty((), dtype=torch.int64).random_(generator=self._generator)  # the loader's worker base seed
-        order = torch.randperm(self.size, generator=self._generator)
-        torch.randperm(self.size, generator=self._generator)  # RandomSampler's (empty) remainder draw
-        return order
-
     def permutation(self, epoch: int, pass_: int = 0) -> Tensor:
         """The order of pass ``pass_`` of ``epoch`` (pure: the same arguments give the same order)."""
-        if pass_ > 0:
-            seed = int(np.random.SeedSequence([self.seed, epoch, pass_]).generate_state(1)[0])
-            return torch.randperm(self.size, generator=torch.Generator().manual_seed(seed))
-        if self._passes > epoch:  # going back (a second fit, or a repeated epoch): replay from the seed
-            self._generator = torch.Generator().manual_seed(self.seed)
-            self._passes = 0
-        while self._passes < epoch:
-            self._next_pass()
-        return self._next_pass()
+        # SeedSequence mixes the three numbers, so nearby (seed, epoch) pairs give unrelated orders
+        # (torch's seed + epoch makes seed 1's epoch 0 the same order as seed 0's epoch 1).
+        seed = int(np.random.SeedSequence([self.seed, epoch, pass_]).generate_state(1)[0])
+        return torch.randperm(self.size, generator=torch.Generator().manual_seed(seed))
 
     def __iter__(self) -> Iterator[int]:
         order = self.permutation(self.epoch, self._pass).tolist()
@@ -111,6 +90,10 @@ class EpochShuffleSampler(DistributedSampler):
         return self.num_samples
 
 
+#: A validation share of the training set, in [0, 1).
+ValFraction = restricted_number_type("ValFraction", float, [(">=", 0), ("<", 1)])
+
+
 class UnlearningDataModule(LightningDataModule):
     """Splits a dataset into retain / forget / validation / test sets and serves their loaders.
 
@@ -118,36 +101,61 @@ class UnlearningDataModule(LightningDataModule):
     test), so per-example metrics can de-duplicate under distributed samplers. ``train`` denotes
     retain ∪ forget, the original model's training data.
 
-    The training loader of the unlearning stage serves what the attached module's unlearner
-    declares it needs (``requires``): one loader for a single split, or a ``CombinedLoader`` of
-    ``{"retain": ..., "forget": ...}`` for two-stream methods.
+    The training loader serves the splits the module asked for through :meth:`serve` (an
+    :class:`~unlearn_pl.UnlearningModule` passes its unlearner's ``requires``, ``combine_mode``
+    and ``batch_sizes``): a ``CombinedLoader`` of ``{"retain": ..., "forget": ...}`` (one entry
+    for a single split), or a :class:`~unlearn_pl.data.sequential.SequentialLoader` for the
+    ``"sequential"`` mode. Without such a call it serves the retain set.
+
+    Setup checks the data before anything trains: every label must be a class of the reader
+    (``0 … num_classes−1``), in-memory images must be finite, and the dataset must have at
+    least two classes.
+
+    Under DDP each process loads ``batch_size`` examples per step, so the global batch is
+    ``batch_size × devices`` and results differ from a one-process run with the same settings.
+    ``global_batch=True`` instead divides ``batch_size`` across the processes (it must be
+    divisible by their number), which keeps the optimization of a one-process run: the
+    processes' batches together are the one-process batch, up to the sampler's padding.
 
     Args:
         dataset: the reader of the train and test splits.
         forget: the forget-set selector.
         val_fraction: share of the (subsampled) training set held out as validation data.
         train_size: subsample the training set to this many examples first (``None``: all).
-        batch_size: batch size of every loader unless a caller overrides it.
+        batch_size: batch size of every loader unless a caller overrides it (per process, unless
+            ``global_batch``).
         eval_batch_size: batch size of evaluation loaders (default: ``batch_size``).
         num_workers: DataLoader workers.
         seed: seeds the split and the shuffling order.
         manifest: load the split from this manifest instead of drawing it. If the file does
-            not exist yet, the drawn split is written there.
+            not exist yet, the drawn split is written there. A loaded manifest wins over
+            ``forget``, ``seed``, ``val_fraction`` and ``train_size``; where these differ from
+            the ones it records, a warning names both.
+        global_batch: ``batch_size`` of the training loader is the global batch, divided across
+            processes under DDP (see above).
     """
 
     def __init__(
         self,
         dataset: DatasetReader | None = None,
         forget: ForgetSelector | None = None,
-        val_fraction: float = 0.1,
-        train_size: int | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        val_fraction: ValFraction = 0.1,  # type: ignore[valid-type,assignment]
+        train_size: PositiveInt | None = None,
+        batch_size: PositiveInt = 128,  # type: ignore[assignment]
+        eval_batch_size: PositiveInt | None = None,
+        num_workers: NonNegativeInt = 0,  # type: ignore[assignment]
         seed: int = 0,
         manifest: str | None = None,
+        global_batch: bool = False,
     ) -> None:
         super().__init__()
+        # The parser checks these ranges on the command line; from Python they arrive as plain numbers.
+        for name, value, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+                                 ("train_size", train_size, 1), ("num_workers", num_workers, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction!r}")
         self.reader = dataset if dataset is not None else Digits()
         self.selector = forget if forget is not None else RandomForget(0.1)
         self.val_fraction = val_fraction
@@ -157,40 +165,77 @@ class UnlearningDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.manifest = manifest
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        self.global_batch = global_batch
         self.split: Split | None = None
         self.train_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self._serve: tuple[tuple[str, ...], str, dict[str, int]] = (("retain",), "max_size_cycle", {})
 
     @property
     def num_classes(self) -> int:
         return self.reader.num_classes
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the data and draw (or load) the split. Idempotent: later calls reuse it."""
+        """Load and check the data, and draw (or load) the split. Idempotent: later calls reuse it."""
         if self.split is not None:
             return
+        num_classes = self.num_classes
+        if num_classes < 2:
+            raise ValueError(
+                f"{self.reader.name} has num_classes={num_classes}; unlearning a classifier needs at least 2 classes "
+                "(with one, every model is trivially 100% accurate)"
+            )
         self.train_set = self.reader.load("train")
         self.test_set = self.reader.load("test")
+        check_dataset(self.train_set, num_classes, f"{self.reader.name} train split")
+        check_dataset(self.test_set, num_classes, f"{self.reader.name} test split")
         targets = dataset_targets(self.train_set).numpy()
+        present = np.unique(targets)
+        if len(present) < 2:
+            raise ValueError(
+                f"{self.reader.name}'s training split holds only class(es) {present.tolist()}; "
+                "unlearning a classifier needs examples of at least 2 classes"
+            )
         fingerprint = dataset_fingerprint(self.train_set)
         if self.manifest and Path(self.manifest).exists():
-            split = Split.load(self.manifest)
-            if split.dataset != fingerprint:
-                raise ValueError(
-                    f"manifest {self.manifest!r} was made for dataset fingerprint {split.dataset!r}, but "
-                    f"the data read now has fingerprint {fingerprint!r}; use the matching data or another manifest"
-                )
+            split = self._load_manifest(self.manifest, fingerprint, len(targets))
         else:
             split = make_split(
-                targets, self.num_classes, self.selector,
+                targets, num_classes, self.selector,
                 val_fraction=self.val_fraction, seed=self.seed,
                 dataset=fingerprint, train_size=self.train_size,
             )
             if self.manifest:
                 split.save(self.manifest)
         self.split = split
+
+    def _load_manifest(self, path: str, fingerprint: str, num_train: int) -> Split:
+        split = Split.load(path)
+        if split.dataset != fingerprint:
+            raise ValueError(
+                f"manifest {path!r} was made for dataset fingerprint {split.dataset!r}, but "
+                f"the data read now has fingerprint {fingerprint!r}; use the matching data or another manifest"
+            )
+        if split.num_train != num_train:
+            raise ValueError(
+                f"manifest {path!r} records num_train={split.num_train}, but the training split has {num_train} "
+                "examples; use the manifest made for this data"
+            )
+        try:
+            split.check(self.num_classes)
+        except ValueError as e:
+            raise ValueError(f"split manifest {path!r}: {e}") from e
+        configured = {"forget": self.selector.describe(), "seed": self.seed,
+                      "val_fraction": self.val_fraction, "train_size": self.train_size}
+        recorded = {"forget": split.selector, "seed": split.seed,
+                    "val_fraction": split.val_fraction, "train_size": split.train_size}
+        # Manifests without val_fraction/train_size (None) record nothing to compare for them.
+        differ = [k for k in configured if recorded[k] is not None and recorded[k] != configured[k]]
+        if differ:
+            lines = "; ".join(f"{k}: manifest {recorded[k]!r}, configured {configured[k]!r}" for k in differ)
+            rank_zero_warn(f"the split comes from manifest {path!r}, so the configured {', '.join(differ)} "
+                           f"are ignored ({lines})")
+        return split
 
     def _require_setup(self) -> Split:
         if self.split is None:
@@ -200,13 +245,20 @@ class UnlearningDataModule(LightningDataModule):
 
     def fingerprint(self, which: SplitName) -> str:
         """Content hash of one split's data (indices, labels, data) — the model cache key part."""
-        import hashlib
-
         split = self._require_setup()
         h = hashlib.sha256(split.dataset.encode())
         h.update(np.asarray(self.indices(which), dtype=np.int64).tobytes())
         h.update(repr(sorted(split.relabels.items())).encode())
         return h.hexdigest()[:16]
+
+    def split_fingerprint(self) -> str:
+        """Content hash of the whole split (data, retain, forget, validation, relabels).
+
+        Checkpoints record it, so a run cannot resume on another forget set.
+        """
+        return hashlib.sha256(
+            "|".join(self.fingerprint(which) for which in ("retain", "forget", "val", "test")).encode()  # type: ignore[arg-type]
+        ).hexdigest()[:16]
 
     def indices(self, which: SplitName) -> list[int]:
         """Dataset indices of a split (``train`` = retain ∪ forget, sorted)."""
@@ -242,6 +294,8 @@ class UnlearningDataModule(LightningDataModule):
         sees the same batches as an uninterrupted one.
 
         ``drop_last`` drops a last incomplete batch, unless that would leave no batch at all.
+        A shuffled (training) loader always drops a last batch of one example: BatchNorm cannot
+        compute batch statistics from one value per channel and would stop the run.
         ``num_replicas``/``rank`` shard a shuffled loader's order across processes (the data
         module's own training loader does this under DDP).
         """
@@ -249,17 +303,50 @@ class UnlearningDataModule(LightningDataModule):
         seed = self.seed if seed is None else seed
         sampler = EpochShuffleSampler(len(dataset), seed, num_replicas, rank) if shuffle else None
         size = batch_size or (self.batch_size if shuffle else self.eval_batch_size)
+        per_process = len(sampler) if sampler is not None else len(dataset)
+        if shuffle and per_process > size and per_process % size == 1:
+            drop_last = True
         return DataLoader(
             dataset,
             batch_size=size,
             sampler=sampler,
-            drop_last=drop_last and len(dataset) >= size,
-            # The loader draws a worker base seed per pass: from its own generator, as before,
-            # so shuffling never consumes the global RNG (the order itself comes from the sampler).
+            drop_last=drop_last and per_process >= size,
+            # The loader draws a worker base seed per pass: from its own generator, so shuffling
+            # never consumes the global RNG (the order itself comes from the sampler).
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def serve(
+        self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: dict[str, int] | None = None
+    ) -> None:
+        """Make the training loader serve the splits ``requires``, combined in ``mode``.
+
+        Called by the module (the data module never looks at the model): e.g.
+        ``serve(("retain", "forget"))`` for a two-stream unlearner. ``mode`` is a
+        ``CombinedLoader`` mode or ``"sequential"`` (see :meth:`unlearning_dataloader`);
+        ``batch_sizes`` overrides the batch size of some splits.
+        """
+        if not requires:
+            raise ValueError("an unlearner must require at least one split (retain, forget or train)")
+        unknown = [r for r in requires if r not in ("retain", "forget", "val", "train")]
+        if unknown:
+            raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
+        self._serve = (tuple(requires), mode, dict(batch_sizes or {}))
+
+    def per_process_batch_size(self, world_size: int, batch_size: int | None = None) -> int:
+        """The training batch size (``batch_size``, default the module's) of one process among
+        ``world_size`` (see ``global_batch``)."""
+        size = self.batch_size if batch_size is None else batch_size
+        if not self.global_batch or world_size <= 1:
+            return size
+        if size % world_size:
+            raise ValueError(
+                f"global_batch=True divides batch_size={size} across {world_size} processes, which "
+                f"needs a multiple of {world_size}; set batch_size to e.g. {max(1, size // world_size) * world_size}"
+            )
+        return size // world_size
 
     def unlearning_dataloader(
         self,
@@ -268,7 +355,7 @@ class UnlearningDataModule(LightningDataModule):
         num_replicas: int = 1,
         rank: int = 0,
         batch_sizes: dict[str, int] | None = None,
-    ) -> DataLoader | CombinedLoader | SequentialLoader:
+    ) -> CombinedLoader | SequentialLoader:
         """The training loader of an unlearner that needs the splits ``requires`` (sharded for ``rank``).
 
         ``mode`` is a ``CombinedLoader`` mode, or ``sequential``: every batch of the first split,
@@ -279,23 +366,28 @@ class UnlearningDataModule(LightningDataModule):
             raise ValueError("an unlearner must require at least one split (retain, forget or train)")
         sizes = batch_sizes or {}
         loaders = {
-            name: self.dataloader(name, shuffle=True, num_replicas=num_replicas, rank=rank, batch_size=sizes.get(name))  # type: ignore[arg-type]
+            name: self.dataloader(
+                name, shuffle=True, num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
+                batch_size=self.per_process_batch_size(num_replicas, sizes.get(name)),
+            )
             for name in requires
         }
         if mode == "sequential":
             return SequentialLoader(loaders)
         return CombinedLoader(loaders, mode=mode)
 
-    def train_dataloader(self) -> DataLoader | CombinedLoader | SequentialLoader:
+    def train_dataloader(self) -> CombinedLoader | SequentialLoader:
+        requires, mode, batch_sizes = self._serve
         trainer = self.trainer
-        module = trainer.lightning_module if trainer is not None else None
-        unlearner = getattr(module, "unlearner", None)
-        requires, mode = (("retain",), "max_size_cycle") if unlearner is None else (tuple(unlearner.requires), unlearner.combine_mode)
         # Shard here rather than let Lightning wrap the sampler: its wrapper reshuffles with its own
         # seed, so a DDP run would see other batches than a single process with the same seed.
         replicas = trainer.world_size if trainer is not None else 1
         rank = trainer.global_rank if trainer is not None else 0
-        batch_sizes = getattr(unlearner, "batch_sizes", None)
+        if replicas > 1 and not self.global_batch:
+            rank_zero_info(
+                f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
+                f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}"
+            )
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader]:

@@ -59,6 +59,34 @@ def dataset_targets(dataset: Dataset) -> Tensor:
     return torch.as_tensor(targets, dtype=torch.long)
 
 
+def check_dataset(dataset: Dataset, num_classes: int, what: str) -> None:
+    """Raise ``ValueError`` naming the first bad example unless every label is in
+    ``0 … num_classes−1`` and (for in-memory datasets) every pixel is finite.
+
+    Without this, a label of 10 in a 10-class dataset surfaces as ``IndexError: Target 10 is out
+    of bounds`` deep inside training (or, in the test set, only after the whole run), and a NaN
+    pixel as a diverged model.
+    """
+    targets = dataset_targets(dataset)
+    bad = ((targets < 0) | (targets >= num_classes)).nonzero().flatten()
+    if len(bad):
+        i = int(bad[0])
+        values = sorted(set(targets[bad].tolist()))
+        raise ValueError(
+            f"{what}: label {int(targets[i])} at index {i} is outside 0..{num_classes - 1} ({len(bad)} such "
+            f"examples, labels {values[:10]}); the reader declares num_classes={num_classes}"
+        )
+    images = getattr(dataset, "images", None)
+    if isinstance(images, Tensor) and images.is_floating_point():
+        finite = torch.isfinite(images.flatten(1)).all(1)
+        if not bool(finite.all()):
+            i = int((~finite).nonzero()[0])
+            raise ValueError(
+                f"{what}: image {i} has NaN or infinite pixel values ({int((~finite).sum())} such images); "
+                "fix the data files (training on them gives a diverged model)"
+            )
+
+
 def dataset_fingerprint(dataset: Dataset) -> str:
     """A stable content hash of a dataset, used in split manifests and the model cache.
 

@@ -1,4 +1,4 @@
-"""Forget-set selectors (SPEC §2): which training examples the model must forget.
+"""Forget-set selectors: which training examples the model must forget.
 
 A selector sees the labels of the candidate pool (train minus validation) and a seeded generator,
 and returns the chosen dataset indices plus, for ``Mislabeled``, the wrong labels those examples
@@ -8,12 +8,20 @@ carry in the training data.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
+
+#: A fraction in (0, 1] (the parser rejects 0, NaN and values above 1). jsonargparse registers a
+#: restriction once, under one name: other modules declaring (0, 1] get this same type.
+PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
+#: A forget-set size: a count of examples (int ≥ 1) or a fraction of the pool.
+ForgetSize = PositiveInt | PositiveFraction  # type: ignore[operator,valid-type]
 
 
 @dataclass
@@ -28,6 +36,8 @@ def _count(size: int | float, available: int, what: str) -> int:
     """Turn an int count or a float fraction of ``available`` into a validated count."""
     if isinstance(size, bool) or not isinstance(size, (int, float)):
         raise ValueError(f"size must be an int count or a float fraction; got {size!r}")
+    if isinstance(size, float) and not math.isfinite(size):
+        raise ValueError(f"size must be an int count or a float fraction in (0, 1]; got size={size!r}")
     n = int(round(size * available)) if isinstance(size, float) else int(size)
     if isinstance(size, float) and not 0.0 < size <= 1.0:
         raise ValueError(f"size as a fraction must be in (0, 1]; got {size}")
@@ -64,7 +74,7 @@ class ForgetSelector(ABC):
 class RandomForget(ForgetSelector):
     """IID forget set: ``size`` examples (int) or a fraction of the pool (float), uniformly at random."""
 
-    def __init__(self, size: int | float = 0.1) -> None:
+    def __init__(self, size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
@@ -81,7 +91,7 @@ class ClassForget(ForgetSelector):
     The DEL paper's CIFAR-10 setting is ``ClassForget(classes=[2, 5], size=0.1)``.
     """
 
-    def __init__(self, classes: list[int], size: int | float = 0.1) -> None:
+    def __init__(self, classes: list[NonNegativeInt], size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
         if not classes:
             raise ValueError("classes must name at least one class")
         self.classes = list(classes)
@@ -106,7 +116,7 @@ class ClassForget(ForgetSelector):
 class IndexForget(ForgetSelector):
     """An explicit forget set: dataset ``indices``, or a ``file`` (JSON list or one index per line)."""
 
-    def __init__(self, indices: list[int] | None = None, file: str | None = None) -> None:
+    def __init__(self, indices: list[NonNegativeInt] | None = None, file: str | None = None) -> None:
         if (indices is None) == (file is None):
             raise ValueError("give exactly one of indices= or file=")
         self.indices = indices
@@ -119,10 +129,23 @@ class IndexForget(ForgetSelector):
         if not path.exists():
             raise FileNotFoundError(f"forget index file {str(path)!r} does not exist")
         text = path.read_text().strip()
-        return json.loads(text) if text.startswith("[") else [int(t) for t in text.split()]
+        try:
+            return json.loads(text) if text.startswith("[") else [int(t) for t in text.split()]
+        except ValueError as e:  # json.JSONDecodeError is a ValueError
+            raise ValueError(
+                f"forget index file {str(path)!r} is neither a JSON list nor one integer index per line: {e}"
+            ) from e
 
     def select(self, pool, targets, num_classes, rng):
-        wanted = np.asarray(self._read(), dtype=np.int64)
+        read = self._read()
+        source = f"file {self.file!r}" if self.file is not None else "indices"
+        if not isinstance(read, list):
+            raise ValueError(f"forget {source} must be a list of integer indices; got {type(read).__name__}")
+        # np.asarray(…, int64) would truncate 0.5 to 0 silently.
+        odd = [i for i in read if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
+        if odd:
+            raise ValueError(f"forget {source} holds non-integer indices {odd[:10]}; indices must be integers")
+        wanted = np.asarray(read, dtype=np.int64)
         if len(wanted) == 0:
             raise ValueError("the forget index list is empty; the forget set must be non-empty")
         bad = wanted[(wanted < 0) | (wanted >= len(targets))]
@@ -155,7 +178,7 @@ class Mislabeled(ForgetSelector):
     class (uniform over the other classes). The original model learns the wrong labels; a good
     unlearner removes their influence."""
 
-    def __init__(self, size: int | float = 0.1) -> None:
+    def __init__(self, size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):

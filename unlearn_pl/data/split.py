@@ -1,4 +1,4 @@
-"""The retain/forget/validation split and its JSON manifest (SPEC §2)."""
+"""The retain/forget/validation split and its JSON manifest."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class Split:
         selector: the forget selector's name and arguments.
         dataset: the training set's fingerprint; loading a manifest against other data fails.
         num_train: size of the full training split the indices refer to.
+        val_fraction, train_size: the data module settings that drew the split (``None`` in
+            manifests that do not record them).
     """
 
     retain: list[int]
@@ -34,11 +36,20 @@ class Split:
     selector: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
     num_train: int = 0
+    val_fraction: float | None = None
+    train_size: int | None = None
 
-    def check(self) -> None:
-        """Raise ``ValueError`` unless the three sets are disjoint, duplicate-free and in range."""
+    def check(self, num_classes: int | None = None) -> None:
+        """Raise ``ValueError`` unless the three sets are integer, disjoint, duplicate-free and in
+        range, and (given ``num_classes``) every relabel is a class of the data."""
         parts = {"retain": self.retain, "forget": self.forget, "val": self.val}
         for name, idx in parts.items():
+            if not isinstance(idx, list):
+                raise ValueError(f"split {name!r} must be a list of integer indices; got {type(idx).__name__}")
+            # 0.5 would be served as example 0 (also in retain) and pass the overlap check below.
+            odd = [i for i in idx if isinstance(i, bool) or not isinstance(i, (int, np.integer))][:10]
+            if odd:
+                raise ValueError(f"split {name!r} has non-integer indices {odd}; indices must be integers")
             if len(set(idx)) != len(idx):
                 dup = sorted({i for i in idx if idx.count(i) > 1})[:10] if len(idx) < 100_000 else "…"
                 raise ValueError(f"split {name!r} has duplicated indices {dup}; each index may appear once")
@@ -63,6 +74,12 @@ class Split:
         if set(self.relabels) - set(self.forget):
             extra = sorted(set(self.relabels) - set(self.forget))[:10]
             raise ValueError(f"relabels name indices {extra} outside the forget set; only forget examples may be relabeled")
+        if num_classes is not None:
+            bad = {i: y for i, y in self.relabels.items() if not 0 <= y < num_classes}
+            if bad:
+                raise ValueError(
+                    f"relabels {dict(list(sorted(bad.items()))[:10])} are outside the classes 0..{num_classes - 1}"
+                )
 
     def save(self, path: str | Path) -> Path:
         """Write the manifest atomically as JSON."""
@@ -78,11 +95,20 @@ class Split:
             raise FileNotFoundError(f"split manifest {str(path)!r} does not exist")
         try:
             d = json.loads(path.read_text())
-            d["relabels"] = {int(k): int(v) for k, v in d.get("relabels", {}).items()}
+            if not isinstance(d, dict):
+                raise TypeError(f"expected a JSON object with retain/forget/val lists, found a JSON {type(d).__name__}")
+            relabels = d.get("relabels", {})
+            odd = [v for v in relabels.values() if isinstance(v, bool) or not isinstance(v, int)]
+            if odd:
+                raise TypeError(f"relabels must map indices to integer classes; found {odd[:10]}")
+            d["relabels"] = {int(k): v for k, v in relabels.items()}
             split = cls(**d)
-        except (json.JSONDecodeError, TypeError, KeyError) as e:
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as e:
             raise ValueError(f"{str(path)!r} is not a split manifest written by unlearn_pl: {e}") from e
-        split.check()
+        try:
+            split.check()
+        except ValueError as e:
+            raise ValueError(f"split manifest {str(path)!r}: {e}") from e
         return split
 
 
@@ -124,6 +150,8 @@ def make_split(
         selector=selector.describe(),
         dataset=dataset,
         num_train=n,
+        val_fraction=val_fraction,
+        train_size=train_size,
     )
-    split.check()
+    split.check(num_classes)
     return split
