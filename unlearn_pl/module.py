@@ -9,10 +9,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from unlearn_pl.data.datamodule import EVAL_SPLITS
+from unlearn_pl.hparams import NotDescribable, class_path, describe
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
@@ -20,6 +22,10 @@ from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
 from unlearn_pl.references import ReferenceModels, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
+
+#: Lightning's instantiator for ``load_from_checkpoint``: it parses the saved ``class_path``
+#: blocks with jsonargparse, exactly as ``LightningCLI`` records them.
+CHECKPOINT_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 
 
 @dataclass
@@ -54,6 +60,10 @@ class UnlearningModule(pl.LightningModule):
         metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
             loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
+
+    Checkpoints carry these arguments as ``class_path`` blocks, so
+    ``UnlearningModule.load_from_checkpoint(path)`` rebuilds the module (network weights
+    included) whether the CLI or a Python script made it; see :mod:`unlearn_pl.hparams`.
     """
 
     def __init__(
@@ -66,6 +76,10 @@ class UnlearningModule(pl.LightningModule):
         report: bool = True,
     ) -> None:
         super().__init__()
+        self._save_components(
+            network=network, localizer=localizer, unlearner=unlearner, references=references,
+            metrics=metrics, report=report,
+        )
         self.network = network
         self.localizer = localizer if localizer is not None else Full()
         self.unlearner = unlearner
@@ -85,6 +99,25 @@ class UnlearningModule(pl.LightningModule):
         # same data (see _start_evaluation): they are two thirds of every validation epoch.
         self._reference_memo = ReferenceResults()
         self._reuse_references = False
+
+    def _save_components(self, **arguments: Any) -> None:
+        """``save_hyperparameters`` for arguments that are objects.
+
+        Under ``LightningCLI`` the hyperparameters are the parsed config, which Lightning hands
+        over itself. From Python, each argument is described as a ``class_path`` block
+        (:func:`~unlearn_pl.hparams.describe`); an argument that cannot be described is left
+        out, and ``load_from_checkpoint`` then needs it passed explicitly.
+        """
+        if _given_hyperparameters.get() is not None:
+            self.save_hyperparameters()
+            return
+        hparams: dict[str, Any] = {"_class_path": class_path(type(self)), "_instantiator": CHECKPOINT_INSTANTIATOR}
+        for name, value in arguments.items():
+            try:
+                hparams[name] = describe(value)
+            except NotDescribable:
+                pass
+        self.save_hyperparameters(hparams)
 
     # ------------------------------------------------------------ reference models
     @property
@@ -122,6 +155,8 @@ class UnlearningModule(pl.LightningModule):
         if num_classes is None or not hasattr(datamodule, "dataset"):
             return  # a foreign data module: nothing to compare with
         _, x, _ = datamodule.dataset("train")[0]  # type: ignore[attr-defined]
+        # Lightning's model summary computes input/output sizes and FLOPs from this.
+        self.example_input_array = x.unsqueeze(0)
         net: nn.Module = self._initial  # type: ignore[attr-defined]
         data = getattr(getattr(datamodule, "reader", None), "name", type(datamodule).__name__)
         was_training = net.training
@@ -175,6 +210,14 @@ class UnlearningModule(pl.LightningModule):
         parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report]
         return [c for c in parts if c is not None]
 
+    def teardown(self, stage: str) -> None:
+        # configure_callbacks() attaches the parts at every fit/validate/test; detach them at the
+        # end so that the next trainer.validate(...) on this trainer attaches them afresh instead
+        # of reporting them as overriding callbacks "passed to Trainer".
+        if self._trainer is not None:
+            own = set(map(id, self.configure_callbacks()))
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
+
     def configure_optimizers(self) -> OptimizerLRScheduler:
         assert self.unlearner is not None
         return self.unlearner.configure_optimizers(self)
@@ -218,7 +261,8 @@ class UnlearningModule(pl.LightningModule):
         reused by later epochs.
         """
         if self._per_example is None:
-            results = self.evaluation.results()
+            # Reused reference rows were not updated this epoch: compute only what was.
+            results = self.evaluation.results(models=("unlearned",) if self._reuse_references else None)
             memo = self._reference_memo
             if self._reuse_references:
                 results.update(memo.results or {})

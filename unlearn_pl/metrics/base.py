@@ -72,7 +72,10 @@ class EvaluationCallback(Callback):
         self.results = self._evaluate_synced(trainer, pl_module)
         for model, values in self.results.items():
             for name, value in values.items():
-                pl_module.log(f"{model}/{name}", float(value), sync_dist=False, rank_zero_only=True)
+                # Every rank holds the same value (see the class docstring). Logging it as synced
+                # with "max" returns it unchanged and exactly, where "mean" could round, and it
+                # tells Lightning the value is valid on every rank (no sync_dist advice under DDP).
+                pl_module.log(f"{model}/{name}", float(value), sync_dist=True, reduce_fx="max")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
         self.on_validation_epoch_end(trainer, pl_module)
