@@ -18,8 +18,10 @@ from unlearn_pl.hparams import NotDescribable, class_path, describe
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
+from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
+from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.references import ReferenceModels, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
 
@@ -53,7 +55,8 @@ class UnlearningModule(pl.LightningModule):
 
     Args:
         network: the architecture, freshly initialized; the original weights are loaded into it
-            by :meth:`prepare_models`.
+            by :meth:`prepare_models`. Any ``nn.Module``; from the command line e.g.
+            ``unlearn_pl.models.cifar_resnet18`` or ``unlearn_pl.models.timm_model``.
         localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
         unlearner: the unlearning algorithm (required for ``fit``).
         references: provider of the original and oracle models.
@@ -68,11 +71,11 @@ class UnlearningModule(pl.LightningModule):
 
     def __init__(
         self,
-        network: nn.Module,
+        network: ImageClassifier,
         localizer: Localizer | None = None,
         unlearner: Unlearner | None = None,
         references: ReferenceModels | None = None,
-        metrics: list[Callback] | None = None,
+        metrics: list[EvaluationCallback] | None = None,
         report: bool = True,
     ) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from unlearn_pl.metrics.report import RunReport, format_table
 from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
 
 
-def default_metrics() -> list[Callback]:
+def default_metrics() -> list[EvaluationCallback]:
     """The metrics an :class:`~unlearn_pl.UnlearningModule` evaluates unless given others.
 
     Accuracy and loss per split with gaps to the oracle, ToW, the loss attack and MIA-efficacy:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
+from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.models.checks import check_positive_int
 
 
@@ -30,7 +31,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(ImageClassifier):
     """ResNet for 32×32-ish inputs: a 3×3 stem (no max-pool), four stages, global pooling.
 
     Args:

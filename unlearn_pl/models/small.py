@@ -5,10 +5,11 @@ from __future__ import annotations
 from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
+from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.models.checks import check_positive_int
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(ImageClassifier):
     """Two conv–BN–ReLU blocks, global average pooling and a linear head.
 
     Args:
@@ -37,7 +38,7 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class MLP(nn.Module):
+class MLP(ImageClassifier):
     """A multilayer perceptron on flattened images.
 
     Args:
