@@ -15,9 +15,14 @@ from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import check_lightning_checkpoint
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
 
-#: Set (to any non-empty value) to see full tracebacks instead of one-line errors; it is the
-#: variable jsonargparse itself reads for the same purpose.
+#: ``JSONARGPARSE_DEBUG=true`` shows full tracebacks instead of one-line errors; it is the
+#: variable jsonargparse itself reads for the same purpose (values ``true``/``false``).
 DEBUG_ENV = "JSONARGPARSE_DEBUG"
+
+
+def debugging() -> bool:
+    """Whether ``JSONARGPARSE_DEBUG=true`` asks for tracebacks."""
+    return os.environ.get(DEBUG_ENV, "").lower() == "true"
 
 #: Errors that name a bad argument or file; the CLI prints their message on one line.
 USER_ERRORS = (ValueError, FileNotFoundError)
@@ -71,10 +76,10 @@ def condense_parse_error(message: str) -> str:
 
 class _ConciseErrorParser(LightningArgumentParser):
     """Prints a parse error as one line instead of the usage (about 50 lines) and the nested
-    explanation; ``JSONARGPARSE_DEBUG=1`` restores jsonargparse's full report."""
+    explanation; ``JSONARGPARSE_DEBUG=true`` restores jsonargparse's full report."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # type: ignore[override]
-        if not self.exit_on_error or os.environ.get(DEBUG_ENV):
+        if not self.exit_on_error or debugging():
             super().error(message, ex)
         prog = self.prog.replace(" [options]", "")
         print(f"error: {condense_parse_error(message)}  (see `{prog} --help`)", file=sys.stderr)
@@ -115,7 +120,7 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
     - ``validate``/``test`` need ``--ckpt_path``: without it the network holds the original
       weights, and the table would print them as the unlearned model;
     - a bad argument or file prints one line (``error: ValueError: …``) and exits with status 2;
-      set ``JSONARGPARSE_DEBUG=1`` for the traceback.
+      set ``JSONARGPARSE_DEBUG=true`` for the traceback.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -127,13 +132,13 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
         try:
             super().__init__(UnlearningModule, UnlearningDataModule, *args, **kwargs)
         except USER_ERRORS as e:
-            if os.environ.get(DEBUG_ENV):
+            if debugging():
                 raise
             self._exit_with_error(one_line_error(e))
 
     @staticmethod
     def _exit_with_error(message: str, traceback_hint: bool = True) -> NoReturn:
-        hint = f"  (set {DEBUG_ENV}=1 for the traceback)" if traceback_hint else ""
+        hint = f"  (set {DEBUG_ENV}=true for the traceback)" if traceback_hint else ""
         print(f"error: {message}{hint}", file=sys.stderr)
         raise SystemExit(2)
 
