@@ -1,4 +1,4 @@
-"""DDP parity of an *unlearning* run (issue 8): 2-process CPU DDP vs one process.
+"""DDP parity of an *unlearning* run: 2-process CPU DDP vs one process.
 
 Validation parity (the same model evaluated by 2 processes or 1 gives the same metrics within
 1e-6, padding and de-duplication included) is proven by

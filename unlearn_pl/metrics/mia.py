@@ -1,4 +1,5 @@
-"""Membership-inference attacks (SPEC §5): the loss attack and MIA-efficacy, with scikit-learn.
+"""Membership-inference attacks with scikit-learn: the loss attack (logistic regression on losses,
+forget vs unseen examples, as in SCRUB, Kurmanji et al. 2023) and MIA-efficacy (Jia et al. 2023).
 
 Both attacks are fit on the per-example statistics that :meth:`UnlearningModule.per_example`
 returns (synced across processes and de-duplicated), on global rank 0 only; the callbacks

@@ -1,4 +1,5 @@
-"""Decision-region scores and plots (SPEC §5; dbViz, Somepalli et al. 2022).
+"""Decision-region scores and plots (dbViz, Somepalli et al. 2022, as used by the overparameterization
+study of Alon & Dar).
 
 The geometry lives in :mod:`unlearn_pl.functional.regions`; this module picks seeded triplets
 from the data module's splits, compares the models on their planes, and draws the plots.
