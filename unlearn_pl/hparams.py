@@ -17,12 +17,18 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 
 class NotDescribable(ValueError):
     """An object whose constructor arguments cannot be read back from its attributes."""
 
 
-def describe(value: Any) -> Any:
+#: Deeper nesting than this is taken for a reference cycle.
+MAX_DEPTH = 32
+
+
+def describe(value: Any, _depth: int = 0) -> Any:
     """``value`` as plain data that jsonargparse can instantiate again.
 
     Numbers, strings, ``None`` and paths stay as they are; lists, tuples and dicts are described
@@ -30,8 +36,13 @@ def describe(value: Any) -> Any:
     ``{"class_path": "module.Class", "init_args": {...}}`` from its constructor's parameters.
 
     Raises:
-        NotDescribable: for an object missing an attribute named after a constructor parameter.
+        NotDescribable: for an object missing an attribute named after a constructor parameter,
+            a tensor, or an object whose constructor has no inspectable signature.
     """
+    if _depth > MAX_DEPTH:
+        raise NotDescribable(f"nesting deeper than {MAX_DEPTH} levels (a reference cycle?) at {type(value).__qualname__}")
+    if isinstance(value, torch.Tensor):
+        raise NotDescribable("a tensor is state, not a constructor argument")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, enum.Enum):
@@ -39,12 +50,12 @@ def describe(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (list, tuple)):
-        return [describe(v) for v in value]
+        return [describe(v, _depth + 1) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): describe(v) for k, v in value.items()}
+        return {str(k): describe(v, _depth + 1) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-    return {"class_path": class_path(type(value)), "init_args": init_args(value)}
+        return {f.name: describe(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value) if f.init}
+    return {"class_path": class_path(type(value)), "init_args": init_args(value, _depth + 1)}
 
 
 def class_path(cls: type) -> str:
@@ -60,11 +71,15 @@ def class_path(cls: type) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
-def init_args(obj: Any) -> dict[str, Any]:
+def init_args(obj: Any, _depth: int = 0) -> dict[str, Any]:
     """The constructor arguments of ``obj``, read from its attributes of the same names."""
     cls = type(obj)
     args: dict[str, Any] = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError) as e:  # builtins and extension types
+        raise NotDescribable(f"{cls.__qualname__}'s constructor has no inspectable signature") from e
+    for name, param in parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if not hasattr(obj, name):
@@ -72,5 +87,5 @@ def init_args(obj: Any) -> dict[str, Any]:
                 f"{cls.__qualname__} has no attribute {name!r} for its constructor argument of that name; "
                 "keep each argument as an attribute of the same name, or pass the object to load_from_checkpoint"
             )
-        args[name] = describe(getattr(obj, name))
+        args[name] = describe(getattr(obj, name), _depth)
     return args
