@@ -16,6 +16,7 @@ from conftest import FAST_RECIPE, REPO, fast_trainer, tiny_cnn
 from unlearn_pl import ReferenceModels, UnlearningModule
 from unlearn_pl._io import atomic_write, write_json, write_text
 from unlearn_pl.cli import main
+from unlearn_pl.cli_errors import condense_parse_error
 from unlearn_pl.hparams import NotDescribable, describe
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import DecisionRegions, SplitAccuracy
@@ -216,3 +217,21 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
     path.chmod(0o640)
     write_text(path, "new\n")
     assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_condense_parse_error_keeps_the_path_and_the_reason():
+    message = """Parser key "model":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'unlearn_pl.module.UnlearningModule'>, <class 'NoneType'>]
+  Errors:
+    - Problem with given class_path 'unlearn_pl.UnlearningModule':
+        Parser key "network":
+          Problem with given class_path 'unlearn_pl.models.cifar_resnet18':
+            Parser key "width":
+              Not of type PositiveFloat: -1 does not conform to restriction v>0
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'jsonargparse._util.NestedArg'>"""
+    assert condense_parse_error(message) == (
+        "model > network > width: Not of type PositiveFloat: -1 does not conform to restriction v>0"
+    )
+    assert condense_parse_error("unrecognized arguments: --optimizer Adam") == "unrecognized arguments: --optimizer Adam"
