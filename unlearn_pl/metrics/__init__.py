@@ -1,7 +1,5 @@
 """Evaluation: per-example statistics and the validation callbacks built on them."""
 
-from lightning.pytorch.callbacks import Callback
-
 from unlearn_pl.metrics.accuracy import SplitAccuracy
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 from unlearn_pl.metrics.mia import LossAttack, MIAEfficacy, loss_attack, mia_efficacy
