@@ -111,6 +111,8 @@ class UnlearningModule(pl.LightningModule):
         (:func:`~unlearn_pl.hparams.describe`); an argument that cannot be described is left
         out, and ``load_from_checkpoint`` then needs it passed explicitly.
         """
+        # LightningCLI sets this context variable while it builds the model (``_InstantiatorFn``
+        # in lightning/pytorch/cli.py); Lightning offers no public way to ask for it.
         if _given_hyperparameters.get() is not None:
             self.save_hyperparameters()
             return
