@@ -81,6 +81,7 @@ class ConciseErrorParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # type: ignore[override]
         if not self.exit_on_error or debugging():
             super().error(message, ex)
-        prog = self.prog.replace(" [options]", "")
-        print(f"error: {condense_parse_error(message)}  (see `{prog} --help`)", file=sys.stderr)
+        # The program is `unlearn-pl` whether started as the console script or `python -m unlearn_pl`.
+        words = ["unlearn-pl", *self.prog.replace(" [options]", "").split()[1:]]
+        print(f"error: {condense_parse_error(message)}  (see `{' '.join(words)} --help`)", file=sys.stderr)
         self.exit(2)
