@@ -71,7 +71,10 @@ def test_no_automatic_optimizer_arguments(capsys):
         ("--model.init_args.metrics=[{class_path: DecisionRegions, init_args: {num_planes: 0}}]",
          "num_planes: Not of type PositiveInt"),
         # rejected by a constructor's own check (an instantiation error)
-        ("--model.init_args.localizer.init_args.budget=1.5", "ValueError: budget must be a fraction"),
+        ("--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]",
+         "ValueError: features must be one or more of"),
+        # DEL's budget: by its constructor, or by a restricted type where the signature has one
+        ("--model.init_args.localizer.init_args.budget=1.5", "budget"),
     ],
 )
 def test_a_bad_value_prints_one_line(capsys, argument, message):
@@ -83,8 +86,9 @@ def test_a_bad_value_prints_one_line(capsys, argument, message):
 
 def test_debug_switch_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("JSONARGPARSE_DEBUG", "true")
-    with pytest.raises(ValueError, match="budget must be a fraction"):
-        main(["fit", "--config", QUICKSTART, "--model.init_args.localizer.init_args.budget=1.5"])
+    with pytest.raises(ValueError, match="features must be one or more of"):
+        main(["fit", "--config", QUICKSTART,
+              "--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]"])
 
 
 def test_model_help_lists_what_fits(capsys):
