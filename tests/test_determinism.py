@@ -1,4 +1,4 @@
-"""Determinism (issue 8): with a fixed seed, two CPU runs give bit-identical masks, weights and metrics.
+"""Determinism: with a fixed seed, two CPU runs give bit-identical masks, weights and metrics.
 
 Both runs happen in one process, one after the other, so nothing but the seeds can make them
 agree: every random stream (the split, the shuffling order, the localizer's draws, a reset's

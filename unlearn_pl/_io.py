@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+
+def current_umask() -> int:
+    """The process's umask. POSIX can only read it by setting it, so it is set and restored at
+    once (the package writes files from one thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Write ``path`` via ``write(tmp_path)`` on a temporary file in the same folder, then rename.
 
     The rename is atomic on POSIX, so readers see either the old file or the complete new one.
+    The file gets the permissions a plain ``open(path, "w")`` would give it: those of the file it
+    replaces, or else ``0o666`` minus the umask (``mkstemp`` alone would leave it ``0o600``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
+from typing import NoReturn
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
+from unlearn_pl.cli_errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
 from unlearn_pl.run_folder import reserve_versions
-from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning, SPEC §6)
+from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
+
+
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's "💡 Tip" advertisements for litlogger/litmodels.
+
+    Lightning 2.6 prints them on every ``Trainer`` whose loggers are not a ``LitLogger`` (even
+    ``logger=False``) and offers no setting to turn them off; the quick start builds three
+    trainers, so they were three of its lines. Every other message passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning_tips() -> None:
+    """Install :class:`_DropLightningTips` on Lightning's rank-zero logger (idempotent)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in log.filters):
+        log.addFilter(_DropLightningTips())
 
 
 class UnlearningCLI(TuneSubcommand, LightningCLI):
@@ -20,13 +43,36 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before
     any process launch, so other processes find them cached); after ``fit`` it runs
     ``validate``, which prints and saves the results table.
+
+    Differences from a plain ``LightningCLI``:
+
+    - no ``--optimizer``/``--lr_scheduler`` arguments: the unlearner owns its optimizer and
+      schedule (``--model.init_args.unlearner.init_args.lr`` …), and Lightning's automatic ones
+      would silently replace them (``auto_configure_optimizers=False``);
+    - ``validate``/``test`` need ``--ckpt_path``: without it the network holds the original
+      weights, and the table would print them as the unlearned model;
+    - a bad argument or file prints one line (``error: ValueError: …``) and exits with status 2;
+      set ``JSONARGPARSE_DEBUG=true`` for the traceback.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": False})
-        super().__init__(UnlearningModule, UnlearningDataModule, *args, **kwargs)
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("parser_class", ConciseErrorParser)
+        try:
+            super().__init__(UnlearningModule, UnlearningDataModule, *args, **kwargs)
+        except USER_ERRORS as e:
+            if debugging():
+                raise
+            self._exit_with_error(one_line_error(e))
+
+    @staticmethod
+    def _exit_with_error(message: str, traceback_hint: bool = True) -> NoReturn:
+        hint = f"  (set {DEBUG_ENV}=true for the traceback)" if traceback_hint else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        raise SystemExit(2)
 
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):  # type: ignore[no-untyped-def]
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -38,6 +84,18 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
             # our checkpoints hold only tensors, numbers, strings and containers.
             parser.set_defaults(weights_only=True)
         return parser
+
+    def before_instantiate_classes(self) -> None:
+        subcommand = self.config.get("subcommand")
+        if subcommand in ("validate", "test") and not self.config[subcommand].get("ckpt_path"):
+            # Checked before anything is built or trained: the answer does not depend on it.
+            self._exit_with_error(
+                f"`unlearn-pl {subcommand}` evaluates unlearned weights: pass --ckpt_path "
+                "runs/<name>/version_<n>/checkpoints/<file>.ckpt (written by `unlearn-pl fit`). "
+                "Without it the network holds the original model's weights. `unlearn-pl fit` "
+                f"already {'validates' if subcommand == 'validate' else 'evaluates'} once it has unlearned.",
+                traceback_hint=False,
+            )
 
     def _ckpt_file(self) -> str | None:
         """The ``--ckpt_path`` given as a file (not Lightning's keywords ``last``, ``best``…), if any."""
@@ -71,10 +129,6 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.interrupted:
             return
-        # The module's callbacks are attached again by validate(); drop the fit-time copies so
-        # Lightning does not report them as "overridden".
-        own = set(map(id, self.model.configure_callbacks()))
-        self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
         self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
 
 
@@ -82,6 +136,7 @@ def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
     # A deprecation inside Lightning's own CombinedLoader; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    quiet_lightning_tips()
     UnlearningCLI(args=args)
 
 

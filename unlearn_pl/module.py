@@ -10,17 +10,25 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from unlearn_pl.data.datamodule import EVAL_SPLITS
+from unlearn_pl.hparams import NotDescribable, class_path, describe
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
+from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
+from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_finite, check_state_fits
 from unlearn_pl.unlearners.base import Unlearner
+
+#: Lightning's instantiator for ``load_from_checkpoint``: it parses the saved ``class_path``
+#: blocks with jsonargparse, exactly as ``LightningCLI`` records them.
+CHECKPOINT_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 
 
 def _plain(value: Any) -> bool | int | float | str | None:
@@ -58,25 +66,34 @@ class UnlearningModule(pl.LightningModule):
 
     Args:
         network: the architecture, freshly initialized; the original weights are loaded into it
-            by :meth:`prepare_models`.
+            by :meth:`prepare_models`. Any ``nn.Module``; from the command line e.g.
+            ``unlearn_pl.models.cifar_resnet18`` or ``unlearn_pl.models.timm_model``.
         localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
         unlearner: the unlearning algorithm (required for ``fit``).
         references: provider of the original and oracle models.
         metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
             loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
+
+    Checkpoints carry these arguments as ``class_path`` blocks, so
+    ``UnlearningModule.load_from_checkpoint(path)`` rebuilds the module (network weights
+    included) whether the CLI or a Python script made it; see :mod:`unlearn_pl.hparams`.
     """
 
     def __init__(
         self,
-        network: nn.Module,
+        network: ImageClassifier,
         localizer: Localizer | None = None,
         unlearner: Unlearner | None = None,
         references: ReferenceModels | None = None,
-        metrics: list[Callback] | None = None,
+        metrics: list[EvaluationCallback] | None = None,
         report: bool = True,
     ) -> None:
         super().__init__()
+        self._save_components(
+            network=network, localizer=localizer, unlearner=unlearner, references=references,
+            metrics=metrics, report=report,
+        )
         self.network = network
         self.localizer = localizer if localizer is not None else Full()
         self.unlearner = unlearner
@@ -96,6 +113,27 @@ class UnlearningModule(pl.LightningModule):
         # same data (see _start_evaluation): they are two thirds of every validation epoch.
         self._reference_memo = ReferenceResults()
         self._reuse_references = False
+
+    def _save_components(self, **arguments: Any) -> None:
+        """``save_hyperparameters`` for arguments that are objects.
+
+        Under ``LightningCLI`` the hyperparameters are the parsed config, which Lightning hands
+        over itself. From Python, each argument is described as a ``class_path`` block
+        (:func:`~unlearn_pl.hparams.describe`); an argument that cannot be described is left
+        out, and ``load_from_checkpoint`` then needs it passed explicitly.
+        """
+        # LightningCLI sets this context variable while it builds the model (``_InstantiatorFn``
+        # in lightning/pytorch/cli.py); Lightning offers no public way to ask for it.
+        if _given_hyperparameters.get() is not None:
+            self.save_hyperparameters()
+            return
+        hparams: dict[str, Any] = {"_class_path": class_path(type(self)), "_instantiator": CHECKPOINT_INSTANTIATOR}
+        for name, value in arguments.items():
+            try:
+                hparams[name] = describe(value)
+            except NotDescribable:
+                pass
+        self.save_hyperparameters(hparams)
 
     # ------------------------------------------------------------ reference models
     @property
@@ -133,6 +171,8 @@ class UnlearningModule(pl.LightningModule):
         if num_classes is None or not hasattr(datamodule, "dataset"):
             return  # a foreign data module: nothing to compare with
         _, x, _ = datamodule.dataset("train")[0]  # type: ignore[attr-defined]
+        # Lightning's model summary computes input/output sizes and FLOPs from this.
+        self.example_input_array = x.unsqueeze(0)
         net: nn.Module = self._initial  # type: ignore[attr-defined]
         data = getattr(getattr(datamodule, "reader", None), "name", type(datamodule).__name__)
         was_training = net.training
@@ -227,6 +267,14 @@ class UnlearningModule(pl.LightningModule):
         parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report]
         return [c for c in parts if c is not None]
 
+    def teardown(self, stage: str) -> None:
+        # configure_callbacks() attaches the parts at every fit/validate/test; detach them at the
+        # end so that the next trainer.validate(...) on this trainer attaches them afresh instead
+        # of reporting them as overriding callbacks "passed to Trainer".
+        if self._trainer is not None:
+            own = set(map(id, self.configure_callbacks()))
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
+
     def configure_optimizers(self) -> OptimizerLRScheduler:
         assert self.unlearner is not None
         return self.unlearner.configure_optimizers(self)
@@ -300,7 +348,8 @@ class UnlearningModule(pl.LightningModule):
         reused by later epochs.
         """
         if self._per_example is None:
-            results = self.evaluation.results()
+            # Reused reference rows were not updated this epoch: compute only what was.
+            results = self.evaluation.results(models=("unlearned",) if self._reuse_references else None)
             memo = self._reference_memo
             if self._reuse_references:
                 results.update(memo.results or {})

@@ -1,7 +1,5 @@
 """Evaluation: per-example statistics and the validation callbacks built on them."""
 
-from lightning.pytorch.callbacks import Callback
-
 from unlearn_pl.metrics.accuracy import SplitAccuracy
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 from unlearn_pl.metrics.mia import LossAttack, MIAEfficacy, loss_attack, mia_efficacy
@@ -11,7 +9,7 @@ from unlearn_pl.metrics.report import RunReport, format_table
 from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
 
 
-def default_metrics() -> list[Callback]:
+def default_metrics() -> list[EvaluationCallback]:
     """The metrics an :class:`~unlearn_pl.UnlearningModule` evaluates unless given others.
 
     Accuracy and loss per split with gaps to the oracle, ToW, the loss attack and MIA-efficacy:

@@ -7,9 +7,14 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
+from jsonargparse.typing import restricted_number_type
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
+
+#: An integer ≥ 2 (cross-validation folds, grid points per axis). As a signature's type,
+#: jsonargparse rejects smaller values while parsing, in one line.
+IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
 
 #: ``{model name: {metric name: value}}``, e.g. ``{"unlearned": {"forget_acc": 0.8}}``.
 Results = dict[str, dict[str, float]]
@@ -72,7 +77,10 @@ class EvaluationCallback(Callback):
         self.results = self._evaluate_synced(trainer, pl_module)
         for model, values in self.results.items():
             for name, value in values.items():
-                pl_module.log(f"{model}/{name}", float(value), sync_dist=False, rank_zero_only=True)
+                # Every rank holds the same value (see the class docstring). Logging it as synced
+                # with "max" returns it unchanged and exactly, where "mean" could round, and it
+                # tells Lightning the value is valid on every rank (no sync_dist advice under DDP).
+                pl_module.log(f"{model}/{name}", float(value), sync_dist=True, reduce_fx="max")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
         self.on_validation_epoch_end(trainer, pl_module)

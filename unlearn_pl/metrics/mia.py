@@ -1,4 +1,5 @@
-"""Membership-inference attacks (SPEC §5): the loss attack and MIA-efficacy, with scikit-learn.
+"""Membership-inference attacks with scikit-learn: the loss attack (logistic regression on losses,
+forget vs unseen examples, as in SCRUB, Kurmanji et al. 2023) and MIA-efficacy (Jia et al. 2023).
 
 Both attacks are fit on the per-example statistics that :meth:`UnlearningModule.per_example`
 returns (synced across processes and de-duplicated), on global rank 0 only; the callbacks
@@ -13,10 +14,11 @@ from typing import Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
 from unlearn_pl.metrics.memo import StatsMemo
 
 #: Splits that may serve as non-members (never trained on by the original model).
@@ -181,7 +183,11 @@ class LossAttack(EvaluationCallback):
     rank_zero_compute = True
 
     def __init__(
-        self, nonmembers: Literal["test", "val"] = "test", n_splits: int = 5, seed: int = 0, during_fit: bool = True
+        self,
+        nonmembers: Literal["test", "val"] = "test",
+        n_splits: IntAtLeastTwo = 5,
+        seed: NonNegativeInt = 0,
+        during_fit: bool = True,
     ) -> None:
         super().__init__(during_fit=during_fit)
         if nonmembers not in NONMEMBER_SPLITS:
@@ -229,9 +235,9 @@ class MIAEfficacy(EvaluationCallback):
         self,
         features: str | list[str] = "confidence",
         nonmembers: Literal["test", "val"] = "test",
-        seed: int = 0,
-        max_samples: int | None = None,
-        C: float = 3.0,
+        seed: NonNegativeInt = 0,
+        max_samples: PositiveInt | None = None,
+        C: PositiveFloat = 3.0,
         during_fit: bool = True,
     ) -> None:
         super().__init__(during_fit=during_fit)

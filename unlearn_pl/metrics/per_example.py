@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -82,10 +84,17 @@ class EvaluationOutputs(nn.Module):
             self.stats[key] = PerExampleStats().to(logits.device)
         self.stats[key].update(logits, target, index)
 
-    def results(self) -> dict[str, dict[str, dict[str, Tensor]]]:
+    def results(self, models: Collection[str] | None = None) -> dict[str, dict[str, dict[str, Tensor]]]:
+        """Synced, de-duplicated statistics of ``models`` (default: every model updated so far).
+
+        Every process must call this with the same ``models`` (computing syncs). Name only the
+        models updated in this epoch: the others hold no data since :meth:`reset`.
+        """
         out: dict[str, dict[str, dict[str, Tensor]]] = {}
         for key in sorted(self.stats.keys()):
             model, split = key.split("/")
+            if models is not None and model not in models:
+                continue
             out.setdefault(model, {})[split] = {k: v.cpu() for k, v in self.stats[key].compute().items()}
         return out
 

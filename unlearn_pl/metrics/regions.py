@@ -1,4 +1,5 @@
-"""Decision-region scores and plots (SPEC §5; dbViz, Somepalli et al. 2022).
+"""Decision-region scores and plots (dbViz, Somepalli et al. 2022, as used by the overparameterization
+study of Alon & Dar).
 
 The geometry lives in :mod:`unlearn_pl.functional.regions`; this module picks seeded triplets
 from the data module's splits, compares the models on their planes, and draws the plots.
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, predict_plane, region_similarity
-from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
 from unlearn_pl.metrics.memo import FrozenGridMemo
 from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
 
@@ -176,15 +178,15 @@ class DecisionRegions(EvaluationCallback):
 
     def __init__(
         self,
-        num_planes: int = 10,
-        resolution: int = 50,
-        margin: float = 0.1,
+        num_planes: PositiveInt = 10,
+        resolution: IntAtLeastTwo = 50,
+        margin: NonNegativeFloat = 0.1,
         far_splits: Sequence[str] = ("retain", "test"),
-        seed: int = 0,
-        batch_size: int = 256,
+        seed: NonNegativeInt = 0,
+        batch_size: PositiveInt = 256,
         plot: bool = True,
-        plot_planes: int = 1,
-        plot_resolution: int = 150,
+        plot_planes: NonNegativeInt = 1,
+        plot_resolution: IntAtLeastTwo = 150,
         during_fit: bool = False,
     ) -> None:
         super().__init__(during_fit=during_fit)
@@ -302,6 +304,18 @@ class DecisionRegions(EvaluationCallback):
         return grid
 
     # ------------------------------------------------------------ plots
+    @staticmethod
+    def panel_name(name: str, model: nn.Module, models: dict[str, nn.Module]) -> str:
+        """A plot panel's model name; the module's network is not called "unlearned" while it
+        still holds the original's weights (a ``validate`` of a module that was never fit)."""
+        original = models.get(BASELINE)
+        if name != "unlearned" or original is None:
+            return name
+        same = all(
+            torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values())
+        ) and len(model.state_dict()) == len(original.state_dict())
+        return "network (original weights, not unlearned)" if same else name
+
     def _plot(self, trainer: pl.Trainer, models: dict[str, nn.Module], planes: list[tuple[Plane, Tensor, str]], num_classes: int | None) -> None:
         try:
             import matplotlib  # noqa: F401
@@ -311,9 +325,10 @@ class DecisionRegions(EvaluationCallback):
         folder = self._folder if self._folder is not None else run_dir(trainer) / "regions"
         folder.mkdir(parents=True, exist_ok=True)
         stage = trainer.state.fn.value if trainer.state.fn is not None else "eval"
+        labels_of = {name: self.panel_name(name, model, models) for name, model in models.items()}
         for k, (plane, labels, split) in enumerate(planes):
             grids = {
-                name: self.predict(model, plane, self.plot_resolution)
+                labels_of[name]: self.predict(model, plane, self.plot_resolution)
                 for name, model in models.items()
             }
             fig = plot_regions(

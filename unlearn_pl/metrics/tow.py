@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 from unlearn_pl.metrics.accuracy import ORACLE
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 
-#: The splits of the ToW product (SPEC §5).
+#: The splits of the ToW product (Zhao et al., 2024).
 TOW_SPLITS: tuple[str, ...] = ("forget", "retain", "test")
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
+
+from unlearn_pl.models.base import ImageClassifier
+from unlearn_pl.models.checks import check_positive_int
 
 
 class BasicBlock(nn.Module):
@@ -27,7 +31,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(ImageClassifier):
     """ResNet for 32×32-ish inputs: a 3×3 stem (no max-pool), four stages, global pooling.
 
     Args:
@@ -38,13 +42,23 @@ class CifarResNet(nn.Module):
     """
 
     def __init__(
-        self, num_blocks: tuple[int, ...] = (2, 2, 2, 2), width: float = 1.0, num_classes: int = 10, in_channels: int = 3
+        self,
+        num_blocks: tuple[PositiveInt, ...] = (2, 2, 2, 2),
+        width: PositiveFloat = 1.0,
+        num_classes: PositiveInt = 10,
+        in_channels: PositiveInt = 3,
     ) -> None:
         super().__init__()
         if not 0.0 < width <= 4.0:
             raise ValueError(f"width must be in (0, 4]; got {width} (the study uses 0.1 to 1)")
+        check_positive_int(num_classes=num_classes, in_channels=in_channels)
+        check_positive_int(**{f"num_blocks[{i}]": n for i, n in enumerate(num_blocks)})
         planes = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+        # Constructor arguments kept under their names (checkpoints describe the network by them).
+        self.num_blocks = tuple(num_blocks)
         self.width = width
+        self.num_classes = num_classes
+        self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes[0])
         layers, in_planes = [], planes[0]
@@ -64,6 +78,6 @@ class CifarResNet(nn.Module):
         return self.linear(out)
 
 
-def cifar_resnet18(width: float = 1.0, num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
-    """CIFAR ResNet-18; ``width=1`` is the standard ~11.2M-parameter network."""
+def cifar_resnet18(width: PositiveFloat = 1.0, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3) -> CifarResNet:
+    """CIFAR ResNet-18; ``width=1`` is the standard ~11.2M-parameter network (width at most 4)."""
     return CifarResNet((2, 2, 2, 2), width=width, num_classes=num_classes, in_channels=in_channels)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
+from unlearn_pl.models.base import ImageClassifier
+from unlearn_pl.models.checks import check_positive_int
 
-class SmallCNN(nn.Module):
+
+class SmallCNN(ImageClassifier):
     """Two conv–BN–ReLU blocks, global average pooling and a linear head.
 
     Args:
@@ -14,8 +18,10 @@ class SmallCNN(nn.Module):
         width: channels of the first block (the second has twice as many).
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16) -> None:
+    def __init__(self, num_classes: PositiveInt = 10, in_channels: PositiveInt = 1, width: PositiveInt = 16) -> None:
         super().__init__()
+        check_positive_int(num_classes=num_classes, in_channels=in_channels, width=width)
+        self.num_classes, self.in_channels, self.width = num_classes, in_channels, width
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
@@ -32,7 +38,7 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class MLP(nn.Module):
+class MLP(ImageClassifier):
     """A multilayer perceptron on flattened images.
 
     Args:
@@ -41,8 +47,13 @@ class MLP(nn.Module):
         hidden: widths of the hidden layers.
     """
 
-    def __init__(self, in_features: int = 64, num_classes: int = 10, hidden: tuple[int, ...] = (128,)) -> None:
+    def __init__(
+        self, in_features: PositiveInt = 64, num_classes: PositiveInt = 10, hidden: tuple[PositiveInt, ...] = (128,)
+    ) -> None:
         super().__init__()
+        check_positive_int(in_features=in_features, num_classes=num_classes)
+        check_positive_int(**{f"hidden[{i}]": h for i, h in enumerate(hidden)})
+        self.in_features, self.num_classes, self.hidden = in_features, num_classes, tuple(hidden)
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
             layers += [nn.Linear(in_features, h), nn.ReLU()]

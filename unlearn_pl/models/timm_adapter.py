@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
+from jsonargparse.typing import PositiveInt
 from torch import nn
+
+from unlearn_pl.models.checks import check_positive_int
 
 
 def timm_model(
-    name: str, num_classes: int = 10, in_channels: int = 3, pretrained_file: str | None = None, **kwargs: object
+    name: str,
+    num_classes: PositiveInt = 10,
+    in_channels: PositiveInt = 3,
+    pretrained_file: str | None = None,
+    **kwargs: object,
 ) -> nn.Module:
     """``timm.create_model(name)`` with ``num_classes``/``in_channels``; weights from ``pretrained_file``.
 
@@ -17,6 +24,7 @@ def timm_model(
     loads the file, as it does for hub weights. Extra keyword arguments go to ``create_model``
     (e.g. ``img_size=32`` for a ViT on CIFAR).
     """
+    check_positive_int(num_classes=num_classes, in_channels=in_channels)
     if name not in timm.list_models():
         close = timm.list_models(f"*{name}*")[:10]
         raise ValueError(f"unknown timm model {name!r}; similar names: {close or 'none'}")
