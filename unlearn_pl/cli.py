@@ -10,9 +10,10 @@ from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import check_lightning_checkpoint
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning, SPEC §6)
+from unlearn_pl.ulira_cli import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 
 
-class UnlearningCLI(TuneSubcommand, LightningCLI):
+class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before

@@ -312,7 +312,7 @@ def build_bank(
     )
     if missing := bank.missing():
         failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-        reason = f"; e.g. trial {failed[0].number}: {failed[0].user_attrs}" if failed else ""
+        reason = f"; e.g. trial {failed[0].number} failed: {failed[0].user_attrs.get('error')}" if failed else ""
         raise RuntimeError(f"{len(missing)} of {spec.num_models} models are missing from the bank {spec.bank}{reason}")
     return bank
 

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,10 @@ from unlearn_pl.functional.lira import (
     Variance,
     auc,
     balanced_accuracy,
+    chance_tolerance,
     fit_gaussians,
     likelihood_ratio,
+    per_example_success,
     tpr_at_fpr,
 )
 from unlearn_pl.metrics.base import EvaluationCallback, Results
@@ -275,6 +278,50 @@ def attack_summary(scores: np.ndarray, member: np.ndarray) -> dict[str, float | 
     return out
 
 
+@dataclass
+class BankAttack:
+    """U-LiRA on a bank's target models: the attack after unlearning, and before it (plain LiRA on
+    the models' originals) for comparison.
+
+    Attributes:
+        summary: :func:`attack_summary` of the unlearned target models.
+        before: the same attack on the target models' originals (Gaussians fit on the shadows'
+            originals): what unlearning has to remove.
+        success: ``(N,)`` per-target balanced accuracy over the target models after unlearning
+            (NaN for a target in, or out of, every target model).
+        success_before: the same before unlearning.
+        fit: the per-target Gaussians after unlearning.
+        num_scored: scored (target, target model) pairs.
+        tolerance: :func:`~unlearn_pl.functional.lira.chance_tolerance` of ``num_scored``: how far
+            from 0.5 an attack with no signal may land (3σ).
+    """
+
+    summary: dict[str, float | None]
+    before: dict[str, float | None]
+    success: np.ndarray
+    success_before: np.ndarray
+    fit: GaussianFit
+    num_scored: int
+    tolerance: float
+
+
+def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
+    """Fit the Gaussians on the bank's K shadow models and attack its T target models."""
+    k = bank.num_shadow
+    member = bank.membership[k:]
+    results = {}
+    for which in ("phi", "phi_original"):
+        phi = bank.phi(which)
+        fit = fit_gaussians(phi[:k], bank.membership[:k], variance)
+        scores = likelihood_ratio(phi[k:], fit)
+        results[which] = (attack_summary(scores, member), per_example_success(scores, member), fit)
+    return BankAttack(
+        summary=results["phi"][0], before=results["phi_original"][0], success=results["phi"][1],
+        success_before=results["phi_original"][1], fit=results["phi"][2], num_scored=int(member.size),
+        tolerance=chance_tolerance(int(member.size)),
+    )
+
+
 class ULiRA(EvaluationCallback):
     """U-LiRA of one run against an existing bank of shadow models (columns ``ulira_*``).
 
@@ -347,4 +394,4 @@ class ULiRA(EvaluationCallback):
         return out
 
 
-__all__ = ["LOW_FPRS", "ShadowBank", "ULiRA", "attack_summary", "config_parts", "describe", "fingerprint"]
+__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "config_parts", "describe", "fingerprint"]
