@@ -45,11 +45,12 @@ def test_fit_and_scores_match_a_hand_computation():
     # Unbiased per-example std: sqrt(((1-2)^2 + (3-2)^2) / 1) = sqrt(2), etc.
     assert np.allclose(fit.std_in, [math.sqrt(2), math.sqrt(2)])
     assert np.allclose(fit.std_out, [math.sqrt(2), math.sqrt(0.5)])
-    pooled = fit_gaussians(phi, member, "global")
-    # Pooled in-variance: residuals 1, 1, 1, 1 over 4 values − 2 means = 4/2 = 2.
-    assert np.allclose(pooled.std_in, math.sqrt(2.0))
-    # Pooled out-variance: residuals (1, 1) and (0.25, 0.25) → 2.5 / 2.
-    assert np.allclose(pooled.std_out, math.sqrt(1.25))
+    fixed = fit_gaussians(phi, member, "global")
+    assert fixed.mean_in.tolist() == [2.0, 5.0]  # the means stay per example
+    # One spread per side over every value: in-values 1, 3, 4, 6 (mean 3.5) → variance 3.25.
+    assert np.allclose(fixed.std_in, math.sqrt(3.25))
+    # Out-values 0, -2, 0, 1 (mean -0.25) → variance (0.0625 + 3.0625 + 0.0625 + 1.5625) / 4.
+    assert np.allclose(fixed.std_out, math.sqrt(4.75 / 4))
     target_phi = np.array([[2.0, 0.5], [-1.0, 5.0]])
     lr = likelihood_ratio(target_phi, fit)
     expected = norm.logpdf(target_phi, fit.mean_in, fit.std_in) - norm.logpdf(target_phi, fit.mean_out, fit.std_out)
@@ -76,6 +77,12 @@ def test_known_gaussians_give_the_bayes_accuracy():
         assert auc(scores, member[k:]) == pytest.approx(norm.cdf(2 / math.sqrt(2)), abs=0.02)
     success = per_example_success(likelihood_ratio(phi[k:], fit_gaussians(phi[:k], member[:k])), member[k:])
     assert success.shape == (n,) and np.nanmean(success) == pytest.approx(norm.cdf(1.0), abs=0.02)
+
+
+def test_global_variance_works_with_two_shadow_models():
+    member = balanced_membership(2, 30, seed=0)
+    fit = fit_gaussians(np.random.default_rng(0).normal(size=member.shape) + member, member, "global")
+    assert np.isfinite(fit.std_in).all() and (fit.std_in > 0).all()
 
 
 def test_no_signal_stays_within_the_chance_tolerance():
@@ -117,7 +124,7 @@ def test_per_example_success_is_nan_without_both_sides():
 
 @pytest.mark.parametrize(
     ("variance", "k", "match"),
-    [("per_example", 3, "at least 2 shadow model"), ("global", 1, "at least 1 shadow model"), ("global", 2, "second")],
+    [("per_example", 3, "at least 2 shadow model"), ("global", 1, "at least 1 shadow model")],
 )
 def test_too_few_shadow_models_for_the_variance_mode(variance, k, match):
     member = balanced_membership(k, 20, seed=0)

@@ -171,12 +171,16 @@ def shadow_datamodule(spec: ShadowSpec, model: int) -> tuple[UnlearningDataModul
 
 @torch.no_grad()
 def _phi(network: nn.Module, data: IndexedSubset, batch_size: int = 1024) -> np.ndarray:
+    """φ of every example of ``data`` under ``network`` in eval mode (its mode is restored)."""
+    was_training = network.training
     network.eval()
     device = next(network.parameters()).device
     out = []
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
-    for _, x, y in loader:
-        out.append(logit_confidence(network(x.to(device)), y.to(device)).cpu())
+    try:
+        for _, x, y in torch.utils.data.DataLoader(data, batch_size=batch_size):
+            out.append(logit_confidence(network(x.to(device)), y.to(device)).cpu())
+    finally:
+        network.train(was_training)
     return torch.cat(out).numpy()
 
 

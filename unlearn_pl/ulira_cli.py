@@ -27,7 +27,15 @@ from jsonargparse.typing import PositiveInt
 
 from unlearn_pl._io import write_json, write_text
 from unlearn_pl.data.datamodule import UnlearningDataModule
-from unlearn_pl.metrics.ulira import LOW_FPRS, BankAttack, ShadowBank, attack_bank, config_parts, fingerprint
+from unlearn_pl.metrics.ulira import (
+    LOW_FPRS,
+    BankAttack,
+    ShadowBank,
+    attack_bank,
+    check_design,
+    config_parts,
+    fingerprint,
+)
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.shadow import SHADOW_TRAINER_SETTINGS, build_bank, make_spec
 
@@ -160,6 +168,7 @@ class UliraSubcommand:
             bank: the bank folder (default: ``<default_root_dir>/ulira/<fingerprint>-K…-T…-s…``,
                 so the same command resumes and another config gets another folder).
         """
+        check_design(int(num_shadow), variance)  # before any training
         config = self.config["ulira"]  # type: ignore[attr-defined]
         trainer = self.trainer  # type: ignore[attr-defined]
         seed = config.get("seed_everything")

@@ -24,8 +24,9 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-#: How the Gaussians' spread is estimated (Carlini et al. §IV-C: per-example variances need many
-#: shadow models; below about 64 a single global variance is more reliable).
+#: How the Gaussians' spread is estimated. Carlini et al. (§IV-C) find per-example variances
+#: best with many shadow models and a single fixed ("global") variance better with few (below
+#: about 64).
 Variance = Literal["global", "per_example"]
 VARIANCES: tuple[str, ...] = ("global", "per_example")
 
@@ -49,6 +50,14 @@ def logit_confidence(logits: Tensor, target: Tensor) -> Tensor:
     true = z.gather(1, target.long()[:, None]).squeeze(1)
     others = z.scatter(1, target.long()[:, None], float("-inf"))
     return true - torch.logsumexp(others, dim=1)
+
+
+def min_shadow_models(variance: Variance) -> int:
+    """The fewest shadow models a balanced design (each example in half of them) needs for
+    ``variance``: 2 for ``global`` (one in and one out model per example), 4 for ``per_example``."""
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
+    return 2 if variance == "global" else 4
 
 
 def _check_pair(values: ArrayLike, member: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +91,12 @@ def _side(phi: np.ndarray, mask: np.ndarray, variance: str, min_std: float) -> t
     """Means and standard deviations of one side (in or out) of every example."""
     counts = mask.sum(0)
     mean = np.where(mask, phi, 0.0).sum(0) / counts
-    squares = np.where(mask, (phi - mean) ** 2, 0.0).sum(0)
     if variance == "per_example":
+        squares = np.where(mask, (phi - mean) ** 2, 0.0).sum(0)
         std = np.sqrt(squares / (counts - 1))  # unbiased, per example
     else:
-        # Pooled within-example variance: every example's own mean removed, one spread shared.
-        std = np.full(len(mean), math.sqrt(squares.sum() / (counts.sum() - len(counts))))
+        # LiRA's fixed variance: one spread of every value of this side, over examples and models.
+        std = np.full(len(mean), phi[mask].std())
     return mean, np.maximum(std, min_std)
 
 
@@ -99,8 +108,9 @@ def fit_gaussians(phi: ArrayLike, member: ArrayLike, variance: Variance = "globa
         member: ``(K, N)`` booleans, ``True`` where the shadow model trained on (and unlearned)
             the example.
         variance: ``"per_example"`` (each example's own unbiased variance on each side; needs at
-            least 2 in and 2 out models per example) or ``"global"`` (one pooled variance per
-            side; needs at least 1 in and 1 out model per example and 2 on some example).
+            least 2 in and 2 out models per example, K >= 4) or ``"global"`` (LiRA's fixed
+            variance: one standard deviation of all values of a side, over examples and models;
+            needs 1 in and 1 out model per example, K >= 2).
         min_std: floor of the standard deviations (identical φ values would give zero).
 
     Raises:
@@ -119,11 +129,6 @@ def fit_gaussians(phi: ArrayLike, member: ArrayLike, variance: Variance = "globa
                 f"variance={variance!r} needs at least {need} shadow model(s) with every example {side}, but some "
                 f"example has {int(counts.min())} among K={phi.shape[0]} shadow models; train more shadow models "
                 f"(K >= {2 * need} with a balanced assignment){' or use variance=global' if need == 2 else ''}"
-            )
-        if variance == "global" and counts.sum() <= len(counts):
-            raise ValueError(
-                f"variance='global' needs a second {side} model for some example to estimate a spread; K={phi.shape[0]} "
-                "gives one per example: train more shadow models (K >= 4)"
             )
     mean_in, std_in = _side(phi, member, variance, min_std)
     mean_out, std_out = _side(phi, ~member, variance, min_std)
@@ -242,5 +247,5 @@ def balanced_membership(num_models: int, num_examples: int, seed: int) -> np.nda
 
 __all__ = [
     "GaussianFit", "VARIANCES", "Variance", "auc", "balanced_accuracy", "balanced_membership", "chance_tolerance",
-    "fit_gaussians", "likelihood_ratio", "logit_confidence", "min_negatives", "per_example_success", "tpr_at_fpr",
+    "fit_gaussians", "likelihood_ratio", "logit_confidence", "min_negatives", "min_shadow_models", "per_example_success", "tpr_at_fpr",
 ]

@@ -37,6 +37,7 @@ from unlearn_pl.functional.lira import (
     chance_tolerance,
     fit_gaussians,
     likelihood_ratio,
+    min_shadow_models,
     per_example_success,
     tpr_at_fpr,
 )
@@ -266,6 +267,16 @@ class ShadowBank:
         return np.asarray([where[int(i)] for i in indices], dtype=np.int64)
 
 
+def check_design(num_shadow: int, variance: Variance) -> None:
+    """Raise ``ValueError`` when ``num_shadow`` shadow models are too few for ``variance``."""
+    least = min_shadow_models(variance)
+    if num_shadow < least:
+        raise ValueError(
+            f"variance={variance!r} needs at least {least} shadow models (each target in half of them); got "
+            f"num_shadow={num_shadow}: train more{' or use variance=global' if variance == 'per_example' else ''}"
+        )
+
+
 def attack_summary(scores: np.ndarray, member: np.ndarray) -> dict[str, float | None]:
     """Balanced accuracy (threshold 0: the likelihood-ratio test), AUC and TPR at :data:`LOW_FPRS`
     (``None`` when there are too few non-members for that rate)."""
@@ -307,6 +318,7 @@ class BankAttack:
 
 def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
     """Fit the Gaussians on the bank's K shadow models and attack its T target models."""
+    check_design(bank.num_shadow, variance)
     k = bank.num_shadow
     member = bank.membership[k:]
     results = {}
@@ -368,6 +380,7 @@ class ULiRA(EvaluationCallback):
             trainer, trainer.datamodule,
         )
         bank.check(parts)
+        check_design(bank.num_shadow, self.variance)
         self._bank = bank
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
@@ -394,4 +407,4 @@ class ULiRA(EvaluationCallback):
         return out
 
 
-__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "config_parts", "describe", "fingerprint"]
+__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "check_design", "config_parts", "describe", "fingerprint"]
