@@ -15,10 +15,12 @@ from unlearn_pl.functional.lira import (
     balanced_membership,
     chance_tolerance,
     fit_gaussians,
+    fit_population,
     likelihood_ratio,
     logit_confidence,
     min_negatives,
     per_example_success,
+    per_model_accuracy,
     tpr_at_fpr,
 )
 
@@ -144,3 +146,27 @@ def test_bad_arguments_are_named():
         balanced_accuracy([np.nan, 1.0], [True, False])
     with pytest.raises(ValueError, match="both members and non-members"):
         balanced_accuracy([0.0, 1.0], [True, True])
+
+
+def test_population_fit_shares_one_gaussian_pair_and_misses_per_example_offsets():
+    """Examples with their own offsets: the per-example attack separates in from out, the
+    population attack (one Gaussian pair for all) mostly sees the offsets."""
+    rng = np.random.default_rng(5)
+    k, t, n = 32, 16, 100
+    member = balanced_membership(k + t, n, seed=6)
+    offsets = rng.normal(0, 5, size=(1, n))
+    phi = offsets + 1.5 * member + rng.normal(0, 0.5, size=member.shape)
+    population = fit_population(phi[:k], member[:k])
+    assert np.allclose(population.mean_in, phi[:k][member[:k]].mean()) and np.ptp(population.std_out) == 0
+    per_example = fit_gaussians(phi[:k], member[:k], "per_example")
+    acc_population = balanced_accuracy(likelihood_ratio(phi[k:], population), member[k:])
+    acc_per_example = balanced_accuracy(likelihood_ratio(phi[k:], per_example), member[k:])
+    assert acc_per_example > 0.9 and acc_population < 0.7
+
+
+def test_per_model_accuracy_is_each_rows_balanced_accuracy():
+    scores = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, 1.0, 1.0]])
+    member = np.array([[True, False, False, True], [True, False, True, False]])
+    assert per_model_accuracy(scores, member).tolist() == [0.5, 0.5]
+    assert per_model_accuracy(-scores, ~member).tolist() == [0.5, 0.5]
+    assert per_model_accuracy(np.array([[2.0, -2.0]]), np.array([[True, False]])).tolist() == [1.0]

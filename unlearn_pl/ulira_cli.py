@@ -96,10 +96,30 @@ def summary_text(attack: BankAttack, variance: str) -> str:
 
     lines = [f"U-LiRA ({variance} variance), {attack.num_scored} scored (target, model) pairs; "
              f"chance = 0.5 ± {attack.tolerance:.4f} (3σ)"]
-    for name, values in (("after unlearning", attack.summary), ("before unlearning", attack.before)):
+    rows = (("per-example, after unlearning", "after", attack.summary),
+            ("per-example, before unlearning", "before", attack.before),
+            ("population, after unlearning", "population", attack.population),
+            ("population, before unlearning", "population_before", attack.population_before))
+    for label, name, values in rows:
+        mean, low, high = attack.interval(name)
         tprs = ", ".join(f"TPR@{f:g} {fmt(values[f'ulira_tpr_at_fpr_{f:g}'])}" for f in LOW_FPRS)
-        lines.append(f"  {name:>17}: balanced acc {fmt(values['ulira_acc'])}, AUC {fmt(values['ulira_auc'])}, {tprs}")
+        lines.append(f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {mean:.4f}, 95% CI "
+                     f"[{low:.4f}, {high:.4f}]), AUC {fmt(values['ulira_auc'])}, {tprs}")
     return "\n".join(lines)
+
+
+def results_dict(attack: BankAttack) -> dict[str, Any]:
+    """The attacks' summaries with their per-model means and 95% t-intervals over the target models."""
+    out: dict[str, Any] = {}
+    for name, values in (("after_unlearning", attack.summary), ("before_unlearning", attack.before),
+                         ("population_after_unlearning", attack.population),
+                         ("population_before_unlearning", attack.population_before)):
+        key = {"after_unlearning": "after", "before_unlearning": "before",
+               "population_after_unlearning": "population", "population_before_unlearning": "population_before"}[name]
+        mean, low, high = attack.interval(key)
+        out[name] = {**values, "per_model_acc": attack.per_model[key].tolist(), "per_model_acc_mean": mean,
+                     "per_model_acc_ci95": [low, high]}
+    return out
 
 
 class UliraSubcommand:
@@ -195,8 +215,7 @@ class UliraSubcommand:
             "chance_tolerance_3sigma": attack.tolerance,
             "seed": seed,
             "fingerprint": shadow_bank.fingerprint,
-            "after_unlearning": attack.summary,
-            "before_unlearning": attack.before,
+            **results_dict(attack),
             "per_example_success_mean": float(np.nanmean(attack.success)),
             "per_example_success_quantiles": {
                 str(q): float(np.nanquantile(attack.success, q)) for q in (0.1, 0.5, 0.9)
@@ -219,4 +238,4 @@ class UliraSubcommand:
         return attack
 
 
-__all__ = ["UliraSubcommand", "per_example_csv", "plot_success", "shadow_trainer_kwargs", "summary_text"]
+__all__ = ["UliraSubcommand", "per_example_csv", "plot_success", "results_dict", "shadow_trainer_kwargs", "summary_text"]

@@ -135,6 +135,27 @@ def fit_gaussians(phi: ArrayLike, member: ArrayLike, variance: Variance = "globa
     return GaussianFit(mean_in, std_in, mean_out, std_out, variance)
 
 
+def fit_population(phi: ArrayLike, member: ArrayLike, min_std: float = 1e-6) -> GaussianFit:
+    """One in and one out Gaussian for all examples: the *population* attack of Hayes et al.
+    (the same attacker for every example), the baseline the per-example attack is compared with.
+
+    Returns a :class:`GaussianFit` whose entries are equal across examples, so
+    :func:`likelihood_ratio` scores both kinds of fit.
+    """
+    phi, member = _check_pair(phi, member, "phi")
+    if member.all() or not member.any():
+        raise ValueError("a population fit needs both in and out values")
+    n = phi.shape[-1]
+
+    def same(value: float) -> np.ndarray:
+        return np.full(n, value)
+
+    return GaussianFit(
+        same(phi[member].mean()), same(max(phi[member].std(), min_std)),
+        same(phi[~member].mean()), same(max(phi[~member].std(), min_std)), "population",
+    )
+
+
 def likelihood_ratio(phi: ArrayLike, fit: GaussianFit) -> np.ndarray:
     """``log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out)`` per example; positive means "in".
 
@@ -216,6 +237,15 @@ def per_example_success(scores: ArrayLike, member: ArrayLike, threshold: float =
     return success
 
 
+def per_model_accuracy(scores: ArrayLike, member: ArrayLike, threshold: float = 0.0) -> np.ndarray:
+    """Each attacked model's balanced accuracy over its examples, shape ``(T,)`` (the replicates
+    of a confidence interval: every model has its own seed, training half and data order)."""
+    s, m = _check_pair(scores, member, "scores")
+    if s.ndim != 2:
+        raise ValueError(f"scores must have shape (models, examples); got {s.shape}")
+    return np.array([balanced_accuracy(s[t], m[t], threshold) for t in range(len(s))])
+
+
 def chance_tolerance(num_scored: int, sigmas: float = 3.0) -> float:
     """How far from 0.5 the balanced accuracy of an attack with no signal may land by chance.
 
@@ -247,5 +277,5 @@ def balanced_membership(num_models: int, num_examples: int, seed: int) -> np.nda
 
 __all__ = [
     "GaussianFit", "VARIANCES", "Variance", "auc", "balanced_accuracy", "balanced_membership", "chance_tolerance",
-    "fit_gaussians", "likelihood_ratio", "logit_confidence", "min_negatives", "min_shadow_models", "per_example_success", "tpr_at_fpr",
+    "fit_gaussians", "fit_population", "likelihood_ratio", "logit_confidence", "min_negatives", "min_shadow_models", "per_example_success", "per_model_accuracy", "tpr_at_fpr",
 ]

@@ -36,9 +36,11 @@ from unlearn_pl.functional.lira import (
     balanced_accuracy,
     chance_tolerance,
     fit_gaussians,
+    fit_population,
     likelihood_ratio,
     min_shadow_models,
     per_example_success,
+    per_model_accuracy,
     tpr_at_fpr,
 )
 from unlearn_pl.metrics.base import EvaluationCallback, Results
@@ -289,15 +291,31 @@ def attack_summary(scores: np.ndarray, member: np.ndarray) -> dict[str, float | 
     return out
 
 
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of replicate values (scipy.stats.t)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2 or values.std() == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return mean, float(low), float(high)
+
+
 @dataclass
 class BankAttack:
-    """U-LiRA on a bank's target models: the attack after unlearning, and before it (plain LiRA on
-    the models' originals) for comparison.
+    """U-LiRA on a bank's target models after unlearning, with three comparisons: the same
+    attack before unlearning (plain LiRA on the models' originals: what unlearning has to
+    remove), and the *population* attack (one Gaussian pair for all targets) after and before.
 
     Attributes:
-        summary: :func:`attack_summary` of the unlearned target models.
-        before: the same attack on the target models' originals (Gaussians fit on the shadows'
-            originals): what unlearning has to remove.
+        summary: :func:`attack_summary` of the per-example attack after unlearning.
+        before: the same on the target models' originals (Gaussians fit on the shadows' originals).
+        population, population_before: the population attack after and before unlearning.
+        per_model: ``{name: (T,) balanced accuracy of each target model}`` for ``"after"``,
+            ``"before"``, ``"population"``, ``"population_before"``: the replicates of
+            :meth:`interval` (each target model has its own seed, training half and data order).
         success: ``(N,)`` per-target balanced accuracy over the target models after unlearning
             (NaN for a target in, or out of, every target model).
         success_before: the same before unlearning.
@@ -309,11 +327,18 @@ class BankAttack:
 
     summary: dict[str, float | None]
     before: dict[str, float | None]
+    population: dict[str, float | None]
+    population_before: dict[str, float | None]
+    per_model: dict[str, np.ndarray]
     success: np.ndarray
     success_before: np.ndarray
     fit: GaussianFit
     num_scored: int
     tolerance: float
+
+    def interval(self, name: str = "after", confidence: float = 0.95) -> tuple[float, float, float]:
+        """Mean and t-interval of the balanced accuracy over the target models."""
+        return mean_ci(self.per_model[name], confidence)
 
 
 def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
@@ -321,15 +346,25 @@ def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
     check_design(bank.num_shadow, variance)
     k = bank.num_shadow
     member = bank.membership[k:]
-    results = {}
-    for which in ("phi", "phi_original"):
+    out: dict[str, Any] = {"per_model": {}}
+    for which, suffix in (("phi", ""), ("phi_original", "_before")):
         phi = bank.phi(which)
-        fit = fit_gaussians(phi[:k], bank.membership[:k], variance)
-        scores = likelihood_ratio(phi[k:], fit)
-        results[which] = (attack_summary(scores, member), per_example_success(scores, member), fit)
+        for kind, fit in (
+            ("", fit_gaussians(phi[:k], bank.membership[:k], variance)),
+            ("population", fit_population(phi[:k], bank.membership[:k])),
+        ):
+            scores = likelihood_ratio(phi[k:], fit)
+            name = f"{kind}{suffix}" or "after"
+            name = "before" if name == "_before" else name
+            out[name] = attack_summary(scores, member)
+            out["per_model"][name] = per_model_accuracy(scores, member)
+            if not kind:
+                out[f"success{suffix}"] = per_example_success(scores, member)
+                out[f"fit{suffix}"] = fit
     return BankAttack(
-        summary=results["phi"][0], before=results["phi_original"][0], success=results["phi"][1],
-        success_before=results["phi_original"][1], fit=results["phi"][2], num_scored=int(member.size),
+        summary=out["after"], before=out["before"], population=out["population"],
+        population_before=out["population_before"], per_model=out["per_model"], success=out["success"],
+        success_before=out["success_before"], fit=out["fit"], num_scored=int(member.size),
         tolerance=chance_tolerance(int(member.size)),
     )
 
@@ -407,4 +442,4 @@ class ULiRA(EvaluationCallback):
         return out
 
 
-__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "check_design", "config_parts", "describe", "fingerprint"]
+__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "check_design", "mean_ci", "config_parts", "describe", "fingerprint"]
