@@ -121,6 +121,21 @@ def test_two_workers_build_the_same_bank_as_one(tmp_path, monkeypatch):
     assert (tmp_path / "bank1" / "ulira_global_success.png").stat().st_size > 0
     assert results[0]["not_available"]  # 2 target models × 30 targets are too few for 1% and 0.1% FPR
 
+    # Running the command again resumes the finished study: nothing is retrained.
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "bank1" / "models").iterdir()}
+    UnlearningCLI(args=_cli_args(tmp_path / "bank1", 1))
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "bank1" / "models").iterdir()} == stamps
+
+
+def test_the_shipped_config_parses_for_ulira(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["unlearn-pl"])
+    config = Path(__file__).resolve().parents[1] / "configs/ulira/digits.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        UnlearningCLI(args=["ulira", "--config", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "num_shadow: 32" in printed and "num_target_models: 8" in printed and "variance: global" in printed
+
 
 def test_too_few_shadow_models_for_the_variance_fail_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["unlearn-pl"])

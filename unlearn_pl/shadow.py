@@ -218,7 +218,8 @@ class ShadowTrial:
     The model index is a grid parameter (``optuna.samplers.GridSampler``), so each model is one
     trial, run once, and a resumed study runs only the missing ones. A model already stored in
     the bank (e.g. by a study with another storage) is read back instead of retrained. Returns
-    the model's mean φ of in-targets minus that of out-targets: its membership signal.
+    the model's mean φ over the targets after unlearning (the user attr ``mean_phi_before`` has
+    it before), so the study's table shows how each model treats the targets.
     """
 
     spec: ShadowSpec
@@ -234,9 +235,9 @@ class ShadowTrial:
         if not bank.model_file(model).is_file():
             phi, phi_original = train_and_unlearn(spec, model)
             bank.save_model(model, phi, phi_original)
-        phi = np.load(bank.model_file(model), allow_pickle=False)["phi"]
-        member = bank.membership[model]
-        return float(phi[member].mean() - phi[~member].mean())
+        stored = np.load(bank.model_file(model), allow_pickle=False)
+        trial.set_user_attr("mean_phi_before", float(stored["phi_original"].mean()))
+        return float(stored["phi"].mean())
 
 
 def make_spec(
