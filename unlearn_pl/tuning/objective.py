@@ -1,4 +1,5 @@
-"""Validation-based selection of unlearning hyperparameters (SPEC §6): pure scoring functions.
+"""Validation-based selection of unlearning hyperparameters (Alon & Dar, the overparameterization
+study): pure scoring functions.
 
 A candidate θu is scored on validation data only with
 
@@ -14,8 +15,9 @@ for one of three goals (each in [0, 1], higher is better):
   selector those are the wrong labels the original model learned, so a higher error means the
   harmful influence is gone.
 
-Everything here is plain arithmetic on numbers, so it is tested on hand-made values; the grid
-runner (:mod:`unlearn_pl.tuning.runner`) only feeds it forget and validation statistics.
+Everything here is plain arithmetic on numbers, so it is tested on hand-made values; a study's
+trials (:mod:`unlearn_pl.tuning.study`) feed it forget and validation accuracies and the loss
+attack against validation data only.
 """
 
 from __future__ import annotations
