@@ -258,7 +258,7 @@ def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "out" / "s"
     assert "chosen per point and lambda" in capsys.readouterr().out
     rows = (folder / "trials.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 and rows[0].startswith("trial,state,lr,seed,duration_s,")
+    assert len(rows) == 1 + 2 and rows[0].startswith("trial,state,candidate,lr,seed,duration_s,")
     assert (folder / "study.log").is_file() and (folder / "base.yaml").is_file()
     assert "grid" not in yaml.safe_load((folder / "base.yaml").read_text())  # the base is a plain fit config
     # Running it again resumes the finished study: no new trial.

@@ -35,7 +35,7 @@ def trial_rows(study: optuna.Study, candidates: Mapping[str, Candidate], goal: s
         c = candidates.get(t.params.get("candidate", ""))
         metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name}
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}
         if c is not None:
             row.update(dict(c.labels))
             row.update({short_key(k): v for k, v in c.params})
