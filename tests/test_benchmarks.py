@@ -115,9 +115,9 @@ def test_bench_callbacks(bench, capsys, tmp_path):
         "--dataset", "digits", "--train-size", "400", "--recipe-epochs", "1", "--num-planes", "1",
         "--resolution", "6", "--cache-dir", str(tmp_path),
     ])
-    assert set(ratios) == {"mia_validation_over_plain", "mia_regions_validation_over_plain",
-                           "mia_regions_repeat_validation_over_plain",
-                           "regions_cost_per_point_over_validation_per_example"}
+    # The speed targets: MIA <= +20% of a validation epoch (judged at width >= 0.5), a region grid
+    # point <= 1.0x a validated example (regions stay off during fit by default).
+    assert set(ratios) == {"mia_validation_over_plain", "regions_cost_per_point_over_validation_per_example"}
 
 
 @pytest.mark.slow
