@@ -4,9 +4,8 @@
 - :mod:`~unlearn_pl.tuning.engine`: :func:`run_trials`, Optuna trials in one or several processes
   on one storage (resume, failures recorded);
 - :mod:`~unlearn_pl.tuning.study`: a study's search space and its trials, each an ``unlearn-pl fit`` run;
-- :mod:`~unlearn_pl.tuning.stats`: means and t-intervals over seeds, paired differences;
-- :mod:`~unlearn_pl.tuning.results` and :mod:`~unlearn_pl.tuning.runner`: :func:`run_study` and its
-  tables and plots;
+- :mod:`~unlearn_pl.tuning.runner` and :mod:`~unlearn_pl.tuning.plots`: :func:`run_study`, its
+  tables (with :mod:`unlearn_pl.stats`' confidence intervals) and plots;
 - :mod:`~unlearn_pl.tuning.cli`: the ``unlearn-pl tune`` subcommand.
 """
 
@@ -24,7 +23,7 @@ from unlearn_pl.tuning.objective import (
     select,
 )
 from unlearn_pl.tuning.runner import StudyResult, run_study
-from unlearn_pl.tuning.stats import Estimate, mean_ci, paired_difference
+from unlearn_pl.stats import Estimate, mean_ci, paired_difference
 from unlearn_pl.tuning.study import Candidate, StudyObjective, expand_space
 
 __all__ = [

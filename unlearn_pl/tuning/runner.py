@@ -1,37 +1,44 @@
-"""Run a study (:mod:`unlearn_pl.tuning.study`) on the engine and write its results.
+"""Run a study (:mod:`unlearn_pl.tuning.study`) on the engine, then read its results.
 
-:func:`run_study` creates or resumes the Optuna study, runs its trials (and the noise floor's) with
-:func:`~unlearn_pl.tuning.engine.run_trials`, then writes into the study folder:
+:func:`run_study` creates or resumes the Optuna study, runs its trials and the noise floor's with
+:func:`~unlearn_pl.tuning.engine.run_trials`, and writes into the study folder
 
-- ``study.log``: the Optuna journal storage (unless ``storage`` names another), which
-  ``optuna-dashboard study.log`` opens;
+- ``study.log``: the Optuna journal (unless ``storage`` names another; ``optuna-dashboard study.log``);
 - ``trials.csv``: every trial (state, axes, grid params, seed, duration, metrics, goals, J(λ), error);
-- ``selection.csv``: per point and λ, the choice per seed and every metric's mean with its 95%
-  t-interval over seeds (n given), the noise floor next to the gaps to the oracle;
-- ``differences.csv``: paired differences along each axis with their 95% CIs;
-- ``pareto.png`` and ``differences.png`` (also sent to the Lightning logger, if one takes figures);
-- ``study.json``: the study's settings and trial counts per state.
+- ``selection.csv``: per point and λ the choice per seed (argmax J(λ) over the seed's completed
+  candidates) and each metric's mean with its 95% t-interval over seeds (n given), the noise
+  floor ``<split>_acc_gap_noise_floor`` next to each gap to the oracle;
+- ``differences.csv``: along each axis, every value minus the first, paired by seed, with 95% CIs;
+- ``pareto.png``, ``differences.png`` (also sent to a Lightning logger that takes figures) and
+  ``study.json`` (settings, trial counts per state).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from unlearn_pl._io import write_json, write_text
 from unlearn_pl.metrics.report import format_rows, jsonable, rows_to_csv
-from unlearn_pl.tuning import results as res
 from unlearn_pl.tuning.engine import journal_storage, open_storage, run_trials
-from unlearn_pl.tuning.objective import check_goal, check_lambdas
-from unlearn_pl.tuning.study import SEED_KEYS, NoiseFloorObjective, StudyObjective, expand_space
+from unlearn_pl.tuning.objective import check_lambdas, select
+from unlearn_pl.tuning.objective import objective as j_value
+from unlearn_pl.stats import mean_ci, paired_difference
+from unlearn_pl.tuning.study import SEED_KEYS, Candidate, NoiseFloorObjective, StudyObjective, expand_space, short_key
 
-#: Study user attr holding the candidate names: a resumed study must have the same.
-CANDIDATES_ATTR = "candidates"
+#: Metrics shown first in the tables (when present).
+KEY_METRICS = ("J", "goal", "val_acc", "forget_acc", "test_acc", "retain_acc")
+
+#: ``{point: {λ: ({seed: chosen candidate's metrics}, {seed: its name})}}``.
+Chosen = dict[str, dict[float, tuple[dict[int, dict[str, float]], dict[int, str]]]]
 
 
 @dataclass
@@ -46,123 +53,197 @@ class StudyResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _create(name: str, storage: Any, sampler: Any, directions: Sequence[str], names: list[str]) -> None:
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=list(directions),
-                                load_if_exists=True)
-    known = study.user_attrs.get(CANDIDATES_ATTR)
-    if known is None:
-        study.set_user_attr(CANDIDATES_ATTR, names)
-    elif known != names:
-        raise ValueError(f"study {name!r} in this storage was created with another search space "
-                         f"({len(known)} candidates, now {len(names)}); give another --study_name or output_dir")
-
-
 def run_study(
-    base_args: Sequence[str],
-    *,
-    space: Mapping[str, Any] | None = None,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    seeds: Sequence[int] = (0,),
-    goal: str = "privacy",
-    lambdas: Sequence[float] | None = None,
-    search: str = "grid",
-    n_trials: int | None = None,
-    workers: int = 1,
-    storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
-    study_name: str = "study",
-    output_dir: str | os.PathLike = "runs/studies",
-    seed_keys: Sequence[str] = SEED_KEYS,
-    noise_floor: bool = True,
-    logger_save_dir: bool = False,
-    logger: Any = None,
-    quiet: bool = False,
+    base_args: Sequence[str], *, space: Mapping[str, Any] | None = None, grid: Mapping[str, Sequence[Any]] | None = None,
+    seeds: Sequence[int] = (0,), goal: str = "privacy", lambdas: Sequence[float] | None = None, search: str = "grid",
+    n_trials: int | None = None, workers: int = 1, storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
+    study_name: str = "study", output_dir: str | os.PathLike = "runs/studies", seed_keys: Sequence[str] = SEED_KEYS,
+    noise_floor: bool = True, logger_save_dir: bool = False, logger: Any = None, quiet: bool = False,
 ) -> StudyResult:
-    """Run (or resume) a study and write its tables into ``<output_dir>/<study_name>``.
+    """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
     Args:
         base_args: ``unlearn-pl fit`` arguments of the base config (``["--config", "a.yaml", …]``).
         space, grid: the axes and the default grid (see :mod:`unlearn_pl.tuning.study`).
         seeds: every candidate runs once per seed.
-        goal: ``privacy``, ``privacy_mia`` or ``bias``; ``lambdas``: λ values (default: the goal's).
-        search: ``grid`` (every candidate × seed once) or ``open`` (multi-objective TPE, ``n_trials``).
-        n_trials: total trials of an open search (ignored by the grid).
-        workers: processes on this machine; ``storage``/``study_name``: an RDB URL and name to share
-            the study with other machines (default storage: ``study.log`` in the study folder).
+        goal, lambdas: the goal (``privacy``, ``privacy_mia``, ``bias``) and λ values of J(λ).
+        search: ``grid`` (Optuna's GridSampler: every candidate × seed once) or ``open``
+            (multi-objective TPE over the same space, ``n_trials`` trials; its Pareto front of
+            validation accuracy vs goal holds the J(λ) choice of every λ).
+        workers: processes on this machine; ``storage``/``study_name``: an RDB URL and a name to
+            share the study with other machines (default storage: the folder's ``study.log``).
         seed_keys: the dotted keys a seed sets.
-        noise_floor: also measure the oracle-vs-independent-retrain gap per point and seed.
-        logger_save_dir: the base config's logger takes ``save_dir``/``name`` (trials log under the folder).
-        logger: a Lightning logger that receives the plots.
-        quiet: do not print the selection table.
+        noise_floor: measure the oracle-vs-independent-retrain gap per point and seed.
+        logger_save_dir: the base config's logger takes ``save_dir``/``name``.
+        logger: a Lightning logger for the plots; ``quiet``: do not print the selection table.
     """
-    check_goal(goal)
     lams = check_lambdas(lambdas, goal)
-    if search not in ("grid", "open"):
-        raise ValueError(f"search must be 'grid' or 'open'; got {search!r}")
+    if search not in ("grid", "open") or (search == "open" and n_trials is None):
+        raise ValueError(f"search must be 'grid', or 'open' with n_trials; got search={search!r}, n_trials={n_trials}")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers; got {list(seeds)}")
-    if search == "open" and n_trials is None:
-        raise ValueError("an open search needs n_trials (the grid runs every candidate × seed once)")
-    candidates = expand_space(space, grid)
     folder = Path(output_dir) / study_name
     folder.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage) if storage is not None else journal_storage(folder / "study.log")
-    objective = StudyObjective(list(base_args), candidates, list(seeds), goal, str(folder), list(seed_keys), logger_save_dir)
-    sampler: optuna.samplers.BaseSampler = (
-        optuna.samplers.GridSampler(objective.space(), seed=0) if search == "grid"
-        else optuna.samplers.TPESampler(seed=0, multivariate=True)
-    )
-    directions = ("maximize", "maximize")
-    _create(study_name, storage, sampler, directions, [c.name for c in candidates])
-    study = run_trials(objective, study_name=study_name, storage=storage, sampler=sampler, directions=directions,
+    objective = StudyObjective(list(base_args), expand_space(space, grid), list(seeds), goal, str(folder),
+                               list(seed_keys), logger_save_dir)
+    sampler = (optuna.samplers.GridSampler(objective.space(), seed=0) if search == "grid"
+               else optuna.samplers.TPESampler(seed=0, multivariate=True))
+    study = optuna.create_study(study_name=study_name, storage=storage, directions=["maximize"] * 2, load_if_exists=True)
+    names = [c.name for c in objective.candidates]
+    if study.user_attrs.setdefault("candidates", names) != names:
+        raise ValueError(f"study {study_name!r} in this storage has another search space "
+                         f"({len(study.user_attrs['candidates'])} candidates, now {len(names)}); give another study name")
+    study.set_user_attr("candidates", names)
+    study = run_trials(objective, study_name=study_name, storage=storage, sampler=sampler, directions=("maximize",) * 2,
                        n_trials=n_trials if search == "open" else None, workers=workers)
     floor = None
     if noise_floor:
         floor_objective = NoiseFloorObjective(objective)
         floor = run_trials(floor_objective, study_name=f"{study_name}.noise_floor", storage=storage,
                            sampler=optuna.samplers.GridSampler(floor_objective.space(), seed=0), workers=workers)
-    return write_results(study, floor, objective, lams, folder, search=search, logger=logger, quiet=quiet,
-                         settings={"base_args": list(base_args), "space": space, "grid": grid, "search": search,
-                                   "n_trials": n_trials, "seed_keys": list(seed_keys)})
+    settings = {"base_args": list(base_args), "space": space, "grid": grid, "search": search, "n_trials": n_trials,
+                "seed_keys": list(seed_keys)}
+    return write_results(study, floor, objective, lams, folder, settings, logger=logger, quiet=quiet)
 
 
 def write_results(study: optuna.Study, floor: optuna.Study | None, objective: StudyObjective, lambdas: Sequence[float],
-                  folder: Path, *, search: str = "grid", logger: Any = None, quiet: bool = False,
-                  settings: Mapping[str, Any] | None = None) -> StudyResult:
-    """Build the tables and plots of a study from its storage and write them into ``folder``."""
+                  folder: Path, settings: Mapping[str, Any], logger: Any = None, quiet: bool = False) -> StudyResult:
+    """Build a study's tables and plots from its storage and write them into ``folder``."""
     by_name = {c.name: c for c in objective.candidates}
     labels = {c.point: dict(c.labels) for c in objective.candidates}
     axes: dict[str, list[str]] = {}
     for c in objective.candidates:
         for axis, value in c.labels:
-            axes.setdefault(axis, [])
-            if value not in axes[axis]:
-                axes[axis].append(value)
-    trials = res.trial_rows(study, by_name, objective.goal, lambdas)
-    chosen = res.chosen_per_seed(study, by_name, objective.goal, lambdas)
-    floors = res.noise_floor(study, floor, by_name)
-    selection = res.selection_rows(chosen, floors, labels)
-    differences = res.difference_rows(chosen, floors, labels, axes)
-    files = [
-        write_text(folder / "trials.csv", rows_to_csv(trials)),
-        write_text(folder / "selection.csv", rows_to_csv(selection)),
-        write_text(folder / "differences.csv", rows_to_csv(differences)),
-    ]
+            if value not in (seen := axes.setdefault(axis, [])):
+                seen.append(value)
+    trials = trial_rows(study, by_name, objective.goal, lambdas)
+    chosen = chosen_per_seed(study, by_name, objective.goal, lambdas)
+    floors = noise_floor(study, floor, by_name)
+    selection = selection_rows(chosen, floors, labels)
+    differences = difference_rows(chosen, floors, labels, axes)
+    files = [write_text(folder / f"{name}.csv", rows_to_csv(rows))
+             for name, rows in (("trials", trials), ("selection", selection), ("differences", differences))]
     states: dict[str, int] = {}
     for row in trials:
         states[row["state"]] = states.get(row["state"], 0) + 1
-    summary = {**(settings or {}), "study_name": study.study_name, "goal": objective.goal, "lambdas": list(lambdas),
-               "seeds": objective.seeds, "trials": states,
-               "confidence_interval": "95% Student t-interval over seeds (scipy.stats.t); differences paired by seed",
-               "pareto_front": [t.number for t in study.best_trials] if search == "open" else None}
-    files.append(write_json(folder / "study.json", jsonable(summary)))
-    if selection:
-        files.append(res.save_figure(res.pareto_figure(trials, selection, objective.goal), folder / "pareto.png", logger))
-    figure = res.difference_figure(differences) if differences else None
-    if figure is not None:
-        files.append(res.save_figure(figure, folder / "differences.png", logger))
+    files.append(write_json(folder / "study.json", jsonable({
+        **settings, "study_name": study.study_name, "goal": objective.goal, "lambdas": list(lambdas),
+        "seeds": objective.seeds, "trials": states,
+        "confidence_interval": "95% Student t-interval over seeds (scipy.stats.t); differences paired by seed",
+        "pareto_front": [t.number for t in study.best_trials]})))
+    try:
+        from unlearn_pl.tuning import plots
+    except ImportError:  # matplotlib is the optional `plots` extra
+        warnings.warn("the study's plots need matplotlib (pip install 'unlearn_pl[plots]'); tables only", stacklevel=2)
+    else:
+        if selection:
+            files.append(plots.save(plots.pareto(trials, selection, objective.goal), folder / "pareto.png", logger))
+        if differences:
+            files.append(plots.save(plots.differences(differences), folder / "differences.png", logger))
     if not quiet:
         columns = [*axes, "lambda", "n", "val_acc", "val_acc_ci_low", "val_acc_ci_high", "goal", "forget_acc", "test_acc"]
         print(f"\nchosen per point and lambda (goal {objective.goal}; validation decides, test is reported only; "
               f"mean and 95% CI over seeds):\n{format_rows(selection, columns)}\n\ntrials: {states}\nresults: {folder}\n",
               flush=True)
     return StudyResult(folder, study, trials, selection, differences, files)
+
+
+def trial_rows(study: optuna.Study, candidates: Mapping[str, Candidate], goal: str,
+               lambdas: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per trial: number, state, candidate, axes, grid params, seed, duration, metrics, goals, J(λ), error."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        c = candidates.get(t.params.get("candidate", ""))
+        metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}
+        row.update(dict(c.labels) if c else {}, **({short_key(k): v for k, v in c.params} if c else {}))
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        row.update(seed=t.params.get("seed"), duration_s=duration, **metrics, **{f"goal_{g}": v for g, v in goals.items()})
+        if goal in goals:
+            row.update({f"J({lam:g})": j_value(metrics["val_acc"], goals[goal], lam) for lam in lambdas})
+        row["error"] = t.user_attrs.get("error")
+        row.update({a: t.user_attrs[a] for a in ("retry_of", "duplicate_of") if a in t.user_attrs})
+        rows.append(row)
+    return rows
+
+
+def chosen_per_seed(study: optuna.Study, candidates: Mapping[str, Candidate], goal: str, lambdas: Sequence[float]) -> Chosen:
+    """Per point, λ and seed: argmax J(λ) over that seed's completed candidates (ties: the earliest in the grid)."""
+    order = {name: i for i, name in enumerate(candidates)}
+    done: dict[tuple[str, int], list[tuple[Candidate, dict[str, float], float]]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (c := candidates.get(t.params.get("candidate", ""))) is not None:
+            done.setdefault((c.point, t.params["seed"]), []).append((c, t.user_attrs["metrics"], t.user_attrs["goals"][goal]))
+    out: Chosen = {}
+    for (point, seed), runs in sorted(done.items()):
+        runs.sort(key=lambda r: order[r[0].name])
+        for lam, i in select([m["val_acc"] for _, m, _ in runs], [g for _, _, g in runs], lambdas).items():
+            c, metrics, g = runs[i]
+            per_seed, names = out.setdefault(point, {}).setdefault(lam, ({}, {}))
+            per_seed[seed] = {**metrics, "goal": g, "J": j_value(metrics["val_acc"], g, lam)}
+            names[seed] = c.name
+    return out
+
+
+def noise_floor(study: optuna.Study, floor: optuna.Study | None,
+                candidates: Mapping[str, Candidate]) -> dict[str, dict[int, dict[str, float]]]:
+    """``{point: {seed: {"<split>_acc_gap_noise_floor": |acc(oracle) − acc(independent retrain)|}}}``."""
+    oracle: dict[tuple[str, int], dict[str, float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (c := candidates.get(t.params.get("candidate", ""))) is not None:
+            oracle.setdefault((c.point, t.params["seed"]), t.user_attrs["metrics"])
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for t in floor.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if floor is not None else []:
+        ref = oracle.get(key := (t.params["point"], t.params["seed"]), {})
+        out.setdefault(key[0], {})[key[1]] = {f"{name.removeprefix('oracle/')}_gap_noise_floor": abs(ref[name] - value)
+                                              for name, value in t.user_attrs["metrics"].items()
+                                              if name.endswith("_acc") and name in ref}
+    return out
+
+
+def _order(names: set[str]) -> list[str]:
+    return [m for m in KEY_METRICS if m in names] + sorted(names - set(KEY_METRICS))
+
+
+def _per_seed(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str, float]]], point: str,
+              lam: float) -> dict[int, dict[str, float]]:
+    return {s: {**m, **floors.get(point, {}).get(s, {})} for s, m in chosen[point][lam][0].items()}
+
+
+def selection_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str, float]]],
+                   labels: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+    """One row per point and λ: n seeds, the choice per seed, and per metric the mean and 95% CI."""
+    rows = []
+    for point, per_lambda in chosen.items():
+        for lam, (_, names) in per_lambda.items():
+            values = _per_seed(chosen, floors, point, lam)
+            row: dict[str, Any] = {**labels[point], "lambda": lam, "n": len(values),
+                                   "chosen": "; ".join(f"seed {s}: {names[s].rsplit('/', 1)[-1]}" for s in sorted(names))}
+            for metric in _order({k for m in values.values() for k in m}):
+                e = mean_ci([m.get(metric, math.nan) for m in values.values()])
+                row.update({metric: e.mean, f"{metric}_ci_low": e.low, f"{metric}_ci_high": e.high})
+            rows.append(row)
+    return rows
+
+
+def difference_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str, float]]],
+                    labels: Mapping[str, Mapping[str, str]], axes: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Along each axis, every value minus the axis's first value (other axes fixed), per λ and
+    metric: the mean difference over the seeds both have, with its 95% CI."""
+    point_of = {tuple(sorted(lab.items())): point for point, lab in labels.items()}
+    rows = []
+    for axis, values in axes.items():
+        for point, lab in labels.items():
+            base = point_of.get(tuple(sorted({**lab, axis: values[0]}.items())))
+            if lab[axis] == values[0] or point not in chosen or base not in chosen:
+                continue
+            for lam in [lam for lam in chosen[point] if lam in chosen[base]]:
+                a, b = _per_seed(chosen, floors, point, lam), _per_seed(chosen, floors, base, lam)
+                for metric in _order({k for m in a.values() for k in m} & {k for m in b.values() for k in m}):
+                    e = paired_difference({s: m.get(metric, math.nan) for s, m in a.items()},
+                                          {s: m.get(metric, math.nan) for s, m in b.items()})
+                    rows.append({"axis": axis, "comparison": f"{lab[axis]} - {values[0]}",
+                                 **{k: v for k, v in lab.items() if k != axis}, "lambda": lam, "metric": metric,
+                                 "difference": e.mean, "ci_low": e.low, "ci_high": e.high, "n": e.n})
+    return rows

@@ -1,42 +1,29 @@
-"""Studies: a base config, a search space and seeds, each trial one ``unlearn-pl fit`` run.
+"""Studies: a base config, a search space and seeds; each trial is one ``unlearn-pl fit`` run.
 
-A study is
+- The **base config** is ``unlearn-pl fit`` arguments (``--config a.yaml --data.init_args.train_size
+  2000``…), composed by the CLI's own parser: every ``class_path`` block and dotted override
+  works exactly as in ``fit``.
+- The **search space**: named axes (their product: the study's *points*) and a grid of dotted
+  keys (its product: each point's *candidates*); an axis value's ``grid`` updates the default::
 
-- a **base config**: command-line arguments of ``unlearn-pl fit`` (``--config a.yaml --config
-  b.yaml --data.init_args.train_size 2000``…), composed by the CLI's own parser, so every
-  ``class_path`` block and dotted override works exactly as in ``fit``;
-- a **search space**: named *axes* (their product gives the study's *points*) and a *grid* of
-  dotted keys per point (its product gives each point's candidates)::
-
-      grid: {trainer.max_epochs: [2]}                  # every point's default grid
+      grid: {trainer.max_epochs: [2]}
       space:
-        width:                                         # short form: one key, its values
-          key: model.init_args.network.init_args.width
-          values: [0.125, 0.25]
-        method:                                        # long form: named override sets
+        width: {key: model.init_args.network.init_args.width, values: [0.125, 0.25]}
+        method:
           - name: scrub
             set: {model.init_args.unlearner: {class_path: unlearn_pl.unlearners.SCRUB}}
-            grid: {model.init_args.unlearner.init_args.lr: [0.0005, 0.005]}   # updates the grid
+            grid: {model.init_args.unlearner.init_args.lr: [0.0005, 0.005]}
 
-- **seeds**: every candidate runs once per seed. A seed sets ``seed_everything`` (the network's
-  initial weights, hence the reference models' too, and the unlearning run's randomness), the
-  data module's seed (the forget-set draw) and the reference recipe's seed (their data order);
-  reference models are cached per seed by their content hash.
+- **Seeds**: every candidate runs once per seed. A seed sets :data:`SEED_KEYS`: ``seed_everything``
+  (the network's initial weights, hence the reference models', and the run's randomness), the
+  data's seed (the forget-set draw) and the reference recipe's (their data order); reference
+  models are cached per seed by their content hash.
 
-Each trial is one Lightning run, ``unlearn-pl fit`` with the base arguments plus the candidate's
-overrides (:meth:`StudyObjective.fit_args`); its metrics are read from
-``trainer.callback_metrics`` after the final validation, as ``EarlyStopping`` reads them. The
-trial's values are (validation accuracy, goal), both maximized.
-
-Protocols: ``search: grid`` (the papers': Optuna's ``GridSampler`` over candidates × seeds, the
-choice per λ is argmax J(λ) over the completed trials of each point and seed) or ``search: open``
-(Optuna's multi-objective TPE sampler over the same space for ``n_trials`` trials; its Pareto
-front of validation accuracy vs goal holds the J(λ) choice for every λ).
-
+A trial's metrics are the trainer's ``callback_metrics`` after the run's final validation (as
+``EarlyStopping`` reads them); its values are (validation accuracy, goal), both maximized.
 The **noise floor** of a point and seed is the gap between its oracle and an independent retrain
-(same retain set, other initial weights and data order), measured by one ``unlearn-pl validate``
-run per point and seed with shifted seeds (:data:`NOISE_FLOOR_SEED_OFFSET`); it is reported next
-to every gap to the oracle.
+(same retain set; model seeds shifted by :data:`NOISE_FLOOR_SEED_OFFSET`), measured by one
+``unlearn-pl validate`` run.
 """
 
 from __future__ import annotations
@@ -55,25 +42,26 @@ import optuna
 
 from unlearn_pl.tuning.objective import check_goal, goal_values
 
-#: The dotted keys a seed sets (see the module docstring).
+#: The dotted keys a seed sets.
 SEED_KEYS: tuple[str, ...] = ("seed_everything", "data.init_args.seed", "model.init_args.references.init_args.recipe.seed")
 
-#: Added to the model seeds (not the data seed) for the independent retrain of the noise floor.
+#: Added to the model seeds (not the data's) for the noise floor's independent retrain.
 NOISE_FLOOR_SEED_OFFSET = 1000
 
-#: The model whose metrics are the trial's (the others, ``original``/``oracle``, keep their prefix).
-UNLEARNED = "unlearned/"
+
+def short_key(key: str) -> str:
+    """The last component of a dotted key (``model.init_args.unlearner.init_args.lr`` → ``lr``)."""
+    return key.rsplit(".", 1)[-1]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate of a study: a point of the axes and one cell of its grid.
-
-    Attributes:
-        labels: ``{axis: value name}``, the point's coordinates.
-        params: ``{grid key: value}``.
-        overrides: ``(dotted key, value)`` pairs, in application order (axes, then grid).
-    """
+    """One candidate: ``labels`` (axis, value name), ``params`` (grid key, value) and the
+    ``overrides`` (dotted key, value) in application order: the axes', then the grid's."""
 
     labels: tuple[tuple[str, str], ...]
     params: tuple[tuple[str, Any], ...]
@@ -91,15 +79,6 @@ class Candidate:
         return f"{self.point}/{cell}" if cell else self.point
 
 
-def short_key(key: str) -> str:
-    """The last component of a dotted key (``model.init_args.unlearner.init_args.lr`` → ``lr``)."""
-    return key.rsplit(".", 1)[-1]
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def _check_grid(grid: Any, where: str) -> dict[str, list[Any]]:
     if not isinstance(grid, Mapping):
         raise ValueError(f"{where} must be a mapping {{dotted key: [values]}}; got {grid!r}")
@@ -108,8 +87,7 @@ def _check_grid(grid: Any, where: str) -> dict[str, list[Any]]:
             raise ValueError(f"{where}: {key!r} is not a dotted key such as 'trainer.max_epochs'")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ValueError(f"{where}[{key!r}] must be a non-empty list of values; got {values!r}")
-        texts = [_text(v) for v in values]
-        if len(set(texts)) != len(texts):
+        if len({_text(v) for v in values}) != len(values):
             raise ValueError(f"{where}[{key!r}] lists a value twice: {list(values)}")
     return {k: list(v) for k, v in grid.items()}
 
@@ -121,21 +99,20 @@ def _axis_values(axis: str, spec: Any) -> list[tuple[str, list[tuple[str, Any]],
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ValueError(f"space.{axis}.values must be a non-empty list; got {values!r}")
         return [(_text(v), [(str(spec["key"]), v)], {}) for v in values]
-    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and spec:
-        out = []
-        for item in spec:
-            if not isinstance(item, Mapping) or "name" not in item or set(item) - {"name", "set", "grid"}:
-                raise ValueError(f"space.{axis} entries are {{name, set, grid}} mappings; got {item!r}")
-            sets = item.get("set") or {}
-            if not isinstance(sets, Mapping):
-                raise ValueError(f"space.{axis}[{item['name']!r}].set must be a mapping of dotted keys; got {sets!r}")
-            out.append((str(item["name"]), list(sets.items()), _check_grid(item.get("grid") or {}, f"space.{axis}[{item['name']!r}].grid")))
-        names = [n for n, _, _ in out]
-        if len(set(names)) != len(names):
-            raise ValueError(f"space.{axis} names a value twice: {names}")
-        return out
-    raise ValueError(f"space.{axis} must be {{key: dotted.key, values: [...]}} or a non-empty list of "
-                     f"{{name, set, grid}} entries; got {spec!r}")
+    if not isinstance(spec, Sequence) or isinstance(spec, (str, bytes)) or not spec:
+        raise ValueError(f"space.{axis} must be {{key: dotted.key, values: [...]}} or a non-empty list of "
+                         f"{{name, set, grid}} entries; got {spec!r}")
+    out = []
+    for item in spec:
+        if not isinstance(item, Mapping) or "name" not in item or set(item) - {"name", "set", "grid"}:
+            raise ValueError(f"space.{axis} entries are {{name, set, grid}} mappings; got {item!r}")
+        where = f"space.{axis}[{item['name']!r}]"
+        if not isinstance(item.get("set") or {}, Mapping):
+            raise ValueError(f"{where}.set must be a mapping of dotted keys; got {item['set']!r}")
+        out.append((str(item["name"]), list((item.get("set") or {}).items()), _check_grid(item.get("grid") or {}, f"{where}.grid")))
+    if len({name for name, _, _ in out}) != len(out):
+        raise ValueError(f"space.{axis} names a value twice: {[name for name, _, _ in out]}")
+    return out
 
 
 def expand_space(space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[Any]] | None) -> list[Candidate]:
@@ -148,29 +125,20 @@ def expand_space(space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[An
     axes = [(a, _axis_values(a, spec)) for a, spec in (space or {}).items()]
     candidates = []
     for combo in itertools.product(*(values for _, values in axes)):
-        labels = tuple((a, name) for (a, _), (name, _, _) in zip(axes, combo))
-        overrides = [kv for _, sets, _ in combo for kv in sets]
         point_grid = dict(base_grid)
         for _, _, update in combo:
             point_grid.update(update)
-        keys = list(point_grid)
-        for cell in itertools.product(*(point_grid[k] for k in keys)):
-            params = tuple(zip(keys, cell))
-            candidates.append(Candidate(labels, params, tuple(overrides) + params))
-    if not candidates:
-        raise ValueError("the search space has no candidates")
+        labels = tuple((a, name) for (a, _), (name, _, _) in zip(axes, combo))
+        overrides = tuple(kv for _, sets, _ in combo for kv in sets)
+        for cell in itertools.product(*point_grid.values()):
+            params = tuple(zip(point_grid, cell))
+            candidates.append(Candidate(labels, params, overrides + params))
     return candidates
 
 
 def override_args(overrides: Sequence[tuple[str, Any]]) -> list[str]:
-    """``--key=value`` arguments of the CLI: strings as they are (as typed on a command line),
-    other values as JSON, which the parser reads as YAML."""
+    """``--key=value`` CLI arguments: strings as typed on a command line, other values as JSON."""
     return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides]
-
-
-def seed_overrides(seed: int, keys: Sequence[str] = SEED_KEYS, model_offset: int = 0) -> list[tuple[str, Any]]:
-    """The overrides of one seed; ``model_offset`` shifts every key but the data's (the forget draw)."""
-    return [(k, seed if k.startswith("data.") else seed + model_offset) for k in keys]
 
 
 def run_cli(args: Sequence[str]) -> Any:
@@ -178,29 +146,22 @@ def run_cli(args: Sequence[str]) -> Any:
     from unlearn_pl.cli import UnlearningCLI  # the CLI imports this package
 
     with warnings.catch_warnings():
-        # LightningCLI warns when it gets `args` while the process has command-line arguments
-        # (the tuner's own, or a notebook kernel's); these arguments are complete.
+        # LightningCLI warns when the process has command-line arguments of its own (the tuner's,
+        # a notebook kernel's) besides `args`: these are complete.
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         return UnlearningCLI(args=list(args))
 
 
 def callback_metrics(trainer: Any) -> dict[str, float]:
-    """The trainer's ``callback_metrics`` as floats, the unlearned model's without prefix."""
-    out = {}
-    for key, value in trainer.callback_metrics.items():
-        name = key[len(UNLEARNED):] if key.startswith(UNLEARNED) else key
-        out[name] = float(value)
-    return out
+    """The trainer's ``callback_metrics`` as floats, the unlearned model's without their prefix."""
+    return {k.removeprefix("unlearned/"): float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def trial_goals(metrics: Mapping[str, float], loss_attack_on_val: bool) -> dict[str, float]:
-    """Every goal computable from a trial's metrics (see :mod:`unlearn_pl.tuning.objective`).
-
-    ``privacy_mia`` needs the loss attack against validation data (``LossAttack(nonmembers=val)``).
-    """
+    """Every goal computable from a trial's metrics; ``privacy_mia`` needs ``LossAttack(nonmembers=val)``."""
     for need in ("val_acc", "forget_acc"):
-        if need not in metrics or math.isnan(metrics[need]):
+        if math.isnan(metrics.get(need, math.nan)):
             raise ValueError(f"the run logged no {need!r} (logged: {sorted(metrics)}); a study needs a validation set "
                              "(data: val_fraction > 0), a forget set and the SplitAccuracy metric")
     attack = metrics.get("mia_loss_acc") if loss_attack_on_val else None
@@ -213,13 +174,10 @@ class StudyObjective:
 
     Args:
         base_args: ``unlearn-pl fit`` arguments of the base config.
-        candidates: the study's candidates.
-        seeds: the seeds.
-        goal: the tuning goal.
-        folder: the study folder (each trial's run folder is ``trials/<number>``).
+        candidates, seeds, goal: the search space, the seeds and the tuning goal.
+        folder: the study folder (a trial's run folder is ``trials/<number>``).
         seed_keys: the dotted keys a seed sets.
-        logger_save_dir: whether the base config's logger takes ``save_dir``/``name`` (then
-            trials log under the study folder too).
+        logger_save_dir: the base config's logger takes ``save_dir``/``name`` (trials log in the folder).
     """
 
     base_args: list[str]
@@ -236,32 +194,26 @@ class StudyObjective:
 
     def space(self) -> dict[str, list[Any]]:
         """The Optuna search space: candidate names × seeds."""
-        return {"candidate": [c.name for c in self.candidates], "seed": list(self.seeds)}
-
-    def output_args(self, number: int, subfolder: str = "trials") -> list[tuple[str, Any]]:
-        """Where trial ``number`` writes its run folder (``<folder>/<subfolder>/<number>``)."""
-        root = str(Path(self.folder) / subfolder)
-        out: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}")]
-        if self.logger_save_dir:
-            out += [("trainer.logger.init_args.save_dir", root), ("trainer.logger.init_args.name", str(number))]
-        return out
+        return {"candidate": list(self.by_name), "seed": list(self.seeds)}
 
     def fit_args(self, candidate: Candidate, seed: int, number: int, subcommand: str = "fit", model_offset: int = 0,
                  subfolder: str = "trials") -> list[str]:
-        """The complete ``unlearn-pl`` arguments of one trial."""
-        overrides = [*candidate.overrides, *seed_overrides(seed, self.seed_keys, model_offset),
-                     *self.output_args(number, subfolder)]
-        return [subcommand, *self.base_args, *override_args(overrides)]
+        """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``)."""
+        root = str(Path(self.folder) / subfolder)
+        outputs: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}")]
+        if self.logger_save_dir:
+            outputs += [("trainer.logger.init_args.save_dir", root), ("trainer.logger.init_args.name", str(number))]
+        seeds = [(k, seed if k.startswith("data.") else seed + model_offset) for k in self.seed_keys]
+        return [subcommand, *self.base_args, *override_args([*candidate.overrides, *seeds, *outputs])]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        candidate = self.by_name[trial.suggest_categorical("candidate", self.space()["candidate"])]
+        from unlearn_pl.metrics.mia import LossAttack
+
+        candidate = self.by_name[trial.suggest_categorical("candidate", list(self.by_name))]
         seed = trial.suggest_categorical("seed", self.seeds)
         start = time.perf_counter()
         cli = run_cli(self.fit_args(candidate, seed, trial.number))
-        metrics = callback_metrics(cli.trainer)
-        metrics["seconds"] = time.perf_counter() - start
-        from unlearn_pl.metrics.mia import LossAttack
-
+        metrics = {**callback_metrics(cli.trainer), "seconds": time.perf_counter() - start}
         on_val = any(isinstance(m, LossAttack) and m.nonmembers == "val" for m in cli.model.metrics)
         if self.goal == "privacy_mia" and not on_val:
             raise ValueError("goal privacy_mia needs the loss attack against validation data: add "
@@ -274,27 +226,22 @@ class StudyObjective:
 
 @dataclass
 class NoiseFloorObjective:
-    """Trials of the noise floor: per point and seed, ``unlearn-pl validate`` with the model seeds
-    shifted by :data:`NOISE_FLOOR_SEED_OFFSET`, whose ``oracle/*`` metrics are an independent
-    retrain's (same forget draw and retain set)."""
+    """Noise-floor trials: per point and seed, ``unlearn-pl validate`` with the model seeds shifted,
+    whose ``oracle/*`` metrics are an independent retrain's (same forget draw and retain set)."""
 
     study: StudyObjective
 
     def points(self) -> dict[str, Candidate]:
         """One candidate per point (the reference models do not depend on the grid)."""
-        out: dict[str, Candidate] = {}
-        for c in self.study.candidates:
-            out.setdefault(c.point, c)
-        return out
+        return {c.point: c for c in reversed(self.study.candidates)}
 
     def space(self) -> dict[str, list[Any]]:
-        return {"point": list(self.points()), "seed": list(self.study.seeds)}
+        return {"point": sorted(self.points()), "seed": list(self.study.seeds)}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        candidate = self.points()[trial.suggest_categorical("point", self.space()["point"])]
+        candidate = self.points()[trial.suggest_categorical("point", sorted(self.points()))]
         seed = trial.suggest_categorical("seed", self.study.seeds)
-        cli = run_cli(self.study.fit_args(candidate, seed, trial.number, subcommand="validate",
-                                          model_offset=NOISE_FLOOR_SEED_OFFSET, subfolder="noise_floor"))
+        cli = run_cli(self.study.fit_args(candidate, seed, trial.number, "validate", NOISE_FLOOR_SEED_OFFSET, "noise_floor"))
         metrics = {k: v for k, v in callback_metrics(cli.trainer).items() if k.startswith("oracle/")}
         if not metrics:
             raise ValueError("the noise floor needs an oracle (references: oracle true)")

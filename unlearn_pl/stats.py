@@ -1,4 +1,5 @@
-"""Means and 95% confidence intervals over seeds, and paired differences (pure functions).
+"""Means and 95% confidence intervals over seeds, and paired differences (pure functions, used by
+every table that reports replicated runs: the studies of :mod:`unlearn_pl.tuning`, benchmarks).
 
 The interval is Student's t-interval, ``mean ± t_{0.975, n−1} · s / √n`` (``scipy.stats.t``), the
 usual choice for a handful of seeds: it assumes roughly normal per-seed values, and unlike a
