@@ -29,6 +29,7 @@ def _run(tmp_path: Path, workers: int, **kwargs) -> optuna.Study:
                       sampler=optuna.samplers.GridSampler(GRID), workers=workers)
 
 
+@pytest.mark.slow  # spawned workers import torch: ~30 s
 @pytest.mark.parametrize("workers", [1, 2])
 def test_grid_runs_every_cell_once_and_records_the_failure(tmp_path, workers):
     study = _run(tmp_path, workers)
@@ -44,6 +45,7 @@ def test_grid_runs_every_cell_once_and_records_the_failure(tmp_path, workers):
     assert len(again.trials) == len(study.trials)
 
 
+@pytest.mark.slow  # a spawned process that dies, then the resumed run: ~30 s
 def test_a_killed_run_resumes_without_repeating_completed_trials(tmp_path):
     # A worker process dies inside cell (2, 0), leaving its trial RUNNING in the storage.
     ctx = multiprocessing.get_context("spawn")

@@ -18,18 +18,20 @@ from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
-from unlearn_pl.references import ReferenceModels, check_state_fits
+from unlearn_pl.references import ReferenceModels, check_state_fits, state_hash
 from unlearn_pl.unlearners.base import Unlearner
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReferenceResults:
-    """Per-example results of the frozen reference models and what they were computed on
-    (:meth:`UnlearningModule._evaluation_key`). Modules that share their reference networks may
-    share one (the tuner's candidates do): the results depend on nothing else."""
+    """Per-example results of the frozen reference models, with the key of what they depend on
+    (:meth:`UnlearningModule.reference_key`): the reference weights' content hashes, the
+    evaluated splits' data fingerprints and the batches evaluated. A value, not shared state:
+    whoever holds one may pass it to another module (:attr:`UnlearningModule.reference_results`),
+    which uses it only when its own key is equal."""
 
-    results: dict[str, Any] | None = None
-    key: tuple | None = None
+    key: tuple
+    results: dict[str, Any]
 
 
 class UnlearningModule(pl.LightningModule):
@@ -81,9 +83,10 @@ class UnlearningModule(pl.LightningModule):
         # Reference models live outside the state dict (checkpoints hold the unlearned network only).
         self._reference_nets: dict[str, nn.Module] = {}
         self._per_example: dict[str, Any] | None = None
-        # Per-example results of the frozen reference models, reused by later evaluations of the
-        # same data (see _start_evaluation): they are two thirds of every validation epoch.
-        self._reference_memo = ReferenceResults()
+        #: The reference models' per-example results (:class:`ReferenceResults`), reused by later
+        #: evaluations with the same key: they are two thirds of every validation epoch.
+        self.reference_results: ReferenceResults | None = None
+        self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._reuse_references = False
 
     # ------------------------------------------------------------ reference models
@@ -107,7 +110,7 @@ class UnlearningModule(pl.LightningModule):
         nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
         self.network.load_state_dict(nets["original"].state_dict())
         self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
-        self._reference_memo = ReferenceResults()  # new references: nothing to reuse
+        self._reference_hashes = tuple((name, state_hash(net)) for name, net in self._reference_nets.items())
 
     @torch.no_grad()
     def check_fits_data(self, datamodule: pl.LightningDataModule) -> None:
@@ -214,32 +217,36 @@ class UnlearningModule(pl.LightningModule):
         """``{model: {split: {field: tensor}}}`` of this evaluation epoch, synced and de-duplicated.
 
         Computed once per epoch on first call; every process must call it (it syncs). The frozen
-        reference models are evaluated once per data module and batch counts, and their results
-        reused by later epochs.
+        reference models are evaluated once per :meth:`reference_key` and their results reused
+        (:attr:`reference_results`).
         """
         if self._per_example is None:
             results = self.evaluation.results()
-            memo = self._reference_memo
             if self._reuse_references:
-                results.update(memo.results or {})
+                assert self.reference_results is not None
+                results.update(self.reference_results.results)
             else:
-                memo.results = {n: results[n] for n in self._reference_nets if n in results}
-                memo.key = self._evaluation_key()
+                self.reference_results = ReferenceResults(
+                    self.reference_key(), {n: results[n] for n in self._reference_nets if n in results}
+                )
             self._per_example = results
         return self._per_example
 
-    def _evaluation_key(self) -> tuple:
-        """What an evaluation's reference results depend on: the data and the batches evaluated."""
+    def reference_key(self) -> tuple:
+        """What the reference models' per-example results depend on: their weights (content
+        hashes), the evaluated splits (data fingerprints) and the number of batches evaluated."""
         trainer = self.trainer
         batches = trainer.num_test_batches if trainer.testing else trainer.num_val_batches
         datamodule = trainer.datamodule
-        return (id(datamodule), id(getattr(datamodule, "split", None)), tuple(batches))
+        fingerprint = getattr(datamodule, "fingerprint", None)
+        data = tuple(fingerprint(s) for s in self.eval_splits()) if fingerprint is not None else (type(datamodule).__name__,)
+        return (self._reference_hashes, data, tuple(batches))
 
     def _start_evaluation(self) -> None:
         self._per_example = None
         self.evaluation.reset()
-        memo = self._reference_memo
-        self._reuse_references = memo.results is not None and memo.key == self._evaluation_key()
+        held = self.reference_results
+        self._reuse_references = held is not None and held.key == self.reference_key()
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()

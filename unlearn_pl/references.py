@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from filelock import FileLock
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
@@ -191,6 +192,13 @@ class ReferenceModels:
         if isinstance(source, (str, os.PathLike)):
             return load_weights(network, source).eval()
         path = self.cache_path(initial, datamodule, which)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Concurrent runs (a study's workers) that need the same model: the first trains and
+        # writes it while the others wait on the lock, then load it from the cache.
+        with FileLock(f"{path}.lock"):
+            return self._load_or_train(which, network, path, datamodule)
+
+    def _load_or_train(self, which: str, network: nn.Module, path: Path, datamodule: UnlearningDataModule) -> nn.Module:
         if path.exists():
             try:
                 rank_zero_info(f"Reusing the cached {which} model: {path}")
