@@ -101,10 +101,10 @@ def summary_text(attack: BankAttack, variance: str) -> str:
             ("population, after unlearning", "population", attack.population),
             ("population, before unlearning", "population_before", attack.population_before))
     for label, name, values in rows:
-        mean, low, high = attack.interval(name)
+        e = attack.interval(name)
         tprs = ", ".join(f"TPR@{f:g} {fmt(values[f'ulira_tpr_at_fpr_{f:g}'])}" for f in LOW_FPRS)
-        lines.append(f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {mean:.4f}, 95% CI "
-                     f"[{low:.4f}, {high:.4f}]), AUC {fmt(values['ulira_auc'])}, {tprs}")
+        lines.append(f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {e.mean:.4f}, 95% CI "
+                     f"[{e.low:.4f}, {e.high:.4f}], n={e.n}), AUC {fmt(values['ulira_auc'])}, {tprs}")
     return "\n".join(lines)
 
 
@@ -116,9 +116,9 @@ def results_dict(attack: BankAttack) -> dict[str, Any]:
                          ("population_before_unlearning", attack.population_before)):
         key = {"after_unlearning": "after", "before_unlearning": "before",
                "population_after_unlearning": "population", "population_before_unlearning": "population_before"}[name]
-        mean, low, high = attack.interval(key)
-        out[name] = {**values, "per_model_acc": attack.per_model[key].tolist(), "per_model_acc_mean": mean,
-                     "per_model_acc_ci95": [low, high]}
+        e = attack.interval(key)
+        out[name] = {**values, "per_model_acc": attack.per_model[key].tolist(), "per_model_acc_mean": e.mean,
+                     "per_model_acc_ci95": [e.low, e.high]}
     return out
 
 

@@ -44,6 +44,7 @@ from unlearn_pl.functional.lira import (
     tpr_at_fpr,
 )
 from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.stats import Estimate, mean_ci
 
 if TYPE_CHECKING:
     from unlearn_pl.classifier import TrainingRecipe
@@ -291,18 +292,6 @@ def attack_summary(scores: np.ndarray, member: np.ndarray) -> dict[str, float | 
     return out
 
 
-def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of replicate values (scipy.stats.t)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2 or values.std() == 0:
-        return mean, mean, mean
-    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
-    return mean, float(low), float(high)
-
-
 @dataclass
 class BankAttack:
     """U-LiRA on a bank's target models after unlearning, with three comparisons: the same
@@ -336,9 +325,9 @@ class BankAttack:
     num_scored: int
     tolerance: float
 
-    def interval(self, name: str = "after", confidence: float = 0.95) -> tuple[float, float, float]:
-        """Mean and t-interval of the balanced accuracy over the target models."""
-        return mean_ci(self.per_model[name], confidence)
+    def interval(self, name: str = "after") -> Estimate:
+        """Mean and 95% t-interval of the balanced accuracy over the target models."""
+        return mean_ci(self.per_model[name].tolist())
 
 
 def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
@@ -442,4 +431,4 @@ class ULiRA(EvaluationCallback):
         return out
 
 
-__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "check_design", "mean_ci", "config_parts", "describe", "fingerprint"]
+__all__ = ["LOW_FPRS", "BankAttack", "ShadowBank", "ULiRA", "attack_bank", "attack_summary", "check_design", "config_parts", "describe", "fingerprint"]
