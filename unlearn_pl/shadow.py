@@ -147,7 +147,11 @@ def check_targets(targets: list[int] | np.ndarray, pool: list[int] | np.ndarray)
 
 def shadow_datamodule(spec: ShadowSpec, model: int) -> tuple[UnlearningDataModule, IndexedSubset]:
     """Model ``model``'s data module (its half of the pool; forget = its in-targets) and the
-    ``(index, x, y)`` dataset of all targets, with their training labels."""
+    ``(index, x, y)`` dataset of all targets, with their training labels.
+
+    Only targets keep a training-label override (``Mislabeled`` forget sets, whose examples are
+    the default targets); other pool examples train with their dataset labels.
+    """
     dm = copy.deepcopy(spec.datamodule)
     dm.setup("fit")
     split = dm.split
