@@ -39,7 +39,7 @@ from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.data.datasets import IndexedSubset
 from unlearn_pl.functional.init import fresh_parameters
 from unlearn_pl.functional.lira import balanced_membership, logit_confidence
-from unlearn_pl.metrics.ulira import ShadowBank, config_parts
+from unlearn_pl.metrics.ulira import ShadowBank
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import ReferenceModels
 
