@@ -12,7 +12,7 @@ a machine whose load changes from minute to minute. It reports ``(plain + added)
 for MIA, MIA + regions, and the repeated evaluation, and the decision regions' cost per grid point
 relative to the validation epoch's cost per example.
 
-The targets (decided with the speed issue):
+The targets:
 
 - **MIA** adds ≤ 20 % to a validation epoch (``mia_validation_over_plain`` ≤ 1.20), judged at
   ``--width`` ≥ 0.5: at smaller widths the plain epoch is so cheap that the attacks' fixed cost

@@ -207,6 +207,19 @@ def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
     assert not (tmp_path / "s" / "study" / "differences.png").exists()  # no axis: nothing to compare
 
 
+@pytest.mark.slow  # two trials of a tiny MLP: ~20 s
+def test_an_open_search_runs_n_trials_with_a_multi_objective_sampler(tmp_path):
+    import json
+
+    result = run_study(_base(tmp_path), space=SPACE, grid=GRID, seeds=[0, 1], search="open", n_trials=2,
+                       noise_floor=False, output_dir=tmp_path / "open", quiet=True)
+    assert len(result.trials) == 2 and result.study.directions[1].name == "MAXIMIZE"
+    summary = json.loads((tmp_path / "open" / "study" / "study.json").read_text())
+    assert summary["search"] == "open" and summary["pareto_front"]  # the front of validation accuracy vs goal
+    with pytest.raises(ValueError, match="'open' with n_trials"):
+        run_study(_base(tmp_path), grid=GRID, search="open", output_dir=tmp_path / "x")
+
+
 def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
     base = _base(tmp_path)

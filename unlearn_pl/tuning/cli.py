@@ -14,7 +14,9 @@ A study config is a normal experiment config plus the study's arguments at the t
 
 The model/data/trainer part of the composed config is saved as the study's ``base.yaml``; each
 trial runs ``unlearn-pl fit --config base.yaml`` plus its overrides. Other machines join with the
-same ``--storage URL --study_name NAME``.
+same ``--storage URL --study_name NAME``. Several devices per trial: ``--trainer.devices 2
+--trainer.strategy ddp_spawn`` (the ``ddp`` strategy's launcher re-runs the command line, which
+here is the whole study).
 """
 
 from __future__ import annotations
@@ -54,33 +56,29 @@ class TuningTrainer(pl.Trainer):
         base_config: str = "",
         logger_save_dir: bool = False,
     ) -> Any:
-        """Run (or resume) a study: every candidate of the search space once per seed, each an
-        ``unlearn-pl fit`` run scored on validation data; see :func:`unlearn_pl.tuning.runner.run_study`.
+        """Run (or resume) a study: every candidate once per seed, each an ``unlearn-pl fit`` run
+        scored on validation data (:func:`unlearn_pl.tuning.runner.run_study`).
 
         Args:
-            model: unused (the trials build their own from the config); given by the CLI.
-                (``space`` and ``grid`` are plain ``dict`` so that the parser keeps their
-                ``class_path`` blocks as text: each trial's own parser instantiates them.)
-            datamodule: unused, as ``model``.
-            space: the axes, ``{axis: {key, values}}`` or ``{axis: [{name, set, grid}]}``.
+            model: unused (each trial builds its own from the config), as ``datamodule``.
+            datamodule: unused.
+            space: the axes, ``{axis: {key, values}}`` or ``{axis: [{name, set, grid}]}`` (plain
+                ``dict``, like ``grid``, so the parser keeps their ``class_path`` blocks as text).
             grid: the default grid ``{dotted key: [values]}``, e.g. ``{trainer.max_epochs: [2, 5]}``.
             seeds: every candidate runs once per seed (default ``[0]``).
             goal: ``privacy`` (1 − |err(F) − err(V)|), ``privacy_mia`` (1 − 2·|loss-attack accuracy
-                forget vs val − 0.5|, needs ``LossAttack(nonmembers=val)``) or ``bias`` (err(F)
-                w.r.t. the training labels, for the ``Mislabeled`` selector).
+                forget vs val − 0.5|; needs ``LossAttack(nonmembers=val)``) or ``bias`` (err(F)).
             lambdas: the λ values of J(λ) = (1−λ)·acc(val) + λ·goal (default: the goal's).
             search: ``grid`` (Optuna's GridSampler) or ``open`` (multi-objective TPE, ``n_trials``).
             n_trials: total trials of an open search.
             workers: processes on this machine, one torch thread each.
-            storage: an Optuna RDB URL shared with other machines (default: the study folder's
-                journal file ``study.log``).
-            study_name: the study's name (in the storage, and its folder under ``output_dir``).
+            storage: an Optuna RDB URL shared with other machines (default: ``study.log`` in the folder).
+            study_name: the study's name in the storage and its folder under ``output_dir``.
             output_dir: where the study folder goes (default ``<default_root_dir>/studies``).
             noise_floor: measure the oracle-vs-independent-retrain gap per point and seed.
-            seed_keys: the dotted keys a seed sets (default: seed_everything, the data's and the
-                reference recipe's seeds).
+            seed_keys: the dotted keys a seed sets (default: ``study.SEED_KEYS``).
             base_config: the composed model/data/trainer config (filled in by the CLI).
-            logger_save_dir: whether that config's logger takes save_dir/name (filled in by the CLI).
+            logger_save_dir: whether its logger takes save_dir/name (filled in by the CLI).
         """
         from unlearn_pl.tuning.runner import run_study  # the runner imports the CLI lazily, and vice versa
 
@@ -93,9 +91,6 @@ class TuningTrainer(pl.Trainer):
             logger_save_dir=logger_save_dir, logger=self.logger,
         )
 
-
-#: The ``tune`` arguments the CLI fills in itself (not command-line options).
-FILLED_IN = {"model", "datamodule", "base_config", "logger_save_dir"}
 
 #: Every argument of ``tune`` (removed from the config before it is saved as the base config).
 TUNE_ARGS = set(list(inspect.signature(TuningTrainer.tune).parameters)[1:]) - {"model", "datamodule"}
@@ -115,7 +110,7 @@ class TuneSubcommand:
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Lightning's subcommands plus ``tune``."""
-        return {**LightningCLI.subcommands(), "tune": set(FILLED_IN)}
+        return {**LightningCLI.subcommands(), "tune": {"model", "datamodule", "base_config", "logger_save_dir"}}
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)  # type: ignore[misc]

@@ -109,7 +109,7 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
-        return True
+        pass
     return True
 
 
@@ -179,19 +179,10 @@ def run_trials(
     n_trials: int | None = None,
     workers: int = 1,
 ) -> optuna.Study:
-    """Create (or resume) the study ``study_name`` in ``storage`` and run its trials.
-
-    Args:
-        objective: ``(optuna.Trial) -> float | Sequence[float]``; picklable if ``workers > 1``.
-        study_name: the study's name in the storage.
-        storage: an Optuna storage, an RDB URL, or a journal file path.
-        sampler: Optuna's sampler (default: Optuna's default).
-        directions: ``"maximize"``/``"minimize"`` per objective value.
-        n_trials: total trials of the study; ``None`` only with a ``GridSampler``.
-        workers: processes on this machine (``spawn``, one torch thread each); 1 runs in this process.
-
-    Returns:
-        The study, reloaded after every worker finished.
+    """Create (or resume) the study ``study_name`` in ``storage`` (an Optuna storage, an RDB URL or
+    a journal file path) and run its trials with ``workers`` processes (1: in this process);
+    ``n_trials`` is the study's total (``None`` only with a ``GridSampler``). Returns the study,
+    reloaded after every worker finished (see the module docstring).
 
     Raises:
         ValueError: on a bad argument, or an existing study of that name with other directions.

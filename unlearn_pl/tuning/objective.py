@@ -1,23 +1,17 @@
-"""Validation-based selection of unlearning hyperparameters (Alon & Dar, the overparameterization
-study): pure scoring functions.
+"""Validation-based selection of unlearning hyperparameters (Alon & Dar): pure scoring functions.
 
-A candidate θu is scored on validation data only with
+A candidate θu is scored on validation data only with J(λ) = (1 − λ) · acc(V) + λ · goal(θu), for
+one of three goals (each in [0, 1], higher is better):
 
-    J(λ) = (1 − λ) · acc(V) + λ · goal(θu)
-
-for one of three goals (each in [0, 1], higher is better):
-
-- ``privacy``: 1 − |err(F) − err(V)| — an example never trained on is misclassified about as
-  often as unseen data (the overparameterization study's error-based reading);
+- ``privacy``: 1 − |err(F) − err(V)| — a forgotten example is misclassified about as often as
+  unseen data (the overparameterization study's error-based reading);
 - ``privacy_mia``: 1 − 2 · |loss-attack accuracy(F vs V) − 0.5| — the attack cannot tell the
   forget set from validation data;
-- ``bias``: err(F) with respect to the *training* labels of F — with the ``Mislabeled``
-  selector those are the wrong labels the original model learned, so a higher error means the
-  harmful influence is gone.
+- ``bias``: err(F) with respect to the *training* labels of F — with the ``Mislabeled`` selector
+  those are the wrong labels the original learned, so a higher error means their influence is gone.
 
-Everything here is plain arithmetic on numbers, so it is tested on hand-made values; a study's
-trials (:mod:`unlearn_pl.tuning.study`) feed it forget and validation accuracies and the loss
-attack against validation data only.
+Plain arithmetic, tested on hand-made values; a study's trials (:mod:`unlearn_pl.tuning.study`)
+feed it forget and validation accuracies and the loss attack against validation data only.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,20 +63,11 @@ def run_study(
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
-    Args:
-        base_args: ``unlearn-pl fit`` arguments of the base config (``["--config", "a.yaml", …]``).
-        space, grid: the axes and the default grid (see :mod:`unlearn_pl.tuning.study`).
-        seeds: every candidate runs once per seed.
-        goal, lambdas: the goal (``privacy``, ``privacy_mia``, ``bias``) and λ values of J(λ).
-        search: ``grid`` (Optuna's GridSampler: every candidate × seed once) or ``open``
-            (multi-objective TPE over the same space, ``n_trials`` trials; its Pareto front of
-            validation accuracy vs goal holds the J(λ) choice of every λ).
-        workers: processes on this machine; ``storage``/``study_name``: an RDB URL and a name to
-            share the study with other machines (default storage: the folder's ``study.log``).
-        seed_keys: the dotted keys a seed sets.
-        noise_floor: measure the oracle-vs-independent-retrain gap per point and seed.
-        logger_save_dir: the base config's logger takes ``save_dir``/``name``.
-        logger: a Lightning logger for the plots; ``quiet``: do not print the selection table.
+    ``base_args`` are the ``unlearn-pl fit`` arguments of the base config (``["--config",
+    "a.yaml", …]``); ``logger`` receives the plots; ``quiet`` skips printing the selection table;
+    the other arguments are :meth:`~unlearn_pl.tuning.cli.TuningTrainer.tune`'s. An ``open``
+    search runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front
+    of validation accuracy vs goal holds the J(λ) choice of every λ.
     """
     lams = check_lambdas(lambdas, goal)
     if search not in ("grid", "open") or (search == "open" and n_trials is None):
@@ -112,11 +104,7 @@ def write_results(study: optuna.Study, floor: optuna.Study | None, objective: St
     """Build a study's tables and plots from its storage and write them into ``folder``."""
     by_name = {c.name: c for c in objective.candidates}
     labels = {c.point: dict(c.labels) for c in objective.candidates}
-    axes: dict[str, list[str]] = {}
-    for c in objective.candidates:
-        for axis, value in c.labels:
-            if value not in (seen := axes.setdefault(axis, [])):
-                seen.append(value)
+    axes = {a: list(dict.fromkeys(dict(c.labels)[a] for c in objective.candidates)) for a, _ in objective.candidates[0].labels}
     trials = trial_rows(study, by_name, objective.goal, lambdas)
     chosen = chosen_per_seed(study, by_name, objective.goal, lambdas)
     floors = noise_floor(study, floor, by_name)
@@ -124,9 +112,7 @@ def write_results(study: optuna.Study, floor: optuna.Study | None, objective: St
     differences = difference_rows(chosen, floors, labels, axes)
     files = [write_text(folder / f"{name}.csv", rows_to_csv(rows))
              for name, rows in (("trials", trials), ("selection", selection), ("differences", differences))]
-    states: dict[str, int] = {}
-    for row in trials:
-        states[row["state"]] = states.get(row["state"], 0) + 1
+    states = dict(Counter(row["state"] for row in trials))
     files.append(write_json(folder / "study.json", jsonable({
         **settings, "study_name": study.study_name, "goal": objective.goal, "lambdas": list(lambdas),
         "seeds": objective.seeds, "trials": states,

@@ -170,15 +170,10 @@ def trial_goals(metrics: Mapping[str, float], loss_attack_on_val: bool) -> dict[
 
 @dataclass
 class StudyObjective:
-    """The objective of a study's trials (picklable: worker processes receive it).
-
-    Args:
-        base_args: ``unlearn-pl fit`` arguments of the base config.
-        candidates, seeds, goal: the search space, the seeds and the tuning goal.
-        folder: the study folder (a trial's run folder is ``trials/<number>``).
-        seed_keys: the dotted keys a seed sets.
-        logger_save_dir: the base config's logger takes ``save_dir``/``name`` (trials log in the folder).
-    """
+    """The objective of a study's trials (picklable: worker processes receive it): ``base_args``
+    are the base config's ``fit`` arguments, a trial's run folder is ``<folder>/trials/<number>``,
+    and ``logger_save_dir`` says the base config's logger takes ``save_dir``/``name`` (then trials
+    log in the folder too)."""
 
     base_args: list[str]
     candidates: list[Candidate]
