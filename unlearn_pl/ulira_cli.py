@@ -68,12 +68,11 @@ def per_example_csv(bank: ShadowBank, attack: BankAttack) -> str:
 
 def plot_success(attack: BankAttack, path: Path, title: str) -> Path:
     """Histogram of per-example attack success after and before unlearning (PNG)."""
-    import matplotlib
+    # A bare Figure (no pyplot): no backend is selected, so a notebook's inline plots are untouched.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig = Figure(figsize=(5.5, 3.5))
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     for values, label in ((attack.success_before, "before unlearning"), (attack.success, "after unlearning")):
         values = values[~np.isnan(values)]
@@ -85,7 +84,6 @@ def plot_success(attack: BankAttack, path: Path, title: str) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
