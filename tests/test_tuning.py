@@ -308,6 +308,32 @@ def test_two_workers_needing_the_same_reference_model_train_it_once(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
 
 
+@pytest.mark.slow  # a 2-process trial spawns twice (fit, then validate): ~25 s
+def test_a_trial_on_two_ddp_processes_gives_the_metrics_of_one(tmp_path):
+    """``--trainer.devices 2 --trainer.strategy ddp_spawn`` (gloo on CPU) inside a trial. The
+    premise of ``test_ddp_parity.py``: split sizes divisible by the batch, an MLP, and half the
+    batch per process, so both runs take the same optimizer steps. Tolerance: frozen references
+    1e-6; the unlearned model's losses 1e-5 and accuracies 0.01 (one boundary example)."""
+    import copy
+
+    config = copy.deepcopy(STUDY)
+    config["data"]["init_args"].update(train_size=1280, batch_size=64, eval_batch_size=64, forget={
+        "class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 128}})
+    config["model"]["init_args"]["unlearner"] = {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.05}}
+    config["trainer"]["max_epochs"] = 2
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
+    base, kwargs = ["--config", str(tmp_path / "base.yaml")], dict(seeds=[0], noise_floor=False, quiet=True)
+    (one,) = run_study(base, output_dir=tmp_path / "one", **kwargs).trials
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp_spawn", "--data.init_args.batch_size", "32"]
+    (two,) = run_study([*base, *ddp], output_dir=tmp_path / "two", **kwargs).trials
+    assert (one["state"], two["state"]) == ("COMPLETE", "COMPLETE"), two["error"]
+    metrics = [k for k, v in one.items() if "/" in k or k.endswith(("_acc", "_loss", "_gap")) and isinstance(v, float)]
+    assert len(metrics) > 20 and one["forget_acc"] != one["original/forget_acc"]  # it did unlearn
+    for name in metrics:
+        tol = 1e-6 if name.startswith(("original/", "oracle/")) else 1e-5 if "loss" in name else 0.01
+        assert abs(two[name] - one[name]) <= tol, f"{name}: 2 processes {two[name]} vs one {one[name]}"
+
+
 # ----------------------------------------------------------------------------- the tune subcommand
 @pytest.mark.slow  # the tune subcommand end to end on digits: ~20 s
 def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
