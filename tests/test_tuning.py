@@ -1,6 +1,6 @@
 """Studies on Optuna: scoring on hand-made numbers, search spaces, statistics against scipy,
-studies on digits (1 vs 2 workers, the resolved config of a trial), the reference-model lock and
-the ``tune`` subcommand."""
+studies on digits (1 vs 2 workers, the resolved config of a trial, reference results evaluated
+once per key), the reference-model lock and the ``tune`` subcommand."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import REPO
 from scipy import stats
 
+from unlearn_pl import UnlearningModule
 from unlearn_pl.cli import UnlearningCLI
+from unlearn_pl.reference_results import ReferenceResults, ReferenceResultsStore
 from unlearn_pl.tuning import (
     best_index,
     bias_goal,
@@ -233,7 +236,8 @@ def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):
                '{"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}',
                "--model.init_args.unlearner.init_args.lr", "0.05", "--seed_everything", "3",
                "--data.init_args.seed", "3", "--model.init_args.references.init_args.recipe.seed", "3",
-               "--trainer.default_root_dir", str(tmp_path / "s" / "trials" / "7"), "--print_config"]
+               "--trainer.default_root_dir", str(tmp_path / "s" / "trials" / "7"),
+               "--model.init_args.reference_results_dir", str(tmp_path / "s" / "reference_results"), "--print_config"]
     with pytest.raises(SystemExit):
         UnlearningCLI(args=by_hand)
     assert from_study == capsys.readouterr().out
@@ -241,6 +245,51 @@ def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):
     assert config["model"]["init_args"]["unlearner"]["class_path"] == "unlearn_pl.unlearners.Finetune"
     assert config["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.05
     assert config["data"]["init_args"]["seed"] == 3 and config["seed_everything"] == 3
+
+
+def _count_reference_forwards(monkeypatch) -> list[str]:
+    """Every reference model forward pass of the validation steps, by model name."""
+    calls: list[str] = []
+    original = UnlearningModule.reference
+
+    def counted(self, name):
+        calls.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(UnlearningModule, "reference", counted)
+    return calls
+
+
+@pytest.mark.slow  # 1 + 4 trials of a tiny MLP: ~25 s
+def test_a_study_evaluates_each_reference_once_per_key(tmp_path, monkeypatch):
+    calls = _count_reference_forwards(monkeypatch)
+    kwargs = dict(noise_floor=False, quiet=True)
+    one = run_study(_base(tmp_path), seeds=[0], output_dir=tmp_path / "one", **kwargs)
+    per_key = len(calls)  # one trial: one validation of each reference model
+    assert [r["state"] for r in one.trials] == ["COMPLETE"] and per_key > 0
+    calls.clear()
+    # 2 candidates × 2 seeds: the candidates of a seed share its references; the other seed's differ.
+    four = run_study(_base(tmp_path), grid=GRID, seeds=[0, 1], output_dir=tmp_path / "four", **kwargs)
+    assert [r["state"] for r in four.trials] == ["COMPLETE"] * 4
+    assert len(calls) == 2 * per_key
+    stored = sorted((tmp_path / "four" / "study" / "reference_results").glob("results-*.pt"))
+    assert len(stored) == 2
+    # The trials reuse the stored results: the same metrics as evaluating them in the trial.
+    by_seed = {r["seed"]: r for r in four.trials if r["lr"] == 0.01}
+    assert by_seed[0]["oracle/val_acc"] == pytest.approx(one.trials[0]["oracle/val_acc"])
+
+
+def test_stored_reference_results_are_verified_by_key(tmp_path):
+    store = ReferenceResultsStore(tmp_path)
+    held = ReferenceResults("k1", {"oracle": {"val": {"loss": torch.tensor([0.5, 1.0])}}})
+    store.save(held)
+    loaded = store.load("k1")
+    assert loaded is not None and torch.equal(loaded.results["oracle"]["val"]["loss"], torch.tensor([0.5, 1.0]))
+    assert store.load("k2") is None
+    store.path("k1").rename(store.path("k2"))  # a file whose content is another key's
+    assert store.load("k2") is None
+    store.path("k3").write_bytes(b"truncated")
+    assert store.load("k3") is None
 
 
 @pytest.mark.slow  # two processes that import torch: ~20 s
@@ -257,6 +306,32 @@ def test_two_workers_needing_the_same_reference_model_train_it_once(tmp_path):
     sizes = log.read_text().split()
     assert len(sizes) == 2 and len(set(sizes)) == 2  # original and oracle, each trained once, by one process
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+@pytest.mark.slow  # a 2-process trial spawns twice (fit, then validate): ~25 s
+def test_a_trial_on_two_ddp_processes_gives_the_metrics_of_one(tmp_path):
+    """``--trainer.devices 2 --trainer.strategy ddp_spawn`` (gloo on CPU) inside a trial. The
+    premise of ``test_ddp_parity.py``: split sizes divisible by the batch, an MLP, and half the
+    batch per process, so both runs take the same optimizer steps. Tolerance: frozen references
+    1e-6; the unlearned model's losses 1e-5 and accuracies 0.01 (one boundary example)."""
+    import copy
+
+    config = copy.deepcopy(STUDY)
+    config["data"]["init_args"].update(train_size=1280, batch_size=64, eval_batch_size=64, forget={
+        "class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 128}})
+    config["model"]["init_args"]["unlearner"] = {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.05}}
+    config["trainer"]["max_epochs"] = 2
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
+    base, kwargs = ["--config", str(tmp_path / "base.yaml")], dict(seeds=[0], noise_floor=False, quiet=True)
+    (one,) = run_study(base, output_dir=tmp_path / "one", **kwargs).trials
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp_spawn", "--data.init_args.batch_size", "32"]
+    (two,) = run_study([*base, *ddp], output_dir=tmp_path / "two", **kwargs).trials
+    assert (one["state"], two["state"]) == ("COMPLETE", "COMPLETE"), two["error"]
+    metrics = [k for k, v in one.items() if "/" in k or k.endswith(("_acc", "_loss", "_gap")) and isinstance(v, float)]
+    assert len(metrics) > 20 and one["forget_acc"] != one["original/forget_acc"]  # it did unlearn
+    for name in metrics:
+        tol = 1e-6 if name.startswith(("original/", "oracle/")) else 1e-5 if "loss" in name else 0.01
+        assert abs(two[name] - one[name]) <= tol, f"{name}: 2 processes {two[name]} vs one {one[name]}"
 
 
 # ----------------------------------------------------------------------------- the tune subcommand

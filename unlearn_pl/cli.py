@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
@@ -68,6 +68,11 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
         # Lightning does not report them as "overridden".
         own = set(map(id, self.model.configure_callbacks()))
         self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
+        # Under ddp_spawn, fit ran in child processes: this process's SaveConfigCallback never
+        # learnt that the config was saved, and would refuse to overwrite it in validate.
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.already_saved = True
         self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -18,20 +17,9 @@ from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
+from unlearn_pl.reference_results import ReferenceResults, ReferenceResultsStore, results_key
 from unlearn_pl.references import ReferenceModels, check_state_fits, state_hash
 from unlearn_pl.unlearners.base import Unlearner
-
-
-@dataclass(frozen=True)
-class ReferenceResults:
-    """Per-example results of the frozen reference models, with the key of what they depend on
-    (:meth:`UnlearningModule.reference_key`): the reference weights' content hashes, the
-    evaluated splits' data fingerprints and the batches evaluated. A value, not shared state:
-    whoever holds one may pass it to another module (:attr:`UnlearningModule.reference_results`),
-    which uses it only when its own key is equal."""
-
-    key: tuple
-    results: dict[str, Any]
 
 
 class UnlearningModule(pl.LightningModule):
@@ -56,6 +44,9 @@ class UnlearningModule(pl.LightningModule):
         metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
             loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
+        reference_results_dir: a folder of the reference models' per-example results, one file per
+            :meth:`reference_key` (:class:`~unlearn_pl.reference_results.ReferenceResultsStore`);
+            runs given the same folder (a study's trials) evaluate each reference model once.
     """
 
     def __init__(
@@ -66,6 +57,7 @@ class UnlearningModule(pl.LightningModule):
         references: ReferenceModels | None = None,
         metrics: list[Callback] | None = None,
         report: bool = True,
+        reference_results_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -86,6 +78,10 @@ class UnlearningModule(pl.LightningModule):
         #: The reference models' per-example results (:class:`ReferenceResults`), reused by later
         #: evaluations with the same key: they are two thirds of every validation epoch.
         self.reference_results: ReferenceResults | None = None
+        self.reference_results_dir = reference_results_dir
+        self._results_store = ReferenceResultsStore(reference_results_dir) if reference_results_dir else None
+        self._results_lock: Any = None  # held (rank 0) while this run evaluates results the store lacks
+        self._evaluation_key = ""
         self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._reuse_references = False
 
@@ -218,7 +214,7 @@ class UnlearningModule(pl.LightningModule):
 
         Computed once per epoch on first call; every process must call it (it syncs). The frozen
         reference models are evaluated once per :meth:`reference_key` and their results reused
-        (:attr:`reference_results`).
+        (:attr:`reference_results`, and the files of ``reference_results_dir``).
         """
         if self._per_example is None:
             results = self.evaluation.results()
@@ -227,26 +223,57 @@ class UnlearningModule(pl.LightningModule):
                 results.update(self.reference_results.results)
             else:
                 self.reference_results = ReferenceResults(
-                    self.reference_key(), {n: results[n] for n in self._reference_nets if n in results}
+                    self._evaluation_key, {n: results[n] for n in self._reference_nets if n in results}
                 )
+                if self._results_lock is not None:
+                    self._results_store.save(self.reference_results)  # type: ignore[union-attr]
+                    self._release_results_lock()
             self._per_example = results
         return self._per_example
 
-    def reference_key(self) -> tuple:
-        """What the reference models' per-example results depend on: their weights (content
-        hashes), the evaluated splits (data fingerprints) and the number of batches evaluated."""
+    def reference_key(self) -> str:
+        """What the reference models' per-example results depend on, hashed: their weights (content
+        hashes), the evaluated splits (data fingerprints), the evaluation batch size and the number
+        of batches evaluated per split."""
         trainer = self.trainer
         batches = trainer.num_test_batches if trainer.testing else trainer.num_val_batches
         datamodule = trainer.datamodule
         fingerprint = getattr(datamodule, "fingerprint", None)
-        data = tuple(fingerprint(s) for s in self.eval_splits()) if fingerprint is not None else (type(datamodule).__name__,)
-        return (self._reference_hashes, data, tuple(batches))
+        data = [fingerprint(s) for s in self.eval_splits()] if fingerprint is not None else [type(datamodule).__name__]
+        batch_size = getattr(datamodule, "eval_batch_size", None)
+        return results_key([self._reference_hashes, data, batch_size, [float(b) for b in batches], trainer.world_size])
+
+    def _held_results(self, key: str) -> ReferenceResults | None:
+        """The results of ``key`` this module holds or its store has. Without them, rank 0 keeps
+        the key's lock until :meth:`per_example` has written them, so concurrent runs wait and load."""
+        if self.reference_results is not None and self.reference_results.key == key:
+            return self.reference_results
+        if self._results_store is None:
+            return None
+        held = None
+        if self.trainer.is_global_zero:
+            lock = self._results_store.lock(key)
+            lock.acquire()
+            held = self._results_store.load(key)
+            if held is None:
+                self._results_lock = lock
+            else:
+                lock.release()
+        return self.trainer.strategy.broadcast(held, src=0)
+
+    def _release_results_lock(self) -> None:
+        if self._results_lock is not None:
+            self._results_lock.release()
+            self._results_lock = None
 
     def _start_evaluation(self) -> None:
         self._per_example = None
         self.evaluation.reset()
-        held = self.reference_results
-        self._reuse_references = held is not None and held.key == self.reference_key()
+        self._evaluation_key = self.reference_key()
+        held = self._held_results(self._evaluation_key)
+        self._reuse_references = held is not None
+        if held is not None:
+            self.reference_results = held
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()
@@ -255,6 +282,7 @@ class UnlearningModule(pl.LightningModule):
         self._start_evaluation()
 
     def _end_evaluation(self) -> None:
+        self._release_results_lock()  # also when no metric asked for the results
         self._per_example = None  # free the gathered tensors
         self.evaluation.reset()
 

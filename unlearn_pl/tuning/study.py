@@ -17,7 +17,9 @@
 - **Seeds**: every candidate runs once per seed. A seed sets :data:`SEED_KEYS`: ``seed_everything``
   (the network's initial weights, hence the reference models', and the run's randomness), the
   data's seed (the forget-set draw) and the reference recipe's (their data order); reference
-  models are cached per seed by their content hash.
+  models are cached per seed by their content hash. Their per-example results are evaluated once
+per reference key: every trial gets the study's ``reference_results`` folder
+(:class:`~unlearn_pl.reference_results.ReferenceResultsStore`), one file per key.
 
 A trial's metrics are the trainer's ``callback_metrics`` after the run's final validation (as
 ``EarlyStopping`` reads them); its values are (validation accuracy, goal), both maximized.
@@ -195,7 +197,8 @@ class StudyObjective:
                  subfolder: str = "trials") -> list[str]:
         """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``)."""
         root = str(Path(self.folder) / subfolder)
-        outputs: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}")]
+        outputs: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}"),
+                                          ("model.init_args.reference_results_dir", f"{self.folder}/reference_results")]
         if self.logger_save_dir:
             outputs += [("trainer.logger.init_args.save_dir", root), ("trainer.logger.init_args.name", str(number))]
         seeds = [(k, seed if k.startswith("data.") else seed + model_offset) for k in self.seed_keys]
