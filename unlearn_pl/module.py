@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -23,7 +22,8 @@ from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
 from unlearn_pl.models.base import ImageClassifier
-from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_finite, check_state_fits
+from unlearn_pl.reference_results import ReferenceResults, ReferenceResultsStore, results_key
+from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_finite, check_state_fits, state_hash
 from unlearn_pl.unlearners.base import Unlearner
 
 #: Lightning's instantiator for ``load_from_checkpoint``: it parses the saved ``class_path``
@@ -39,16 +39,6 @@ def _plain(value: Any) -> bool | int | float | str | None:
         if isinstance(value, kind):
             return kind(value)
     return None if value is None else repr(value)
-
-
-@dataclass
-class ReferenceResults:
-    """Per-example results of the frozen reference models and what they were computed on
-    (:meth:`UnlearningModule._evaluation_key`). Modules that share their reference networks may
-    share one (the tuner's candidates do): the results depend on nothing else."""
-
-    results: dict[str, Any] | None = None
-    key: tuple | None = None
 
 
 class UnlearningModule(pl.LightningModule):
@@ -74,6 +64,9 @@ class UnlearningModule(pl.LightningModule):
         metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
             loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
+        reference_results_dir: a folder of the reference models' per-example results, one file per
+            :meth:`reference_key` (:class:`~unlearn_pl.reference_results.ReferenceResultsStore`);
+            runs given the same folder (a study's trials) evaluate each reference model once.
 
     Checkpoints carry these arguments as ``class_path`` blocks, so
     ``UnlearningModule.load_from_checkpoint(path)`` rebuilds the module (network weights
@@ -88,11 +81,12 @@ class UnlearningModule(pl.LightningModule):
         references: ReferenceModels | None = None,
         metrics: list[EvaluationCallback] | None = None,
         report: bool = True,
+        reference_results_dir: str | None = None,
     ) -> None:
         super().__init__()
         self._save_components(
             network=network, localizer=localizer, unlearner=unlearner, references=references,
-            metrics=metrics, report=report,
+            metrics=metrics, report=report, reference_results_dir=reference_results_dir,
         )
         self.network = network
         self.localizer = localizer if localizer is not None else Full()
@@ -109,9 +103,14 @@ class UnlearningModule(pl.LightningModule):
         # Reference models live outside the state dict (checkpoints hold the unlearned network only).
         self._reference_nets: dict[str, nn.Module] = {}
         self._per_example: dict[str, Any] | None = None
-        # Per-example results of the frozen reference models, reused by later evaluations of the
-        # same data (see _start_evaluation): they are two thirds of every validation epoch.
-        self._reference_memo = ReferenceResults()
+        #: The reference models' per-example results (:class:`ReferenceResults`), reused by later
+        #: evaluations with the same key: they are two thirds of every validation epoch.
+        self.reference_results: ReferenceResults | None = None
+        self.reference_results_dir = reference_results_dir
+        self._results_store = ReferenceResultsStore(reference_results_dir) if reference_results_dir else None
+        self._results_lock: Any = None  # held (rank 0) while this run evaluates results the store lacks
+        self._evaluation_key = ""
+        self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._reuse_references = False
 
     def _save_components(self, **arguments: Any) -> None:
@@ -156,7 +155,7 @@ class UnlearningModule(pl.LightningModule):
         nets = self.references.prepare(self._initial, datamodule)  # type: ignore[arg-type]
         self.network.load_state_dict(nets["original"].state_dict())
         self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
-        self._reference_memo = ReferenceResults()  # new references: nothing to reuse
+        self._reference_hashes = tuple((name, state_hash(net)) for name, net in self._reference_nets.items())
 
     @torch.no_grad()
     def check_fits_data(self, datamodule: pl.LightningDataModule) -> None:
@@ -344,35 +343,70 @@ class UnlearningModule(pl.LightningModule):
         """``{model: {split: {field: tensor}}}`` of this evaluation epoch, synced and de-duplicated.
 
         Computed once per epoch on first call; every process must call it (it syncs). The frozen
-        reference models are evaluated once per data module and batch counts, and their results
-        reused by later epochs.
+        reference models are evaluated once per :meth:`reference_key` and their results reused
+        (:attr:`reference_results`, and the files of ``reference_results_dir``).
         """
         if self._per_example is None:
             # Reused reference rows were not updated this epoch: compute only what was.
             results = self.evaluation.results(models=("unlearned",) if self._reuse_references else None)
-            memo = self._reference_memo
             if self._reuse_references:
-                results.update(memo.results or {})
+                assert self.reference_results is not None
+                results.update(self.reference_results.results)
             else:
-                memo.results = {n: results[n] for n in self._reference_nets if n in results}
-                memo.key = self._evaluation_key()
+                self.reference_results = ReferenceResults(
+                    self._evaluation_key, {n: results[n] for n in self._reference_nets if n in results}
+                )
+                if self._results_lock is not None:
+                    self._results_store.save(self.reference_results)  # type: ignore[union-attr]
+                    self._release_results_lock()
             self._per_example = results
         return self._per_example
 
-    def _evaluation_key(self) -> tuple:
-        """What an evaluation's reference results depend on: the data and the batches evaluated."""
+    def reference_key(self) -> str:
+        """What the reference models' per-example results depend on, hashed: their weights (content
+        hashes), the evaluated splits (data fingerprints), the evaluation batch size and the number
+        of batches evaluated per split."""
         trainer = self.trainer
         batches = trainer.num_test_batches if trainer.testing else trainer.num_val_batches
         datamodule = trainer.datamodule
-        return (id(datamodule), id(getattr(datamodule, "split", None)), tuple(batches))
+        fingerprint = getattr(datamodule, "fingerprint", None)
+        data = [fingerprint(s) for s in self.eval_splits()] if fingerprint is not None else [type(datamodule).__name__]
+        batch_size = getattr(datamodule, "eval_batch_size", None)
+        return results_key([self._reference_hashes, data, batch_size, [float(b) for b in batches], trainer.world_size])
+
+    def _held_results(self, key: str) -> ReferenceResults | None:
+        """The results of ``key`` this module holds or its store has. Without them, rank 0 keeps
+        the key's lock until :meth:`per_example` has written them, so concurrent runs wait and load."""
+        if self.reference_results is not None and self.reference_results.key == key:
+            return self.reference_results
+        if self._results_store is None:
+            return None
+        held = None
+        if self.trainer.is_global_zero:
+            lock = self._results_store.lock(key)
+            lock.acquire()
+            held = self._results_store.load(key)
+            if held is None:
+                self._results_lock = lock
+            else:
+                lock.release()
+        return self.trainer.strategy.broadcast(held, src=0)
+
+    def _release_results_lock(self) -> None:
+        if self._results_lock is not None:
+            self._results_lock.release()
+            self._results_lock = None
 
     def _start_evaluation(self) -> None:
         # A diverged network (during fit, or a --ckpt_path of a run that diverged) must not become a table row.
         self._check_network_finite()
         self._per_example = None
         self.evaluation.reset()
-        memo = self._reference_memo
-        self._reuse_references = memo.results is not None and memo.key == self._evaluation_key()
+        self._evaluation_key = self.reference_key()
+        held = self._held_results(self._evaluation_key)
+        self._reuse_references = held is not None
+        if held is not None:
+            self.reference_results = held
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()
@@ -381,6 +415,7 @@ class UnlearningModule(pl.LightningModule):
         self._start_evaluation()
 
     def _end_evaluation(self) -> None:
+        self._release_results_lock()  # also when no metric asked for the results
         self._per_example = None  # free the gathered tensors
         self.evaluation.reset()
 

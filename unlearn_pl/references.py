@@ -6,16 +6,18 @@ a hash of (data, split, model, initial weights, recipe), so a second run reuses 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 from dataclasses import asdict
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from filelock import FileLock
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
@@ -38,6 +40,26 @@ TRAINING_REVISION = 3
 def default_cache_dir() -> Path:
     """``$UNLEARN_PL_CACHE`` if set, else ``~/.cache/unlearn_pl``."""
     return Path(os.environ.get("UNLEARN_PL_CACHE", Path.home() / ".cache" / "unlearn_pl"))
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold a file lock (``filelock``) beside the cache entry ``path`` while it is read or made.
+
+    Where the cache folder cannot be created or written, no lock is taken: no other run can write
+    that entry either, and :class:`ReferenceModels` then trains without caching (with a warning).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def state_hash(module: nn.Module) -> str:
@@ -257,7 +279,10 @@ class ReferenceModels:
         if isinstance(source, (str, os.PathLike)):
             return load_weights(network, source).eval()
         path = self.cache_path(initial, datamodule, which)
-        return self._load_or_train(which, network, path, datamodule)
+        # Concurrent runs (a study's workers) that need the same model: the first trains and
+        # writes it while the others wait on the lock, then load it from the cache.
+        with cache_lock(path):
+            return self._load_or_train(which, network, path, datamodule)
 
     def _load_or_train(self, which: str, network: nn.Module, path: Path, datamodule: UnlearningDataModule) -> nn.Module:
         """The sound cache entry at ``path`` if there is one, else ``network`` trained (and cached if possible)."""

@@ -7,6 +7,7 @@ from unlearn_pl.metrics.per_example import EvaluationOutputs, PerExampleStats, d
 from unlearn_pl.metrics.regions import DecisionRegions, log_figure, plot_regions
 from unlearn_pl.metrics.report import RunReport, format_table
 from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
+from unlearn_pl.metrics.ulira import ULiRA, ShadowBank
 
 
 def default_metrics() -> list[EvaluationCallback]:
@@ -24,5 +25,5 @@ __all__ = [
     "SplitAccuracy", "EvaluationCallback", "Results", "EvaluationOutputs", "PerExampleStats",
     "deduplicate", "example_stats", "RunReport", "format_table",
     "TugOfWar", "tug_of_war", "LossAttack", "MIAEfficacy", "loss_attack", "mia_efficacy",
-    "DecisionRegions", "plot_regions", "log_figure", "default_metrics",
+    "DecisionRegions", "plot_regions", "log_figure", "default_metrics", "ULiRA", "ShadowBank",
 ]

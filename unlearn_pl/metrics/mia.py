@@ -9,7 +9,8 @@ estimators are deterministic, so a run reproduces its values exactly.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -19,7 +20,6 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
-from unlearn_pl.metrics.memo import StatsMemo
 
 #: Splits that may serve as non-members (never trained on by the original model).
 NONMEMBER_SPLITS: tuple[str, ...] = ("test", "val")
@@ -166,6 +166,19 @@ def _split_stats(stats: dict[str, dict[str, Tensor]], split: str, model: str, at
     return stats[split]
 
 
+def reference_cached(cache: dict[tuple, float], pl_module: Any, model: str, compute: Callable[[], float]) -> float:
+    """``compute()`` for the unlearned model; for a reference model, cached in ``cache`` under the
+    key of the module's reference results (``UnlearningModule.reference_results``), which says
+    what its statistics were computed from."""
+    held = getattr(pl_module, "reference_results", None)
+    if held is None or model not in held.results:
+        return compute()
+    key = (model, held.key)
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
 class LossAttack(EvaluationCallback):
     """The loss attack of every model (column ``mia_loss_acc``; 0.5 = private); see :func:`loss_attack`.
 
@@ -197,17 +210,17 @@ class LossAttack(EvaluationCallback):
         self.nonmembers = nonmembers
         self.n_splits = n_splits
         self.seed = seed
-        # The frozen reference models' statistics come back unchanged: attack them once.
-        self._memo = StatsMemo()
+        # The frozen reference models' statistics come back unchanged: attack them once per key.
+        self._reference_values: dict[tuple, float] = {}
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
         out: Results = {}
         for model, stats in pl_module.per_example().items():
             forget = _split_stats(stats, "forget", model, "the loss attack")
             other = _split_stats(stats, self.nonmembers, model, "the loss attack")
-            value = self._memo.get_or_compute(
-                model, stats, lambda: loss_attack(forget["loss"], other["loss"], self.n_splits, self.seed)
-            )
+            value = reference_cached(self._reference_values, pl_module, model, lambda: loss_attack(
+                forget["loss"], other["loss"], self.n_splits, self.seed
+            ))
             out[model] = {"mia_loss_acc": value}
         return out
 
@@ -258,8 +271,8 @@ class MIAEfficacy(EvaluationCallback):
         self.seed = seed
         self.max_samples = max_samples
         self.C = C
-        # The frozen reference models' statistics come back unchanged: attack them once.
-        self._memo = StatsMemo()
+        # The frozen reference models' statistics come back unchanged: attack them once per key.
+        self._reference_values: dict[tuple, float] = {}
 
     def _features(self, stats: dict[str, Tensor]) -> Tensor:
         return torch.stack([stats[f] for f in self.features], dim=1)
@@ -270,7 +283,7 @@ class MIAEfficacy(EvaluationCallback):
             retain = _split_stats(stats, "retain", model, "MIA-efficacy")
             other = _split_stats(stats, self.nonmembers, model, "MIA-efficacy")
             forget = _split_stats(stats, "forget", model, "MIA-efficacy")
-            value = self._memo.get_or_compute(model, stats, lambda: mia_efficacy(
+            value = reference_cached(self._reference_values, pl_module, model, lambda: mia_efficacy(
                 self._features(retain), self._features(other), self._features(forget),
                 seed=self.seed, max_samples=self.max_samples, C=self.C,
             ))

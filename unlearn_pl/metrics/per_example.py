@@ -10,12 +10,15 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-#: The statistics kept per example; attacks and accuracies are computed from these.
-FIELDS: tuple[str, ...] = ("loss", "correct", "confidence", "entropy", "prediction", "target")
+from unlearn_pl.functional.lira import logit_confidence
+
+#: The statistics kept per example; attacks and accuracies are computed from these. ``phi`` is the
+#: logit-scaled confidence that U-LiRA models (see :func:`unlearn_pl.functional.lira.logit_confidence`).
+FIELDS: tuple[str, ...] = ("loss", "correct", "confidence", "entropy", "prediction", "target", "phi")
 
 
 def example_stats(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """Loss, correctness, true-class confidence, predictive entropy, prediction, per example."""
+    """Loss, correctness, true-class confidence, predictive entropy, prediction, target and φ, per example."""
     logp = F.log_softmax(logits.float(), dim=1)
     p = logp.exp()
     return {
@@ -25,6 +28,7 @@ def example_stats(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
         "entropy": -(p * logp).sum(1),
         "prediction": logits.argmax(1).float(),
         "target": target.float(),
+        "phi": logit_confidence(logits, target).float(),
     }
 
 

@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, predict_plane, region_similarity
 from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
-from unlearn_pl.metrics.memo import FrozenGridMemo
 from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
+from unlearn_pl.references import state_hash
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -216,8 +216,8 @@ class DecisionRegions(EvaluationCallback):
         self._folder: Path | None = None
         # Prediction grids of frozen models (the original and the oracle): their weights never
         # change and the planes are seeded, so with ``during_fit=True`` every evaluation after
-        # the first predicts only the unlearned model. Deep copies share it (see metrics.memo).
-        self._frozen_grids = FrozenGridMemo()
+        # the first predicts only the unlearned model (see :meth:`predict` for the key).
+        self._frozen_grids: dict[tuple, Tensor] = {}
 
     # ------------------------------------------------------------ triplets
     def triplets(self, datamodule: Any, device: torch.device | str = "cpu") -> dict[str, list[tuple[Plane, Tensor, str]]]:
@@ -285,23 +285,16 @@ class DecisionRegions(EvaluationCallback):
         memoized for frozen models.
 
         A model counts as frozen when none of its parameters requires grad (how
-        :class:`~unlearn_pl.UnlearningModule` holds its reference models). A cached grid is
-        reused only for the same live model object whose parameters and buffers have not been
-        modified in place since (their version counters), in the same train/eval mode, on the
-        same plane: the result is always what a fresh prediction would give.
+        :class:`~unlearn_pl.UnlearningModule` holds its reference models). Its grids are cached
+        under an explicit key: the content hash of its weights and buffers, its train/eval mode,
+        the plane and the resolution, so a reused grid is always what a fresh prediction gives.
         """
         if any(p.requires_grad for p in model.parameters()):
             return predict_plane(model, plane, resolution, self.margin, self.batch_size)
-        try:
-            state = (model.training, *(t._version for t in model.parameters()), *(t._version for t in model.buffers()))
-        except RuntimeError:  # inference tensors have no version counter: no safe reuse
-            return predict_plane(model, plane, resolution, self.margin, self.batch_size)
-        key = (id(model), _plane_key(plane, self.margin), resolution)
-        grid = self._frozen_grids.get(key, model, state)
-        if grid is None:
-            grid = predict_plane(model, plane, resolution, self.margin, self.batch_size)
-            self._frozen_grids.put(key, model, state, grid)
-        return grid
+        key = (state_hash(model), model.training, _plane_key(plane, self.margin), resolution)
+        if key not in self._frozen_grids:
+            self._frozen_grids[key] = predict_plane(model, plane, resolution, self.margin, self.batch_size)
+        return self._frozen_grids[key]
 
     # ------------------------------------------------------------ plots
     @staticmethod

@@ -1,11 +1,23 @@
-"""The run report: the split manifest and the results table, written into the run directory."""
+"""Every table, CSV and JSON file the package writes.
+
+- the run report (:class:`RunReport`): the split manifest and the results table of a
+  ``fit``/``validate``/``test`` run, written into the run directory;
+- row tables (:func:`format_rows`, :func:`rows_to_csv`, :func:`jsonable`): the study tables
+  (``trials.csv``, ``selection.csv``, ``differences.csv``).
+
+In every printed table a NaN value is shown as ``nan``, and ``-`` means "not applicable" (the
+model or row has no such column).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
@@ -78,14 +90,70 @@ def to_csv(results: Results) -> str:
     writer = csv.writer(buf)
     writer.writerow(["model", *columns])
     for model, values in results.items():
-        writer.writerow([model, *(values.get(c, "") for c in columns)])
+        writer.writerow([model, *(_csv_cell(values.get(c)) for c in columns)])
     return buf.getvalue()
 
 
-def _fmt(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _fmt(value: Any) -> str:
+    """A table cell: ``-`` for a missing value (not applicable), ``nan`` for NaN, floats to 4 decimals."""
+    if value is None:
         return "-"
-    return f"{value:.4f}"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A fixed-width text table of ``columns`` of dict rows (see :func:`_fmt` for the cells).
+
+    >>> print(format_rows([{"a": 1.0, "b": float("nan")}, {"a": 2}], ["a", "b"]))
+         a    b
+    -----------
+    1.0000  nan
+         2    -
+    """
+    table = [list(columns)] + [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV text of dict rows; the columns are the union of the rows' keys in first-seen order, a
+    missing value is an empty cell, NaN is written ``nan``, containers as JSON."""
+    columns: dict[str, None] = {}
+    for r in rows:
+        columns.update(dict.fromkeys(r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), restval="")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, (Mapping, list, tuple)):
+        return json.dumps(jsonable(value))
+    return value if isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN as ``None`` (JSON has no NaN), tuples as lists and other objects as ``repr``."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
 
 
 def _column_order(column: str) -> tuple[int, int, str]:
@@ -144,7 +212,7 @@ class RunReport(Callback):
             print("\n" + format_table(self.last_results) + "\n", flush=True)
         self.written = [
             write_text(unique_path(folder / "results.csv"), to_csv(self.last_results)),
-            write_json(unique_path(folder / "results.json"), self.last_results),
+            write_json(unique_path(folder / "results.json"), jsonable(self.last_results)),
         ]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

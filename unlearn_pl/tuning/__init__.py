@@ -1,31 +1,24 @@
-"""Validation-based λ tuning (SPEC §6): grid search over an unlearner's hyperparameters, each
-candidate scored on validation data with J(λ) = (1−λ)·acc(V) + λ·goal.
+"""Studies on Optuna: validation-based λ tuning and experiment sweeps, replicated over seeds.
 
-- :mod:`~unlearn_pl.tuning.objective`: the pure scoring functions (goals, J, choice per λ);
-- :mod:`~unlearn_pl.tuning.runner`: :func:`tune`, which trains and scores every candidate and
-  writes the tables;
-- :mod:`~unlearn_pl.tuning.cli`: the ``unlearn-pl tune`` subcommand;
-- :mod:`~unlearn_pl.tuning.sweep`: sweeps of experiment configs (widths, budgets, localizers…),
-  each point tuned by :func:`tune`; ``python -m unlearn_pl.tuning.sweep SWEEP.yaml`` (not imported
-  here, so that ``python -m`` runs it cleanly).
+- :mod:`~unlearn_pl.tuning.objective`: the pure scoring functions (goals, J(λ), choice per λ);
+- :mod:`~unlearn_pl.tuning.engine`: :func:`run_trials`, Optuna trials in one or several processes
+  on one storage (resume, failures recorded);
+- :mod:`~unlearn_pl.tuning.study`: a study's search space and its trials, each an ``unlearn-pl fit`` run;
+- :mod:`~unlearn_pl.tuning.runner` and :mod:`~unlearn_pl.tuning.plots`: :func:`run_study`, its
+  tables (with :mod:`unlearn_pl.stats`' confidence intervals) and plots;
+- :mod:`~unlearn_pl.tuning.cli`: the ``unlearn-pl tune`` subcommand.
 """
 
 from unlearn_pl.tuning.cli import TuneSubcommand, TuningTrainer
-from unlearn_pl.tuning.objective import (
-    DEFAULT_LAMBDAS,
-    GOALS,
-    bias_goal,
-    best_index,
-    check_lambdas,
-    objective,
-    privacy_goal,
-    privacy_mia_goal,
-    select,
-)
-from unlearn_pl.tuning.runner import CandidateResult, TrainerSettings, TuningResult, expand_grid, tune
+from unlearn_pl.tuning.engine import journal_storage, run_trials
+from unlearn_pl.tuning.objective import (DEFAULT_LAMBDAS, GOALS, best_index, bias_goal, check_lambdas, objective,
+                                         privacy_goal, privacy_mia_goal, select)
+from unlearn_pl.tuning.runner import StudyResult, run_study
+from unlearn_pl.stats import Estimate, mean_ci, paired_difference
+from unlearn_pl.tuning.study import Candidate, StudyObjective, expand_space
 
 __all__ = [
-    "DEFAULT_LAMBDAS", "GOALS", "CandidateResult", "TrainerSettings", "TuneSubcommand", "TuningResult",
-    "TuningTrainer", "best_index", "bias_goal", "check_lambdas", "expand_grid",
-    "objective", "privacy_goal", "privacy_mia_goal", "select", "tune",
+    "DEFAULT_LAMBDAS", "GOALS", "Candidate", "Estimate", "StudyObjective", "StudyResult", "TuneSubcommand",
+    "TuningTrainer", "best_index", "bias_goal", "check_lambdas", "expand_space", "journal_storage", "mean_ci",
+    "objective", "paired_difference", "privacy_goal", "privacy_mia_goal", "run_study", "run_trials", "select",
 ]

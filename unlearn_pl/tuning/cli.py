@@ -1,117 +1,107 @@
-"""The ``unlearn-pl tune`` subcommand.
+"""The ``unlearn-pl tune`` subcommand: a study (see :mod:`unlearn_pl.tuning.study`) from the command line.
 
 LightningCLI subcommands are ``Trainer`` methods: the CLI reads a method's signature for the
-subcommand's arguments and calls it with the configured model and data module. So the tuning
-command is :meth:`TuningTrainer.tune`, and :class:`TuneSubcommand` (a mixin of the CLI class)
-registers it and makes ``TuningTrainer`` the CLI's trainer class. ``TuningTrainer`` is a plain
-``Trainer`` otherwise, so ``fit``/``validate``/``test`` behave exactly as before.
+subcommand's arguments. So the study command is :meth:`TuningTrainer.tune`, and
+:class:`TuneSubcommand` (a mixin of the CLI class) registers it and makes ``TuningTrainer`` the
+CLI's trainer class. ``TuningTrainer`` is a plain ``Trainer`` otherwise.
 
-A tuning config is a normal experiment config plus the ``tune`` arguments at the top level::
+A study config is a normal experiment config plus the study's arguments at the top level
+(``space``, ``grid``, ``seeds``, ``goal``…); configs compose as in ``fit``::
 
-    unlearn-pl tune --config configs/tuning/privacy_digits.yaml
-    unlearn-pl tune --config configs/tuning/privacy_digits.yaml --goal privacy_mia --lambdas "[0.5]"
+    unlearn-pl tune --config configs/tuning/privacy_digits.yaml --workers 2
+    unlearn-pl tune --config configs/experiments/privacy_base.yaml --config configs/experiments/width_sweep.yaml \\
+        --seeds "[0, 1, 2]" --data.init_args.train_size 2000
+
+The model/data/trainer part of the composed config is saved as the study's ``base.yaml``; each
+trial runs ``unlearn-pl fit --config base.yaml`` plus its overrides. Other machines join with the
+same ``--storage URL --study_name NAME``. Several devices per trial: ``--trainer.devices 2
+--trainer.strategy ddp_spawn`` (the ``ddp`` strategy's launcher re-runs the command line, which
+here is the whole study); each process takes ``data.batch_size``, so halving it gives the
+one-process run's optimizer steps and metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import inspect
+from typing import Any, Literal
 
 import lightning.pytorch as pl
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
 
-from unlearn_pl.data.datamodule import UnlearningDataModule
-from unlearn_pl.module import UnlearningModule
+from unlearn_pl._io import write_text
 from unlearn_pl.tuning.objective import Goal
-from unlearn_pl.tuning.runner import TrainerSettings, TuningResult, tune
+from unlearn_pl.tuning.study import SEED_KEYS
 
 
 class TuningTrainer(pl.Trainer):
-    """Lightning's ``Trainer`` with every setting unchanged, plus :meth:`tune` (``unlearn-pl tune``).
-
-    It remembers its own construction arguments so that every tuning candidate gets a fresh
-    trainer with the same settings (a trainer cannot be reused for a second, independent fit).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.tuning_settings = TrainerSettings(kwargs, trainer_class=pl.Trainer)
-        super().__init__(**kwargs)
+    """Lightning's ``Trainer`` with every setting unchanged, plus :meth:`tune` (``unlearn-pl tune``)."""
 
     def tune(
         self,
-        model: UnlearningModule,
-        datamodule: UnlearningDataModule,
-        grid: dict[str, list[Any]],
+        model: pl.LightningModule,
+        datamodule: pl.LightningDataModule,
+        space: dict | None = None,
+        grid: dict | None = None,
+        seeds: list[int] | None = None,
         goal: Goal = "privacy",
         lambdas: list[float] | None = None,
+        search: Literal["grid", "open"] = "grid",
+        n_trials: PositiveInt | None = None,
+        workers: PositiveInt = 1,
+        storage: str | None = None,
+        study_name: str = "study",
         output_dir: str | None = None,
-        progress: bool = True,
-        seed: int = 0,
-        unlearner_args: dict[str, Any] | None = None,
-        extra_files: dict[str, str] | None = None,
-    ) -> TuningResult:
-        """Tune the unlearner's hyperparameters on validation data and report the choice per λ.
-
-        Every grid candidate is trained by a fresh trainer with this trainer's settings (the
-        grid's ``max_epochs`` overrides the configured one), then scored with
-        J(λ) = (1−λ)·acc(val) + λ·goal. See :func:`unlearn_pl.tuning.runner.tune`.
+        noise_floor: bool = True,
+        seed_keys: list[str] | None = None,
+        base_config: str = "",
+        logger_save_dir: bool = False,
+    ) -> Any:
+        """Run (or resume) a study: every candidate once per seed, each an ``unlearn-pl fit`` run
+        scored on validation data (:func:`unlearn_pl.tuning.runner.run_study`).
 
         Args:
-            model: the method to tune; its unlearner gives the class and base arguments.
-            datamodule: the data (needs a validation set).
-            grid: ``{argument: [values]}`` over the unlearner's constructor arguments and
-                ``max_epochs``, e.g. ``{lr: [0.01, 0.1], max_epochs: [2, 5]}``.
-            goal: ``privacy`` (1 − |err(F) − err(V)|), ``privacy_mia`` (1 − 2·|loss-attack
-                accuracy − 0.5|) or ``bias`` (err(F) w.r.t. the training labels, for the
-                ``Mislabeled`` selector).
-            lambdas: the λ values (default: privacy 0.2/0.4/0.6, bias 0.15/0.3/0.5).
-            output_dir: results go to a new ``<output_dir>/version_<n>`` folder (default
-                ``<default_root_dir>/tuning``).
-            progress: show a progress bar over candidates.
-            seed: seeds every candidate's training identically (the CLI passes ``seed_everything``).
-            unlearner_args: base unlearner arguments (default: read back from the model's unlearner).
-            extra_files: more text files to save with the results (the CLI saves ``config.yaml``).
+            model: unused (each trial builds its own from the config), as ``datamodule``.
+            datamodule: unused.
+            space: the axes, ``{axis: {key, values}}`` or ``{axis: [{name, set, grid}]}`` (plain
+                ``dict``, like ``grid``, so the parser keeps their ``class_path`` blocks as text).
+            grid: the default grid ``{dotted key: [values]}``, e.g. ``{trainer.max_epochs: [2, 5]}``.
+            seeds: every candidate runs once per seed (default ``[0]``).
+            goal: ``privacy`` (1 − |err(F) − err(V)|), ``privacy_mia`` (1 − 2·|loss-attack accuracy
+                forget vs val − 0.5|; needs ``LossAttack(nonmembers=val)``) or ``bias`` (err(F)).
+            lambdas: the λ values of J(λ) = (1−λ)·acc(val) + λ·goal (default: the goal's).
+            search: ``grid`` (Optuna's GridSampler) or ``open`` (multi-objective TPE, ``n_trials``).
+            n_trials: total trials of an open search.
+            workers: processes on this machine, one torch thread each.
+            storage: an Optuna RDB URL shared with other machines (default: ``study.log`` in the folder).
+            study_name: the study's name in the storage and its folder under ``output_dir``.
+            output_dir: where the study folder goes (default ``<default_root_dir>/studies``).
+            noise_floor: measure the oracle-vs-independent-retrain gap per point and seed.
+            seed_keys: the dotted keys a seed sets (default: ``study.SEED_KEYS``).
+            base_config: the composed model/data/trainer config (filled in by the CLI).
+            logger_save_dir: whether its logger takes save_dir/name (filled in by the CLI).
         """
-        result = tune(
-            model, datamodule, grid, goal=goal, lambdas=lambdas, trainer=self.tuning_settings,
-            unlearner_args=unlearner_args, seed=seed,
-            output_dir=output_dir if output_dir is not None else f"{self.default_root_dir}/tuning",
-            extra_files=extra_files, progress=progress and self.is_global_zero,
+        from unlearn_pl.tuning.runner import run_study  # the runner imports the CLI lazily, and vice versa
+
+        folder_root = output_dir if output_dir is not None else f"{self.default_root_dir}/studies"
+        base = write_text(f"{folder_root}/{study_name}/base.yaml", base_config)
+        return run_study(
+            ["--config", str(base)], space=space, grid=grid, seeds=seeds if seeds is not None else [0], goal=goal,
+            lambdas=lambdas, search=search, n_trials=n_trials, workers=workers, storage=storage, study_name=study_name,
+            output_dir=folder_root, seed_keys=seed_keys if seed_keys is not None else SEED_KEYS, noise_floor=noise_floor,
+            logger_save_dir=logger_save_dir, logger=self.logger,
         )
-        if self.is_global_zero:
-            print(f"\nchosen per lambda (goal {goal}; chosen on validation, test reported only):\n"
-                  f"{result.summary()}\n\nresults: {result.output_dir}\n", flush=True)
-        return result
 
 
-def configured_unlearner_args(config: Any) -> dict[str, Any] | None:
-    """The unlearner's ``init_args`` from a parsed (not instantiated) CLI config, if they are
-    plain values; ``None`` when absent or when an argument is itself a configured object (then
-    the runner reads the arguments back from the instantiated unlearner)."""
-    node = config.get("model.init_args.unlearner") if hasattr(config, "get") else None
-    init = node.get("init_args") if node is not None and hasattr(node, "get") else None
-    if init is None:
-        return None
-    args = init.as_dict() if hasattr(init, "as_dict") else dict(init)
-
-    def plain(v: Any) -> bool:
-        if isinstance(v, Mapping):
-            return "class_path" not in v and all(plain(x) for x in v.values())
-        if isinstance(v, (list, tuple)):
-            return all(plain(x) for x in v)
-        return v is None or isinstance(v, (bool, int, float, str))
-
-    return args if all(plain(v) for v in args.values()) else None
+#: Every argument of ``tune`` (removed from the config before it is saved as the base config).
+TUNE_ARGS = set(list(inspect.signature(TuningTrainer.tune).parameters)[1:]) - {"model", "datamodule"}
 
 
 class TuneSubcommand:
     """Mixin for a ``LightningCLI`` subclass: adds the ``tune`` subcommand.
 
     Use it before ``LightningCLI`` in the bases (``class MyCLI(TuneSubcommand, LightningCLI)``).
-    The CLI's trainer class defaults to :class:`TuningTrainer`; the arguments that the CLI
-    provides itself (seed from ``seed_everything``, the unlearner's configured arguments, the
-    config to save) are not command-line options.
+    The CLI's trainer class defaults to :class:`TuningTrainer`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -120,20 +110,19 @@ class TuneSubcommand:
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """Lightning's subcommands plus ``tune`` (with the arguments the CLI fills in skipped)."""
-        return {
-            **LightningCLI.subcommands(),
-            "tune": {"model", "datamodule", "seed", "unlearner_args", "extra_files"},
-        }
+        """Lightning's subcommands plus ``tune``."""
+        return {**LightningCLI.subcommands(), "tune": {"model", "datamodule", "base_config", "logger_save_dir"}}
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)  # type: ignore[misc]
         if subcommand == "tune":
-            config = self.config["tune"]  # type: ignore[attr-defined]
-            seed = config.get("seed_everything")
-            kwargs["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
-            kwargs["unlearner_args"] = configured_unlearner_args(config)
+            config = self.config["tune"].clone()  # type: ignore[attr-defined]
+            for key in [*TUNE_ARGS, "config"]:
+                if key in config:
+                    del config[key]
             parser = self._parser("tune")  # type: ignore[attr-defined]
-            kwargs["extra_files"] = {"config.yaml": parser.dump(config, skip_none=False)}
-            rank_zero_info(f"Tuning with seed {kwargs['seed']}")
+            kwargs["base_config"] = parser.dump(config, skip_none=False, skip_check=True)
+            logger = config.get("trainer.logger")
+            init = logger.get("init_args") if hasattr(logger, "get") else None
+            kwargs["logger_save_dir"] = bool(init is not None and "save_dir" in init and "name" in init)
         return kwargs

@@ -1,27 +1,23 @@
-"""Validation-based selection of unlearning hyperparameters (SPEC §6): pure scoring functions.
+"""Validation-based selection of unlearning hyperparameters (Alon & Dar): pure scoring functions.
 
-A candidate θu is scored on validation data only with
+A candidate θu is scored on validation data only with J(λ) = (1 − λ) · acc(V) + λ · goal(θu), for
+one of three goals (each in [0, 1], higher is better):
 
-    J(λ) = (1 − λ) · acc(V) + λ · goal(θu)
-
-for one of three goals (each in [0, 1], higher is better):
-
-- ``privacy``: 1 − |err(F) − err(V)| — an example never trained on is misclassified about as
-  often as unseen data (the overparameterization study's error-based reading);
+- ``privacy``: 1 − |err(F) − err(V)| — a forgotten example is misclassified about as often as
+  unseen data (the overparameterization study's error-based reading);
 - ``privacy_mia``: 1 − 2 · |loss-attack accuracy(F vs V) − 0.5| — the attack cannot tell the
   forget set from validation data;
-- ``bias``: err(F) with respect to the *training* labels of F — with the ``Mislabeled``
-  selector those are the wrong labels the original model learned, so a higher error means the
-  harmful influence is gone.
+- ``bias``: err(F) with respect to the *training* labels of F — with the ``Mislabeled`` selector
+  those are the wrong labels the original learned, so a higher error means their influence is gone.
 
-Everything here is plain arithmetic on numbers, so it is tested on hand-made values; the grid
-runner (:mod:`unlearn_pl.tuning.runner`) only feeds it forget and validation statistics.
+Plain arithmetic, tested on hand-made values; a study's trials (:mod:`unlearn_pl.tuning.study`)
+feed it forget and validation accuracies and the loss attack against validation data only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 Goal = Literal["privacy", "privacy_mia", "bias"]
@@ -135,9 +131,7 @@ def best_index(scores: Sequence[float]) -> int:
     return best
 
 
-def select(
-    val_accuracy: Sequence[float], goal_values: Sequence[float], lambdas: Iterable[float]
-) -> dict[float, int]:
+def select(val_accuracy: Sequence[float], goal_values: Sequence[float], lambdas: Iterable[float]) -> dict[float, int]:
     """For each λ, the index of the candidate with the highest J(λ) (ties: earliest candidate).
 
     Args:
@@ -152,21 +146,14 @@ def select(
     {0.0: 0, 0.5: 1}
     """
     if len(val_accuracy) != len(goal_values):
-        raise ValueError(
-            f"val_accuracy has {len(val_accuracy)} candidates but goal_values has {len(goal_values)}; "
-            "give one value per candidate in each"
-        )
+        raise ValueError(f"val_accuracy has {len(val_accuracy)} candidates but goal_values has {len(goal_values)}; "
+                         "give one value per candidate in each")
     if not val_accuracy:
         raise ValueError("no candidates to select from")
-    return {
-        float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values)])
-        for lam in lambdas
-    }
+    return {float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values)]) for lam in lambdas}
 
 
-def goal_values(
-    forget_error: float, val_error: float, attack_accuracy: float | None = None
-) -> dict[str, float]:
+def goal_values(forget_error: float, val_error: float, attack_accuracy: float | None = None) -> dict[str, float]:
     """Every goal computable from forget/validation statistics, keyed by goal name.
 
     ``privacy_mia`` is present only when ``attack_accuracy`` is given.
@@ -175,13 +162,3 @@ def goal_values(
     if attack_accuracy is not None:
         out["privacy_mia"] = privacy_mia_goal(attack_accuracy)
     return out
-
-
-def objective_table(
-    val_accuracy: float, goals: Mapping[str, float], goal: str, lambdas: Iterable[float]
-) -> dict[float, float]:
-    """``{λ: J(λ)}`` of one candidate for the chosen ``goal``."""
-    check_goal(goal)
-    if goal not in goals:
-        raise ValueError(f"goal {goal!r} was not computed for this candidate; computed: {sorted(goals)}")
-    return {float(lam): objective(val_accuracy, goals[goal], lam) for lam in lambdas}

@@ -1,0 +1,99 @@
+"""Completed study trials per minute with 1 vs 2 worker processes, one torch thread each.
+
+A study of ``--lrs`` × ``--seeds`` trials (each an ``unlearn-pl fit`` run: NegGrad+ on a CIFAR
+ResNet-18 of ``--width``, digits or Fashion-MNIST) runs twice on the package's engine
+(:func:`unlearn_pl.tuning.run_study`): with ``workers=1`` and with ``workers=2``, each a fresh
+study on its own journal file. The reference models are trained beforehand by a one-trial-per-seed
+warm-up study (not timed), so both sides measure trials only. It reports
+
+    (completed trials per minute with 2 workers) / (with 1 worker)       target >= 1.8
+
+on a 2-core machine. Both sides run in one invocation, one after the other, so a changing load
+from other jobs on the machine shows up as noise in the ratio: the load average is printed
+before and after.
+
+Example::
+
+    python benchmarks/bench_study_workers.py --dataset digits --lrs 0.005 0.01 0.02 0.04 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+from _common import base_parser, cache_dir, header, info, ratio_line, run, setup_torch, summary, timed
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = base_parser(__doc__.splitlines()[0], seed_arg=False)
+    p.add_argument("--train-size", type=int, default=2000, help="training examples (Fashion-MNIST)")
+    p.add_argument("--lrs", type=float, nargs="+", default=[0.005, 0.01, 0.02, 0.04], help="the grid of NegGrad+ lr")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--epochs", type=int, default=1, help="unlearning epochs per trial")
+    p.add_argument("--oracle-epochs", type=int, default=5)
+    p.add_argument("--cache-dir", default=None, help="cache of the original and oracle models")
+    return p.parse_args(argv)
+
+
+def base_config(args: argparse.Namespace, folder: Path) -> list[str]:
+    """The ``unlearn-pl fit`` arguments of the study's base config (written to ``folder``)."""
+    dataset = {"class_path": "unlearn_pl.data.Digits"} if args.dataset == "digits" else {"class_path": "unlearn_pl.data.FashionMNIST"}
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": args.epochs, "logger": False,
+                    "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+                    "num_sanity_val_steps": 0},
+        "data": {"class_path": "unlearn_pl.UnlearningDataModule", "init_args": {
+            "dataset": dataset, "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
+            "train_size": None if args.dataset == "digits" else args.train_size, "batch_size": 128}},
+        "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
+            "network": {"class_path": "unlearn_pl.models.cifar_resnet18",
+                        "init_args": {"width": args.width, "num_classes": 10, "in_channels": 1}},
+            "references": {"class_path": "unlearn_pl.ReferenceModels", "init_args": {
+                "recipe": {"epochs": args.oracle_epochs, "lr": 0.05, "batch_size": 128, "accelerator": "cpu"}}},
+            "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
+            "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}},
+            "report": False}},
+    }
+    path = folder / "base.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ["--config", str(path)]
+
+
+def main(argv: list[str] | None = None) -> dict[int, float]:
+    import optuna
+
+    from unlearn_pl.tuning import run_study
+
+    args = parse(argv)
+    setup_torch(args.threads)
+    header("bench_study_workers", args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    key = "model.init_args.unlearner.init_args.lr"
+    rates: dict[int, float] = {}
+    with cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
+        os.environ["UNLEARN_PL_CACHE"] = cache  # the worker processes inherit it
+        base = base_config(args, Path(tmp))
+        common = dict(seeds=args.seeds, noise_floor=False, quiet=True, output_dir=tmp)
+        run_study(base, grid={key: args.lrs[:1]}, study_name="warmup", **common)  # reference models, not timed
+        for workers in (1, 2):
+            load = os.getloadavg()[0]
+            seconds, result = timed(lambda: run_study(base, grid={key: args.lrs}, study_name=f"workers{workers}",
+                                                      workers=workers, **common))
+            done = sum(r["state"] == "COMPLETE" for r in result.trials)
+            rates[workers] = 60 * done / seconds
+            info(f"{workers} worker(s): {done} trials completed in {seconds:.1f} s = {rates[workers]:.2f} trials/min "
+                 f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)")
+    ratio = rates[2] / rates[1]
+    ratio_line("trials_per_minute[2_workers_over_1]", ratio, ">=1.8")
+    summary("bench_study_workers", f"{rates[1]:.2f} vs {rates[2]:.2f} trials/min with 1 vs 2 workers: {ratio:.2f}x "
+            f"(target >= 1.8x on 2 cores; {os.cpu_count()} logical CPUs here)")
+    return rates
+
+
+if __name__ == "__main__":
+    run(main)
