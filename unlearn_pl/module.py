@@ -22,6 +22,15 @@ from unlearn_pl.references import ReferenceModels, check_state_fits, state_hash
 from unlearn_pl.unlearners.base import Unlearner
 
 
+class _ReleaseResultsLock(Callback):
+    """Releases the module's reference-results lock when a run fails mid-evaluation (Lightning
+    calls ``on_exception`` on callbacks, not on the module), so later runs of this process do not
+    wait on it."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        pl_module._release_results_lock()  # type: ignore[operator]
+
+
 class UnlearningModule(pl.LightningModule):
     """Unlearns a forget set from a pretrained network.
 
@@ -81,6 +90,7 @@ class UnlearningModule(pl.LightningModule):
         self.reference_results_dir = reference_results_dir
         self._results_store = ReferenceResultsStore(reference_results_dir) if reference_results_dir else None
         self._results_lock: Any = None  # held (rank 0) while this run evaluates results the store lacks
+        self._lock_release = _ReleaseResultsLock() if self._results_store is not None else None
         self._evaluation_key = ""
         self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._reuse_references = False
@@ -171,7 +181,7 @@ class UnlearningModule(pl.LightningModule):
         return self.localizer.ensure_masks(self.trainer, self)
 
     def configure_callbacks(self) -> list[Callback]:
-        parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report]
+        parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report, self._lock_release]
         return [c for c in parts if c is not None]
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
