@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import move_data_to_device
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
@@ -269,7 +270,9 @@ class UnlearningModule(pl.LightningModule):
                 self._results_lock = lock
             else:
                 lock.release()
-        return self.trainer.strategy.broadcast(held, src=0)
+        held = self.trainer.strategy.broadcast(held, src=0)
+        # Stored results load on the CPU; they join the unlearned model's on this device.
+        return ReferenceResults(held.key, move_data_to_device(held.results, self.device)) if held else None
 
     def _release_results_lock(self) -> None:
         if self._results_lock is not None:
