@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 from conftest import REPO
 from scipy import stats
 
@@ -290,6 +291,34 @@ def test_stored_reference_results_are_verified_by_key(tmp_path):
     assert store.load("k2") is None
     store.path("k3").write_bytes(b"truncated")
     assert store.load("k3") is None
+
+
+def test_a_run_that_fails_mid_evaluation_releases_the_results_lock(tmp_path):
+    from conftest import FAST_RECIPE, fast_trainer, tiny_mlp
+    from filelock import Timeout
+    from lightning.pytorch.callbacks import Callback
+
+    from unlearn_pl import ReferenceModels, UnlearningDataModule
+    from unlearn_pl.data import Digits, RandomForget
+    from unlearn_pl.metrics import SplitAccuracy
+
+    class Fails(Callback):
+        def on_validation_batch_end(self, *args, **kwargs):
+            raise RuntimeError("fails mid-evaluation")
+
+    dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=300, val_fraction=0.1, batch_size=64, seed=0)
+    module = UnlearningModule(tiny_mlp(), references=ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path / "c")),
+                              metrics=[SplitAccuracy()], report=False, reference_results_dir=str(tmp_path / "r"))
+    trainer = fast_trainer(tmp_path, callbacks=[Fails()])
+    with pytest.raises(RuntimeError, match="fails mid-evaluation"):
+        trainer.validate(module, datamodule=dm, verbose=False)
+    (lock_file,) = (tmp_path / "r").glob("*.lock")
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=1)  # another run of this process would wait here forever otherwise
+    except Timeout:
+        pytest.fail("the failed run still holds the reference-results lock")
+    lock.release()
 
 
 @pytest.mark.slow  # two processes that import torch: ~20 s

@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from lightning.pytorch.utilities import move_data_to_device
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
@@ -39,6 +40,15 @@ def _plain(value: Any) -> bool | int | float | str | None:
         if isinstance(value, kind):
             return kind(value)
     return None if value is None else repr(value)
+
+
+class _ReleaseResultsLock(Callback):
+    """Releases the module's reference-results lock when a run fails mid-evaluation (Lightning
+    calls ``on_exception`` on callbacks, not on the module), so later runs of this process do not
+    wait on it."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        pl_module._release_results_lock()  # type: ignore[operator]
 
 
 class UnlearningModule(pl.LightningModule):
@@ -109,6 +119,7 @@ class UnlearningModule(pl.LightningModule):
         self.reference_results_dir = reference_results_dir
         self._results_store = ReferenceResultsStore(reference_results_dir) if reference_results_dir else None
         self._results_lock: Any = None  # held (rank 0) while this run evaluates results the store lacks
+        self._lock_release = _ReleaseResultsLock() if self._results_store is not None else None
         self._evaluation_key = ""
         self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._reuse_references = False
@@ -263,7 +274,7 @@ class UnlearningModule(pl.LightningModule):
         return self.localizer.ensure_masks(self.trainer, self)
 
     def configure_callbacks(self) -> list[Callback]:
-        parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report]
+        parts: list[Callback | None] = [self.localizer, self.unlearner, *self.metrics, self.report, self._lock_release]
         return [c for c in parts if c is not None]
 
     def teardown(self, stage: str) -> None:
@@ -390,7 +401,9 @@ class UnlearningModule(pl.LightningModule):
                 self._results_lock = lock
             else:
                 lock.release()
-        return self.trainer.strategy.broadcast(held, src=0)
+        held = self.trainer.strategy.broadcast(held, src=0)
+        # Stored results load on the CPU; they join the unlearned model's on this device.
+        return ReferenceResults(held.key, move_data_to_device(held.results, self.device)) if held else None
 
     def _release_results_lock(self) -> None:
         if self._results_lock is not None:
