@@ -25,7 +25,7 @@ A trial's metrics are the trainer's ``callback_metrics`` after the run's final v
 ``EarlyStopping`` reads them); its values are (validation accuracy, goal), both maximized.
 The **noise floor** of a point and seed is the gap between its oracle and an independent retrain
 (same retain set; model seeds shifted by :data:`NOISE_FLOOR_SEED_OFFSET`), measured by one
-``unlearn-pl validate`` run.
+validation run without unlearning.
 """
 
 from __future__ import annotations
@@ -143,8 +143,11 @@ def override_args(overrides: Sequence[tuple[str, Any]]) -> list[str]:
     return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides]
 
 
-def run_cli(args: Sequence[str]) -> Any:
-    """Run ``unlearn-pl ARGS`` in this process and return the CLI object (its trainer and model)."""
+def run_cli(args: Sequence[str], run: bool = True) -> Any:
+    """Run ``unlearn-pl ARGS`` in this process and return the CLI object (its trainer and model).
+
+    With ``run=False``, ``ARGS`` has no subcommand and the CLI only builds the trainer, model and
+    data module (``LightningCLI(run=False)``)."""
     from unlearn_pl.cli import UnlearningCLI  # the CLI imports this package
 
     with warnings.catch_warnings():
@@ -152,7 +155,7 @@ def run_cli(args: Sequence[str]) -> Any:
         # a notebook kernel's) besides `args`: these are complete.
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        return UnlearningCLI(args=list(args))
+        return UnlearningCLI(args=list(args), run=run)
 
 
 def callback_metrics(trainer: Any) -> dict[str, float]:
@@ -193,16 +196,17 @@ class StudyObjective:
         """The Optuna search space: candidate names × seeds."""
         return {"candidate": list(self.by_name), "seed": list(self.seeds)}
 
-    def fit_args(self, candidate: Candidate, seed: int, number: int, subcommand: str = "fit", model_offset: int = 0,
-                 subfolder: str = "trials") -> list[str]:
-        """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``)."""
+    def fit_args(self, candidate: Candidate, seed: int, number: int, subcommand: str | None = "fit",
+                 model_offset: int = 0, subfolder: str = "trials") -> list[str]:
+        """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``);
+        ``subcommand=None`` leaves the subcommand out (for ``run_cli(..., run=False)``)."""
         root = str(Path(self.folder) / subfolder)
         outputs: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}"),
                                           ("model.init_args.reference_results_dir", f"{self.folder}/reference_results")]
         if self.logger_save_dir:
             outputs += [("trainer.logger.init_args.save_dir", root), ("trainer.logger.init_args.name", str(number))]
         seeds = [(k, seed if k.startswith("data.") else seed + model_offset) for k in self.seed_keys]
-        return [subcommand, *self.base_args, *override_args([*candidate.overrides, *seeds, *outputs])]
+        return [*([subcommand] if subcommand else []), *self.base_args, *override_args([*candidate.overrides, *seeds, *outputs])]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         from unlearn_pl.metrics.mia import LossAttack
@@ -224,8 +228,11 @@ class StudyObjective:
 
 @dataclass
 class NoiseFloorObjective:
-    """Noise-floor trials: per point and seed, ``unlearn-pl validate`` with the model seeds shifted,
-    whose ``oracle/*`` metrics are an independent retrain's (same forget draw and retain set)."""
+    """Noise-floor trials: per point and seed, one validation with the model seeds shifted, whose
+    ``oracle/*`` metrics are an independent retrain's (same forget draw and retain set).
+
+    Nothing is unlearned in these runs, so they validate through the trainer directly, with the
+    results table off: ``unlearn-pl validate`` rightly refuses to run without an unlearned checkpoint."""
 
     study: StudyObjective
 
@@ -239,7 +246,10 @@ class NoiseFloorObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         candidate = self.points()[trial.suggest_categorical("point", sorted(self.points()))]
         seed = trial.suggest_categorical("seed", self.study.seeds)
-        cli = run_cli(self.study.fit_args(candidate, seed, trial.number, "validate", NOISE_FLOOR_SEED_OFFSET, "noise_floor"))
+        args = self.study.fit_args(candidate, seed, trial.number, None, NOISE_FLOOR_SEED_OFFSET, "noise_floor")
+        cli = run_cli([*args, "--model.init_args.report=false"], run=False)
+        cli.model.prepare_models(cli.datamodule)
+        cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
         metrics = {k: v for k, v in callback_metrics(cli.trainer).items() if k.startswith("oracle/")}
         if not metrics:
             raise ValueError("the noise floor needs an oracle (references: oracle true)")
