@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST_RECIPE, fast_trainer, tiny_mlp
+from conftest import FAST_RECIPE, fast_trainer, tiny_mlp, write_config
 
 from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.cli import UnlearningCLI
@@ -216,36 +216,6 @@ def test_bad_original_checkpoint(digits_dm, tmp_path, case):
 
 
 # ------------------------------------------------------------------ the CLI: unknown class_path, --ckpt_path
-def write_config(tmp_path: Path, **overrides) -> Path:
-    """A tiny CLI config: digits, a 32-unit MLP, cached references, one epoch, no metrics."""
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": 1, "num_sanity_val_steps": 0,
-            "enable_model_summary": False, "enable_progress_bar": False,
-            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                       "init_args": {"save_dir": str(tmp_path / "runs"), "name": "tiny"}},
-        },
-        "data": {"class_path": "unlearn_pl.UnlearningDataModule",
-                 "init_args": {"dataset": {"class_path": "unlearn_pl.data.Digits"}, "batch_size": 64}},
-        "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-            "network": {"class_path": "unlearn_pl.models.MLP",
-                        "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
-            "references": {"class_path": "unlearn_pl.ReferenceModels", "init_args": {
-                "oracle": False, "recipe": {"epochs": 15, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
-            "unlearner": {"class_path": "unlearn_pl.unlearners.Finetune"},
-            "metrics": [],
-        }},
-    }
-    for dotted, value in overrides.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    path = tmp_path / "tiny.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    return path
 
 
 @pytest.mark.parametrize(

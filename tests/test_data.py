@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from unlearn_pl.data import (
     ClassForget,
@@ -148,3 +149,15 @@ def test_mislabeled_needs_two_classes():
 
     with pytest.raises(ValueError, match="at least 2 classes"):
         M(0.5).select(np.arange(10), np.zeros(10, dtype=np.int64), 1, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("size, dumped", [("0.1", "size: 0.1"), ("100", "size: 100"), ("1", "size: 1"), ("1.0", "size: 1.0")])
+def test_forget_size_keeps_its_value_and_kind_in_the_saved_config(size, dumped):
+    # The run folder's config.yaml (and a study's base.yaml) must re-create the same forget set:
+    # a union of restricted types made jsonargparse write a fraction of 0.1 as `size: 0`.
+    from unlearn_pl.cli import UnlearningCLI
+
+    cli = UnlearningCLI(args=["--config", str(REPO / "configs" / "quickstart.yaml"),
+                              f"--data.init_args.forget.init_args.size={size}"], run=False)
+    dump = cli.parser.dump(cli.config, skip_none=False)
+    assert dumped in [line.strip() for line in dump.splitlines()]

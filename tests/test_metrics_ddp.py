@@ -214,4 +214,6 @@ def test_ddp_validation_equals_single_process(tmp_path):
             assert torch.equal(gathered[model][split]["index"], stats["index"]), (model, split)
             assert gathered[model][split]["index"].tolist() == sorted(dm.indices(split))
             for field, values in stats.items():
-                assert torch.allclose(gathered[model][split][field], values, atol=1e-6, rtol=0), (model, split, field)
+                # phi is a logit margin (|phi| up to ~15): float32 rounding of other batch shapes is relative.
+                rtol = 1e-5 if field == "phi" else 0
+                assert torch.allclose(gathered[model][split][field], values, atol=1e-6, rtol=rtol), (model, split, field)

@@ -28,6 +28,16 @@ class NotDescribable(ValueError):
 MAX_DEPTH = 32
 
 
+def plain(value: Any) -> bool | int | float | str | None:
+    """``value`` as a builtin scalar (or its ``repr``). jsonargparse's restricted types
+    (``PositiveFloat(0.3)``…) are int/float subclasses that YAML cannot represent and the
+    weights-only unpickler refuses, so checkpoints and configs store the builtin value."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else repr(value)
+
+
 def describe(value: Any, _depth: int = 0) -> Any:
     """``value`` as plain data that jsonargparse can instantiate again.
 
@@ -44,7 +54,7 @@ def describe(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, torch.Tensor):
         raise NotDescribable("a tensor is state, not a constructor argument")
     if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+        return plain(value)
     if isinstance(value, enum.Enum):
         return describe(value.value)
     if isinstance(value, os.PathLike):

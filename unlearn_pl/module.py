@@ -15,7 +15,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from unlearn_pl.data.datamodule import EVAL_SPLITS
-from unlearn_pl.hparams import NotDescribable, class_path, describe
+from unlearn_pl.hparams import NotDescribable, class_path, describe, plain
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
 from unlearn_pl.metrics import default_metrics
@@ -30,16 +30,6 @@ from unlearn_pl.unlearners.base import Unlearner
 #: Lightning's instantiator for ``load_from_checkpoint``: it parses the saved ``class_path``
 #: blocks with jsonargparse, exactly as ``LightningCLI`` records them.
 CHECKPOINT_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
-
-
-def _plain(value: Any) -> bool | int | float | str | None:
-    """``value`` as a builtin scalar (or its ``repr``), so a checkpoint stays loadable with
-    ``weights_only=True``: jsonargparse's restricted types (``PositiveFloat(0.3)``…) are int/float
-    subclasses that the weights-only unpickler refuses."""
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return None if value is None else repr(value)
 
 
 class _ReleaseResultsLock(Callback):
@@ -219,7 +209,7 @@ class UnlearningModule(pl.LightningModule):
         loc = self.localizer
         # The constructor arguments (stored under their own names, as jsonargparse needs them).
         names = [n for n in inspect.signature(type(loc).__init__).parameters if n != "self" and hasattr(loc, n)]
-        settings = {n: _plain(getattr(loc, n)) for n in names}
+        settings = {n: plain(getattr(loc, n)) for n in names}
         return {"split": split, "localizer": {"class": f"{type(loc).__module__}.{type(loc).__qualname__}", **settings}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -201,7 +201,11 @@ def check_lightning_checkpoint(path: str | Path, network: nn.Module | None = Non
         ValueError: it is corrupt, not a Lightning checkpoint of an ``UnlearningModule``, its
             network does not match ``network``, or its weights are not finite.
     """
-    obj = _load_file(path, "--ckpt_path checkpoint")
+    return _check_checkpoint_contents(_load_file(path, "--ckpt_path checkpoint"), path, network)
+
+
+def _check_checkpoint_contents(obj: Any, path: str | Path, network: nn.Module | None = None) -> dict[str, Any]:
+    """:func:`check_lightning_checkpoint` on a loaded checkpoint."""
     if not isinstance(obj, dict) or "state_dict" not in obj or "pytorch-lightning_version" not in obj:
         keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(
@@ -227,7 +231,14 @@ class CheckedCheckpointIO(TorchCheckpointIO):
     """
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return check_lightning_checkpoint(path)
+        obj = _load_file(path, "checkpoint")
+        if isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
+            # A bare state dict: what Lightning's spawn launcher (``ddp_spawn``) writes in its
+            # worker and loads back in the main process. A user's --ckpt_path file never gets
+            # here as such: the CLI checks files with check_lightning_checkpoint first.
+            check_finite(obj, f"the weights trained in the worker processes ({path})")
+            return obj
+        return _check_checkpoint_contents(obj, path)
 
 
 class ReferenceModels:

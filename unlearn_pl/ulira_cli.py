@@ -16,8 +16,6 @@ with ``--storage URL --study_name NAME``. The bank folder can then be given to t
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +25,7 @@ from jsonargparse.typing import PositiveInt
 
 from unlearn_pl._io import write_json, write_text
 from unlearn_pl.data.datamodule import UnlearningDataModule
+from unlearn_pl.metrics.report import rows_to_csv
 from unlearn_pl.metrics.ulira import (
     LOW_FPRS,
     BankAttack,
@@ -56,14 +55,14 @@ def shadow_trainer_kwargs(trainer_config: Any) -> dict[str, Any]:
 
 def per_example_csv(bank: ShadowBank, attack: BankAttack) -> str:
     """One row per target: its dataset index, attack success after and before unlearning, and its Gaussians."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["index", "success", "success_before", "mean_in", "std_in", "mean_out", "std_out"])
     fit = attack.fit
-    for i, index in enumerate(bank.targets):
-        row = [attack.success[i], attack.success_before[i], fit.mean_in[i], fit.std_in[i], fit.mean_out[i], fit.std_out[i]]
-        writer.writerow([int(index), *("" if math.isnan(v) else f"{v:.6g}" for v in map(float, row))])
-    return buf.getvalue()
+    rows = [
+        {"index": int(index), "success": float(attack.success[i]), "success_before": float(attack.success_before[i]),
+         "mean_in": float(fit.mean_in[i]), "std_in": float(fit.std_in[i]),
+         "mean_out": float(fit.mean_out[i]), "std_out": float(fit.std_out[i])}
+        for i, index in enumerate(bank.targets)
+    ]
+    return rows_to_csv(rows)
 
 
 def plot_success(attack: BankAttack, path: Path, title: str) -> Path:

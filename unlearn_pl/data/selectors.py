@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
+from jsonargparse.typing import NonNegativeInt
 
-#: A fraction in (0, 1] (the parser rejects 0, NaN and values above 1). jsonargparse registers a
-#: restriction once, under one name: other modules declaring (0, 1] get this same type.
-PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
-#: A forget-set size: a count of examples (int ≥ 1) or a fraction of the pool.
-ForgetSize = PositiveInt | PositiveFraction  # type: ignore[operator,valid-type]
+#: A forget-set size: a count of examples (int ≥ 1) or a fraction of the pool in (0, 1], checked by
+#: the selectors. Plain ``int | float`` rather than a union of restricted types: jsonargparse
+#: serializes such a union with its first member's type, so a saved config would turn 0.1 into 0.
+ForgetSize = int | float
 
 
 @dataclass
@@ -74,7 +73,7 @@ class ForgetSelector(ABC):
 class RandomForget(ForgetSelector):
     """IID forget set: ``size`` examples (int) or a fraction of the pool (float), uniformly at random."""
 
-    def __init__(self, size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
+    def __init__(self, size: ForgetSize = 0.1) -> None:
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
@@ -91,7 +90,7 @@ class ClassForget(ForgetSelector):
     The DEL paper's CIFAR-10 setting is ``ClassForget(classes=[2, 5], size=0.1)``.
     """
 
-    def __init__(self, classes: list[NonNegativeInt], size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
+    def __init__(self, classes: list[NonNegativeInt], size: ForgetSize = 0.1) -> None:
         if not classes:
             raise ValueError("classes must name at least one class")
         self.classes = list(classes)
@@ -178,7 +177,7 @@ class Mislabeled(ForgetSelector):
     class (uniform over the other classes). The original model learns the wrong labels; a good
     unlearner removes their influence."""
 
-    def __init__(self, size: ForgetSize = 0.1) -> None:  # type: ignore[valid-type]
+    def __init__(self, size: ForgetSize = 0.1) -> None:
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
