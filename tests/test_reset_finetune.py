@@ -1,4 +1,5 @@
-"""Reset + Finetune under an enforced mask (SPEC §3 'Enforcing a mask', §4)."""
+"""Reset + Finetune under an enforced mask: unselected scalars stay bit-identical, selected ones
+are reset and fine-tuned."""
 
 import copy
 

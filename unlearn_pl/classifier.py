@@ -94,7 +94,7 @@ class ClassifierModule(pl.LightningModule):
         )
 
 
-def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRecipe) -> nn.Module:
+def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRecipe, progress_bar: bool = True) -> nn.Module:
     """Train ``network`` in place on ``loader`` with a single-device Trainer; returns it in eval mode.
 
     The global RNG state is isolated, so a run that trains references and one that finds them
@@ -111,6 +111,7 @@ def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRec
             logger=False,
             enable_checkpointing=False,
             enable_model_summary=False,
+            enable_progress_bar=progress_bar,
             num_sanity_val_steps=0,
             deterministic=True,
         )

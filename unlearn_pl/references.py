@@ -251,6 +251,8 @@ class ReferenceModels:
         oracle: checkpoint of the oracle, ``True`` to train it (or reuse the cache), ``False``
             for none (no oracle row or gaps in the results).
         cache_dir: where trained models are cached (default :func:`default_cache_dir`).
+        progress_bar: show Lightning's progress bar while training them (off for banks of
+            shadow models, where it would print once per model).
     """
 
     def __init__(
@@ -259,8 +261,10 @@ class ReferenceModels:
         original: str | None = None,
         oracle: bool | str = True,
         cache_dir: str | None = None,
+        progress_bar: bool = True,
     ) -> None:
         self.recipe = recipe or TrainingRecipe()
+        self.progress_bar = progress_bar
         self.original = original
         self.oracle = oracle
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -306,7 +310,7 @@ class ReferenceModels:
             REFERENCE_DATA[which], shuffle=True, batch_size=self.recipe.batch_size,  # type: ignore[arg-type]
             seed=self.recipe.seed, drop_last=True,
         )
-        train_classifier(network, loader, self.recipe)
+        train_classifier(network, loader, self.recipe, progress_bar=self.progress_bar)
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         # Never cache (or use) a diverged model: the next run would reuse it without a word.
         check_finite(

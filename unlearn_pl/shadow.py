@@ -199,7 +199,7 @@ def train_and_unlearn(spec: ShadowSpec, model: int) -> tuple[np.ndarray, np.ndar
         for name, p in network.named_parameters():
             p.copy_(fresh[name])
     references = ReferenceModels(
-        recipe=dataclasses.replace(spec.recipe, seed=seed), oracle=False, cache_dir=spec.cache_dir,
+        recipe=dataclasses.replace(spec.recipe, seed=seed), oracle=False, cache_dir=spec.cache_dir, progress_bar=False,
     )
     module = UnlearningModule(
         network=network, localizer=copy.deepcopy(spec.localizer), unlearner=copy.deepcopy(spec.unlearner),

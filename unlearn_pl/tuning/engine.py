@@ -159,11 +159,18 @@ def _optimize(objective: Objective, study: optuna.Study, n_trials: int | None) -
         study.optimize(RecordedObjective(objective), n_trials=n_trials, catch=(Exception,), callbacks=callbacks)
 
 
+#: Loggers whose levels the worker processes take over from the process that starts them.
+WORKER_LOGGERS = ("lightning.pytorch", "lightning.fabric", "optuna", "unlearn_pl")
+
+
 def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler: BaseSampler,
-            n_trials: int | None, index: int) -> None:
+            n_trials: int | None, index: int, log_levels: dict[str, int]) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # A spawned process starts with default logging: keep the caller's choice (a quiet notebook).
+    for name, level in log_levels.items():
+        logging.getLogger(name).setLevel(level)
     if index > 0:
         sampler.reseed_rng()  # copies of one sampler would otherwise propose the same points
     _optimize(objective, optuna.load_study(study_name=study_name, storage=storage, sampler=sampler), n_trials)
@@ -218,7 +225,8 @@ def _run_workers(objective: Objective, study_name: str, storage: BaseStorage, sa
     saved = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        processes = [context.Process(target=_worker, args=(objective, study_name, storage, sampler, n_trials, k),
+        levels = {name: logging.getLogger(name).level for name in WORKER_LOGGERS}
+        processes = [context.Process(target=_worker, args=(objective, study_name, storage, sampler, n_trials, k, levels),
                                      name=f"optuna-worker-{k}") for k in range(workers)]
         for p in processes:
             p.start()
