@@ -45,11 +45,11 @@ def prepare_references(cache: str, log: str) -> None:
     torch.set_num_threads(1)
     train = references.train_classifier
 
-    def counted(network, loader, recipe):  # noqa: ANN001, ANN202
+    def counted(network, loader, recipe, **kwargs):  # noqa: ANN001, ANN202
         time.sleep(1.0)  # widen the window in which the other process would also train
         with open(log, "a") as f:
             f.write(f"{len(loader.dataset)}\n")
-        return train(network, loader, recipe)
+        return train(network, loader, recipe, **kwargs)
 
     references.train_classifier = counted
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64)
