@@ -44,9 +44,9 @@ def _ranks_below(scores: dict[str, torch.Tensor], ratio: float, stable: bool) ->
     return masks
 
 
-def authors_salun_mask(model: nn.Module, batches, ratio: float, stable: bool = True) -> dict[str, torch.Tensor]:
-    """Unlearn-Saliency/Classification/generate_mask.py:14-80: sum of per-batch gradients of
-    ``-CE`` (mean over the batch), absolute value, top ``int(N · ratio)`` scalars."""
+def _batch_sum_of_gradients(model: nn.Module, batches, weighted: bool) -> dict[str, torch.Tensor]:
+    """The loop both authors' ``generate_mask.py`` share: in eval mode, per batch the gradient of
+    ``-CE`` (mean over the batch), times the parameter for DEL's weighted gradient, summed over batches."""
     model.eval()
     gradients = {name: 0 for name, _ in model.named_parameters()}
     for x, y in batches:
@@ -56,8 +56,14 @@ def authors_salun_mask(model: nn.Module, batches, ratio: float, stable: bool = T
         with torch.no_grad():
             for name, param in model.named_parameters():
                 if param.grad is not None:
-                    gradients[name] += param.grad.data
-    gradients = {name: torch.abs_(g) for name, g in gradients.items()}
+                    gradients[name] += param.data * param.grad.data if weighted else param.grad.data
+    return gradients
+
+
+def authors_salun_mask(model: nn.Module, batches, ratio: float, stable: bool = True) -> dict[str, torch.Tensor]:
+    """Unlearn-Saliency/Classification/generate_mask.py:14-80: sum of per-batch gradients of
+    ``-CE`` (mean over the batch), absolute value, top ``int(N · ratio)`` scalars."""
+    gradients = {name: torch.abs_(g) for name, g in _batch_sum_of_gradients(model, batches, weighted=False).items()}
     return _ranks_below(gradients, ratio, stable)
 
 
@@ -66,16 +72,7 @@ def authors_del_mask(model: nn.Module, batches, ratio: float, stable: bool = Tru
     batches of ``θ · ∇(−CE)``; a ≥2-D tensor's channel is scored by the mean of its top
     ``int(0.1 · C_out)`` absolute scores (NaN when that is 0) written over the whole channel;
     1-D tensors keep their per-scalar absolute scores; then the top ``int(N · ratio)``."""
-    model.eval()
-    gradients = {name: 0 for name, _ in model.named_parameters()}
-    for x, y in batches:
-        loss = -F.cross_entropy(model(x), y)
-        model.zero_grad()
-        loss.backward()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if param.grad is not None:
-                    gradients[name] += param.data * param.grad.data
+    gradients = _batch_sum_of_gradients(model, batches, weighted=True)
     with torch.no_grad():
         for name in gradients:
             if gradients[name].ndim > 1:

@@ -39,9 +39,10 @@ from unlearn_pl.module import UnlearningModule
 from unlearn_pl.shadow import SHADOW_TRAINER_SETTINGS, build_bank, make_spec
 
 
-def _plain(value: Any) -> bool:
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is a builtin scalar, ``None``, or a list of those (a trainer setting to copy)."""
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
+        return all(_is_plain(v) for v in value)
     return value is None or isinstance(value, (bool, int, float, str))
 
 
@@ -50,7 +51,7 @@ def shadow_trainer_kwargs(trainer_config: Any) -> dict[str, Any]:
     loggers, callbacks and plugins (configured objects) are left out."""
     settings = trainer_config.as_dict() if hasattr(trainer_config, "as_dict") else dict(trainer_config)
     skip = set(SHADOW_TRAINER_SETTINGS) | {"default_root_dir", "plugins"}
-    return {k: v for k, v in settings.items() if k not in skip and _plain(v)}
+    return {k: v for k, v in settings.items() if k not in skip and _is_plain(v)}
 
 
 def per_example_csv(bank: ShadowBank, attack: BankAttack) -> str:
