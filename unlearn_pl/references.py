@@ -316,7 +316,7 @@ class ReferenceModels:
         check_finite(
             state, f"the {which} model trained on {REFERENCE_DATA[which]} (recipe lr={self.recipe.lr}, "
             f"{self.recipe.epochs} epochs)",
-            f"a learning rate too high for this network (lower references.recipe.lr), or NaN/infinite values in the data",
+            "a learning rate too high for this network (lower references.recipe.lr), or NaN/infinite values in the data",
         )
         try:
             atomic_write(path, lambda tmp: torch.save({"state_dict": state, "key": path.stem}, tmp))
