@@ -103,6 +103,49 @@ def test_model_help_lists_what_fits(capsys):
     assert "unlearn_pl.localizers" not in metrics_help and "unlearn_pl.unlearners" not in metrics_help
 
 
+def _help_of(option: str, help_text: str) -> str:
+    """The help entry of ``option`` in ``--help`` output printed without line wrapping."""
+    start = help_text.index(f"\n  {option}")
+    end = help_text.index("\n  --", start + 1)
+    return help_text[start:end]
+
+
+def test_trainer_callbacks_help_lists_only_trainer_callbacks(capsys, monkeypatch):
+    """Localizers and unlearners are Lightning callbacks, but the module runs them: they are
+    passed as --model.init_args.localizer/unlearner, not listed among the trainer's callbacks."""
+    monkeypatch.setenv("COLUMNS", "10000")  # argparse wraps at the terminal width; one line per entry
+    status, out, err = cli("fit", "--help", capsys=capsys)
+    assert status == 0, err
+    callbacks = _help_of("--trainer.callbacks CALLBACKS,", out)
+    assert "lightning.pytorch.callbacks.ModelCheckpoint" in callbacks
+    assert "unlearn_pl.metrics.LossAttack" in callbacks  # evaluation callbacks work as trainer callbacks
+    for name in ("unlearn_pl.localizers", "unlearn_pl.unlearners", "DEL", "ResetFinetune", "SCRUB"):
+        assert name not in callbacks, name
+
+
+@pytest.mark.parametrize(
+    ("argument", "kind", "right_argument"),
+    [
+        ("--trainer.callbacks=unlearn_pl.localizers.DEL", "a localizer", "--model.init_args.localizer"),
+        ("--trainer.callbacks=[{class_path: lightning.pytorch.callbacks.LearningRateMonitor}, "
+         "{class_path: unlearn_pl.unlearners.ResetFinetune}]", "an unlearner", "--model.init_args.unlearner"),
+    ],
+)
+def test_a_localizer_or_unlearner_among_trainer_callbacks_is_refused(capsys, argument, kind, right_argument):
+    status, out, err = cli("fit", "--config", QUICKSTART, argument, capsys=capsys)
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Seed set to")]
+    assert len(lines) == 1 and lines[0].startswith("error: --trainer.callbacks"), err[-3000:]
+    assert kind in lines[0] and right_argument in lines[0]
+    assert "unlearned" not in out  # refused before any training
+
+
+def test_a_localizer_among_metrics_is_refused(capsys):
+    status, _, err = cli("fit", "--config", QUICKSTART,
+                         "--model.init_args.metrics=[{class_path: unlearn_pl.localizers.DEL}]", capsys=capsys)
+    assert status == 2 and "does not correspond to a subclass of EvaluationCallback" in err
+
+
 def test_any_module_is_still_an_image_classifier():
     assert issubclass(torch.nn.Sequential, ImageClassifier) and isinstance(torch.nn.Linear(2, 2), ImageClassifier)
     assert not issubclass(int, ImageClassifier)

@@ -10,6 +10,7 @@ from typing import NoReturn
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from unlearn_pl.cli_callbacks import list_only_trainer_callbacks, misplaced_callback
 from unlearn_pl.cli_errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
@@ -50,6 +51,8 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
     - no ``--optimizer``/``--lr_scheduler`` arguments: the unlearner owns its optimizer and
       schedule (``--model.init_args.unlearner.init_args.lr`` …), and Lightning's automatic ones
       would silently replace them (``auto_configure_optimizers=False``);
+    - ``--trainer.callbacks`` refuses localizers and unlearners (they are the model's
+      ``--model.init_args.localizer``/``unlearner``), and its help does not list them;
     - ``validate``/``test`` need ``--ckpt_path``: without it the network holds the original
       weights, and the table would print them as the unlearned model;
     - a bad argument or file prints one line (``error: ValueError: …``) and exits with status 2;
@@ -75,6 +78,10 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
         print(f"error: {message}{hint}", file=sys.stderr)
         raise SystemExit(2)
 
+    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+        super().add_arguments_to_parser(parser)
+        list_only_trainer_callbacks(parser)
+
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):  # type: ignore[no-untyped-def]
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand in ("validate", "test"):
@@ -88,6 +95,8 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
+        if subcommand and (message := misplaced_callback(self.config[subcommand].get("trainer.callbacks"))):
+            self._exit_with_error(message, traceback_hint=False)
         if subcommand in ("validate", "test") and not self.config[subcommand].get("ckpt_path"):
             # Checked before anything is built or trained: the answer does not depend on it.
             self._exit_with_error(
