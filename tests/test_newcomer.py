@@ -194,6 +194,62 @@ def test_python_path_prints_no_spurious_warnings(fitted):
     assert "was called before the ``update`` method" not in output
 
 
+#: The README's Python example at digits scale: three trainers (original, oracle, unlearning),
+#: each with the default logger and checkpointing, the settings under which Lightning advertises.
+PYTHON_EXAMPLE = """
+import lightning.pytorch as pl
+from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
+from unlearn_pl.data import Digits, RandomForget
+from unlearn_pl.localizers import DEL
+from unlearn_pl.models import SmallCNN
+from unlearn_pl.unlearners import ResetFinetune
+
+pl.seed_everything(0)
+dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64)
+module = UnlearningModule(
+    network=SmallCNN(num_classes=10, in_channels=1, width=8),
+    localizer=DEL(budget=0.3),
+    unlearner=ResetFinetune(lr=0.015),
+    references=ReferenceModels(recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu")),
+)
+module.prepare_models(dm)
+trainer = pl.Trainer(max_epochs=1, accelerator="cpu", enable_progress_bar=False)
+trainer.fit(module, datamodule=dm)
+"""
+
+
+def test_python_path_prints_no_lightning_tips(tmp_path):
+    """Lightning has no setting for its litlogger/litmodels tips; importing unlearn_pl drops
+    exactly those lines. A fresh process, so no earlier CLI call has installed the filter."""
+    import subprocess
+
+    (tmp_path / "example.py").write_text(PYTHON_EXAMPLE)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "💡 Tip" not in run.stdout
+    assert "GPU available:" in run.stdout  # Lightning's other messages on the same logger still pass
+    assert (tmp_path / "lightning_logs" / "version_0" / "checkpoints").is_dir()  # the litmodels tip's case
+
+
+def test_the_tip_filter_drops_only_the_advertisements():
+    import logging
+
+    from unlearn_pl.lightning_tips import DropLightningTips
+
+    def passes(message: str) -> bool:
+        return DropLightningTips().filter(logging.LogRecord("x", logging.INFO, "f", 1, message, None, None))
+
+    assert not passes("💡 Tip: For seamless cloud logging and experiment tracking, try installing "
+                      "[litlogger](https://pypi.org/project/litlogger/) to enable LitLogger, …")
+    assert not passes("💡 Tip: For seamless cloud uploads and versioning, try installing "
+                      "[litmodels](https://pypi.org/project/litmodels/) to enable LitModelCheckpoint, …")
+    for other in ("GPU available: False, used: False", "💡 Tip: use a smaller learning rate",
+                  "`Trainer.fit` stopped: `max_epochs=1` reached.", "litlogger is not installed"):
+        assert passes(other), other
+
+
 def test_load_from_checkpoint_of_a_python_run(fitted):
     module, _, ckpt, _ = fitted
     loaded = UnlearningModule.load_from_checkpoint(ckpt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from typing import NoReturn
@@ -17,25 +16,6 @@ from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
 from unlearn_pl.run_folder import reserve_versions
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
-
-
-class _DropLightningTips(logging.Filter):
-    """Drops Lightning's "💡 Tip" advertisements for litlogger/litmodels.
-
-    Lightning 2.6 prints them on every ``Trainer`` whose loggers are not a ``LitLogger`` (even
-    ``logger=False``) and offers no setting to turn them off; the quick start builds three
-    trainers, so they were three of its lines. Every other message passes.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
-
-
-def quiet_lightning_tips() -> None:
-    """Install :class:`_DropLightningTips` on Lightning's rank-zero logger (idempotent)."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropLightningTips) for f in log.filters):
-        log.addFilter(_DropLightningTips())
 from unlearn_pl.ulira_cli import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 
 
@@ -151,7 +131,6 @@ def main(args: list[str] | None = None) -> None:
     """Console-script entry point."""
     # A deprecation inside Lightning's own CombinedLoader; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    quiet_lightning_tips()
     UnlearningCLI(args=args)
 
 
