@@ -4,9 +4,9 @@ Lightning 2.6 logs "💡 Tip: For seamless cloud logging …" on every ``Trainer
 include no ``LitLogger`` (even ``logger=False``), and "💡 Tip: For seamless cloud uploads …"
 on every fit with checkpointing (``trainer/connectors/logger_connector/logger_connector.py``
 and ``trainer/connectors/callback_connector.py``). Neither has a setting to turn it off
-(https://github.com/Lightning-AI/pytorch-lightning/issues/21294). One unlearning run builds three trainers
-(original, oracle, unlearning), so they would fill a good part of its output, from the CLI and
-from Python alike. Importing :mod:`unlearn_pl` installs :class:`DropLightningTips` on
+(https://github.com/Lightning-AI/pytorch-lightning/issues/21294). One unlearning run builds
+three trainers (original, oracle, unlearning), so they would fill a good part of its output,
+from the CLI and from Python alike. Importing :mod:`unlearn_pl` installs :class:`DropLightningTips` on
 Lightning's rank-zero logger; every other message of that logger (devices, checkpoints,
 warnings) still passes, and so would any other "💡 Tip" Lightning adds.
 """
