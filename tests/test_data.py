@@ -161,3 +161,18 @@ def test_forget_size_keeps_its_value_and_kind_in_the_saved_config(size, dumped):
                               f"--data.init_args.forget.init_args.size={size}"], run=False)
     dump = cli.parser.dump(cli.config, skip_none=False)
     assert dumped in [line.strip() for line in dump.splitlines()]
+
+
+def test_test_size_scores_every_seed_on_the_same_test_subset():
+    full = UnlearningDataModule(Digits(), RandomForget(0.1), seed=0)
+    full.setup()
+    num_test = len(full.indices("test"))
+    a = UnlearningDataModule(Digits(), RandomForget(0.1), seed=0, test_size=100)
+    b = UnlearningDataModule(Digits(), RandomForget(0.1), seed=1, test_size=100)
+    a.setup(), b.setup()
+    assert len(a.indices("test")) == 100 and a.indices("test") == b.indices("test")
+    assert a.indices("test") != list(range(100))  # a draw over the whole split, not its head
+    assert len(a.dataset("test")) == 100 and a.fingerprint("test") != full.fingerprint("test")
+    assert a.indices("retain") == full.indices("retain")  # the training split does not depend on it
+    with pytest.raises(ValueError, match=f"test_size must be at most {num_test}.*got {num_test + 1}"):
+        UnlearningDataModule(Digits(), RandomForget(0.1), test_size=num_test + 1).setup()
