@@ -12,10 +12,20 @@ from conftest import REPO
 
 from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.tuning import expand_space, run_study
+from unlearn_pl.tuning.cli import TUNE_ARGS
 from unlearn_pl.tuning.study import StudyObjective
 
 EXPERIMENTS = REPO / "configs" / "experiments"
-STUDIES = {"width_sweep": "privacy_base", "del_budget": "del_base", "del_localizers": "del_base", "del_ablation": "del_base"}
+#: Each shipped study: the config files composed before the digits overlay, and after it.
+STUDIES = {
+    "width_sweep": (["privacy_base"], ["width_sweep"]),
+    "width_bias": (["privacy_base"], ["width_sweep", "width_bias"]),
+    "del_budget": (["del_base"], ["del_budget"]),
+    "del_localizers": (["del_base"], ["del_localizers"]),
+    "del_ablation": (["del_base"], ["del_ablation"]),
+    "del_unlearners": (["del_base"], ["del_unlearners"]),
+    "del_localizers_random_forget": (["del_base"], ["del_localizers", "del_random_forget"]),
+}
 
 
 def _resolved(args: list[str], capsys: pytest.CaptureFixture) -> dict:
@@ -25,9 +35,13 @@ def _resolved(args: list[str], capsys: pytest.CaptureFixture) -> dict:
     return yaml.safe_load(capsys.readouterr().out)
 
 
+def _config_args(names: list[str]) -> list[str]:
+    return [a for name in names for a in ("--config", str(EXPERIMENTS / f"{name}.yaml"))]
+
+
 def _study_args(name: str) -> list[str]:
-    files = [EXPERIMENTS / f"{STUDIES[name]}.yaml", EXPERIMENTS / "data_digits.yaml", EXPERIMENTS / f"{name}.yaml"]
-    return [a for f in files for a in ("--config", str(f))]
+    before, after = STUDIES[name]
+    return _config_args([*before, "data_digits", *after])
 
 
 # ----------------------------------------------------------------------------- shipped studies
@@ -37,34 +51,92 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
     study = _resolved(["tune", *_study_args(name)], capsys)
     candidates = expand_space(study["space"], study["grid"])
-    base = [a for f in (EXPERIMENTS / f"{STUDIES[name]}.yaml", EXPERIMENTS / "data_digits.yaml") for a in ("--config", str(f))]
+    # The trials' base config, as `tune` saves it: the composed config without the study's arguments.
+    base_file = tmp_path / "base.yaml"
+    base_file.write_text(yaml.safe_dump({k: v for k, v in study.items() if k not in TUNE_ARGS and k != "subcommand"}))
+    base = ["--config", str(base_file)]
     objective = StudyObjective(base, candidates, study["seeds"], study["goal"], str(tmp_path))
     for c in candidates[:: max(1, len(candidates) // 8)]:  # a spread of points: each parse takes ~0.3 s
         config = _resolved(objective.fit_args(c, seed=0, number=0), capsys)
         model = config["model"]["init_args"]
         labels = dict(c.labels)
-        if name == "width_sweep":
+        if name.startswith("width"):
             assert model["network"]["init_args"]["width"] == float(labels["width"])
             expected = {"scrub": "SCRUB", "neggrad": "NegGrad", "neggrad_plus": "NegGradPlus", "l1_sparse": "L1Sparse"}
             assert model["unlearner"]["class_path"].endswith(expected[labels["method"]])
-        if name == "del_localizers":
-            assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"].split("(")[0]
+        if name.startswith("del_localizers"):
+            assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"].split("(")[0].split("@")[0]
+            if "@" in labels["localizer"]:
+                assert model["localizer"]["init_args"]["budget"] == float(labels["localizer"].split("@")[1])
+        if name == "width_bias":
+            assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
+        if name == "del_localizers_random_forget":
+            assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.RandomForget"
 
 
-def test_shipped_studies_cover_the_issue(capsys, monkeypatch):
+def _log_spaced(values: list[float]) -> bool:
+    """At least 4 values, each about the same factor (within 25%) above the previous one."""
+    ratios = [b / a for a, b in zip(values, values[1:])]
+    return len(values) >= 4 and all(r > 1 for r in ratios) and max(ratios) / min(ratios) < 1.25
+
+
+def test_the_width_study_covers_the_claim(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
-    width = _resolved(["tune", *_study_args("width_sweep")], capsys)
-    assert width["space"]["width"]["values"] == [0.125, 0.25, 0.5, 1.0]
-    assert {m["name"] for m in width["space"]["method"]} >= {"scrub", "neggrad_plus", "l1_sparse"}
-    assert len(width["seeds"]) >= 3
-    budgets = _resolved(["tune", *_study_args("del_budget")], capsys)["space"]["budget"]["values"]
-    assert min(budgets) == 0.05 and max(budgets) == 0.5
-    localizers = _resolved(["tune", *_study_args("del_localizers")], capsys)
-    assert {m["name"].split("(")[0] for m in localizers["space"]["localizer"]} == {
-        "DEL", "Random", "Magnitude", "Gradient", "SalUnSaliency", "Layers", "Full"}
-    assert localizers["space"]["localizer"][0]["name"] == "DEL"  # differences are taken against the first value
+    width = _resolved(["tune", *_config_args(["privacy_base", "width_sweep"])], capsys)
+    widths = width["space"]["width"]["values"]
+    # Chosen to straddle interpolation (train accuracy 0.85 at 1/64 to 0.999 at 1/8, stated in the file).
+    assert widths == sorted(widths) and widths[0] <= 1 / 32 and widths[-1] >= 1 / 8
+    assert {m["name"] for m in width["space"]["method"]} == {"scrub", "neggrad", "neggrad_plus", "l1_sparse"}
+    assert all(_log_spaced(m["grid"]["model.init_args.unlearner.init_args.lr"]) for m in width["space"]["method"])
+    assert len(width["grid"]["trainer.max_epochs"]) >= 2 and len(width["seeds"]) >= 3
+    assert width["goal"] == "privacy" and width["lambdas"] == [0.2, 0.4, 0.6]
+    bias = _resolved(["tune", *_config_args(["privacy_base", "width_sweep", "width_bias"])], capsys)
+    assert bias["goal"] == "bias" and bias["lambdas"] == [0.15, 0.3, 0.5]
+    assert bias["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
+    assert bias["space"] == width["space"] and bias["output_dir"] != width["output_dir"]
+
+
+def test_the_del_studies_cover_the_paper(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
+    budget = _resolved(["tune", *_config_args(["del_base", "del_budget"])], capsys)
+    budgets = budget["space"]["budget"]["values"]
+    assert min(budgets) == 0.05 and max(budgets) == 0.5 and len(budget["seeds"]) >= 5
+    assert budget["grid"]["trainer.max_epochs"] == [2, 5, 10]
+    assert len(budget["grid"]["model.init_args.unlearner.init_args.lr"]) >= 3
+    localizers = _resolved(["tune", *_config_args(["del_base", "del_localizers"])], capsys)
+    names = [m["name"] for m in localizers["space"]["localizer"]]
+    for method in ("DEL", "Random", "Magnitude", "Gradient", "SalUnSaliency"):
+        assert {f"{method}@0.1", f"{method}@0.3"} <= set(names)
+    assert {"Layers(last=2)", "Full"} <= set(names) and names[0] == "DEL@0.1"
+    assert localizers["space"]["epochs"]["values"] == [2, 5, 10] and len(localizers["seeds"]) >= 5
+    ablation = _resolved(["tune", *_config_args(["del_base", "del_ablation"])], capsys)
+    assert {"data=train", "top_h_of=channels"} <= {v["name"] for v in ablation["space"]["variant"]}
+    assert ablation["space"]["budget"]["values"] == [0.1, 0.3]
+    third = _resolved(["tune", *_config_args(["del_base", "del_unlearners"])], capsys)
+    assert {u["name"] for u in third["space"]["unlearner"]} == {"ResetFinetune", "RandomLabel", "NegGradPlus"}
+    assert {loc["set"]["model.init_args.localizer"]["init_args"]["budget"] for loc in third["space"]["localizer"]} == {0.2}
     base = yaml.safe_load((EXPERIMENTS / "del_base.yaml").read_text())
     assert base["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.ClassForget"  # class non-IID
+    random_forget = _resolved(["fit", *_config_args(["del_base", "del_random_forget"])], capsys)
+    assert random_forget["data"]["init_args"]["forget"] == {"class_path": "unlearn_pl.data.RandomForget",
+                                                           "init_args": {"size": 0.1}}
+
+
+@pytest.mark.parametrize("base, study", [("privacy_base", ["gpu/width_sweep"]), ("privacy_base", ["gpu/width_sweep", "width_bias"]),
+                                         ("del_base", ["del_localizers"]), ("del_base", ["del_budget"])])
+def test_gpu_configs_resolve_to_cifar10_at_full_width(base, study, capsys, monkeypatch):
+    """The GPU-scale studies parse (nothing is loaded or trained): CIFAR-10, 3 channels, widths to 1."""
+    monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
+    config = _resolved(["tune", *_config_args([base, *study, "gpu/cifar10"]), "--data.init_args.dataset.init_args.root", "/data"],
+                       capsys)
+    assert config["data"]["init_args"]["dataset"]["class_path"] == "unlearn_pl.data.CIFAR10"
+    assert config["data"]["init_args"]["train_size"] is None and config["data"]["init_args"]["test_size"] is None
+    assert config["model"]["init_args"]["network"]["init_args"]["in_channels"] == 3
+    assert config["trainer"]["accelerator"] == "gpu" and config["model"]["init_args"]["references"]["init_args"]["recipe"]["accelerator"] == "gpu"
+    widths = config["space"]["width"]["values"] if "width" in config["space"] else [config["model"]["init_args"]["network"]["init_args"]["width"]]
+    assert max(widths) == 1.0
+    if "width" in config["space"]:
+        assert min(widths) <= 0.125 and len(config["seeds"]) >= 5
 
 
 # ----------------------------------------------------------------------------- a study with two axes
