@@ -190,6 +190,8 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     chosen_lr = row["chosen"].split("seed 1: max_epochs=1,lr=")[1]
     chosen = next(t for t in point if t["lr"] == chosen_lr)
     assert float(chosen["J(0.6)"]) == max(float(t["J(0.6)"]) for t in point)
+    floor = list(csv.DictReader((folder / "noise_floor.csv").open()))
+    assert len(floor) == 8 and {"hidden", "budget", "seed", "forget_acc_gap_noise_floor", "test_acc_gap_noise_floor"} <= set(floor[0])
     diffs = list(csv.DictReader((folder / "differences.csv").open()))
     assert {d["comparison"] for d in diffs} == {"[32] - [16]", "0.5 - 0.1"}
     assert (folder / "pareto.png").is_file() and (folder / "differences.png").is_file() and (folder / "study.log").is_file()

@@ -9,6 +9,8 @@
   candidates) and each metric's mean with its 95% t-interval over seeds (n given), the noise
   floor ``<split>_acc_gap_noise_floor`` next to each gap to the oracle;
 - ``differences.csv``: along each axis, every value minus the first, paired by seed, with 95% CIs;
+- ``noise_floor.csv``: per point and seed, ``|acc(oracle) − acc(independent retrain)|`` per split
+  (for paired comparisons of a gap with its own seed's floor);
 - ``pareto.png``, ``differences.png`` (also sent to a Lightning logger that takes figures) and
   ``study.json`` (settings, trial counts per state).
 """
@@ -109,8 +111,11 @@ def write_results(study: optuna.Study, floor: optuna.Study | None, objective: St
     floors = noise_floor(study, floor, by_name)
     selection = selection_rows(chosen, floors, labels)
     differences = difference_rows(chosen, floors, labels, axes)
+    floor_rows = [{**labels[point], "seed": seed, **values}
+                  for point, per_seed in floors.items() for seed, values in sorted(per_seed.items())]
     files = [write_text(folder / f"{name}.csv", rows_to_csv(rows))
-             for name, rows in (("trials", trials), ("selection", selection), ("differences", differences))]
+             for name, rows in (("trials", trials), ("selection", selection), ("differences", differences),
+                                ("noise_floor", floor_rows)) if rows or name != "noise_floor"]
     states = dict(Counter(row["state"] for row in trials))
     files.append(write_json(folder / "study.json", jsonable({
         **settings, "study_name": study.study_name, "goal": objective.goal, "lambdas": list(lambdas),
