@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pkgutil import resolve_name
 from typing import Any
 
@@ -42,15 +43,13 @@ def _module_part(class_path: str) -> tuple[str, str] | None:
     return None
 
 
-def _without_module_parts(extra_help: Callable[[], str]) -> Callable[[], str]:
-    def narrowed() -> str:
-        text = extra_help()
-        if not text.startswith(_KNOWN):
-            return text
-        paths = [p for p in text[len(_KNOWN):].split(", ") if _module_part(p) is None]
-        return _KNOWN + ", ".join(paths) if paths else ""
-
-    return narrowed
+def _narrowed_help(extra_help: Callable[[], str]) -> str:
+    """``extra_help()`` without the localizers and unlearners in its list of known subclasses."""
+    text = extra_help()
+    if not text.startswith(_KNOWN):
+        return text
+    paths = [p for p in text[len(_KNOWN):].split(", ") if _module_part(p) is None]
+    return _KNOWN + ", ".join(paths) if paths else ""
 
 
 def list_only_trainer_callbacks(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +60,9 @@ def list_only_trainer_callbacks(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest == "trainer.callbacks" and hasattr(action, "extra_help"):
             # jsonargparse's ActionTypeHint appends ", known subclasses: …" to the help with this method.
-            action.extra_help = _without_module_parts(action.extra_help)  # type: ignore[attr-defined]
+            # A partial of a module-level function, not a closure: ddp_spawn pickles the trainer,
+            # and with it this parser.
+            action.extra_help = partial(_narrowed_help, action.extra_help)  # type: ignore[attr-defined]
 
 
 def misplaced_callback(callbacks: Any) -> str | None:
