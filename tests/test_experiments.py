@@ -110,7 +110,8 @@ def test_the_del_studies_cover_the_paper(capsys, monkeypatch):
     assert {"Layers(last=2)", "Full"} <= set(names) and names[0] == "DEL@0.1"
     assert localizers["space"]["epochs"]["values"] == [2, 5, 10] and len(localizers["seeds"]) >= 5
     ablation = _resolved(["tune", *_config_args(["del_base", "del_ablation"])], capsys)
-    assert {"data=train", "top_h_of=channels"} <= {v["name"] for v in ablation["space"]["variant"]}
+    assert {"data=train", "top_h_of=channels", "top_h_of=authors", "max_share_per_tensor=0.5"} <= {
+        v["name"] for v in ablation["space"]["variant"]}
     assert ablation["space"]["budget"]["values"] == [0.1, 0.3]
     third = _resolved(["tune", *_config_args(["del_base", "del_unlearners"])], capsys)
     assert {u["name"] for u in third["space"]["unlearner"]} == {"ResetFinetune", "RandomLabel", "NegGradPlus"}

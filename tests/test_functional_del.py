@@ -185,3 +185,43 @@ def test_del_uses_eval_mode_batchnorm_and_restores_train_mode():
     DEL(budget=0.5).localize(net, batches)
     assert torch.equal(net[1].running_mean, before), "eval mode: running statistics untouched"
     assert net.training
+
+
+def test_tensor_cap_spreads_the_budget_to_the_next_ranked_channels():
+    # "a" holds the 4 best channels; uncapped, a 50% budget takes all of "a" and nothing of "b".
+    scores = {"a": torch.tensor([[9.0], [8.0], [7.0], [6.0]]), "b": torch.tensor([[5.0], [4.0], [3.0], [2.0]])}
+    assert masks_from_scores(scores, 0.5)["a"].all()
+    capped = masks_from_scores(scores, 0.5, max_share_per_tensor=0.5)
+    # At most 2 of a's 4 channels (its best two); the budget is filled by b's best two.
+    assert capped["a"].reshape(-1).tolist() == [True, True, False, False]
+    assert capped["b"].reshape(-1).tolist() == [True, True, False, False]
+
+
+def test_tensor_cap_keeps_each_tensor_under_its_share_on_a_conv_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.LazyLinear(4))
+    net(torch.randn(1, 1, 7, 7))
+    batches = [(None, torch.randn(8, 1, 7, 7), torch.randint(0, 4, (8,)))]
+    for budget in (0.1, 0.3):
+        masks = DEL(budget=budget, max_share_per_tensor=0.5).localize(net, batches)
+        assert all(m.float().mean() <= 0.5 for m in masks.values())
+        total = sum(p.numel() for p in net.parameters())
+        assert selected_fraction(masks) * total >= budget * total
+    # A cap of 1 is no cap.
+    for k, m in DEL(budget=0.3, max_share_per_tensor=1.0).localize(net, batches).items():
+        assert torch.equal(m, DEL(budget=0.3).localize(net, batches)[k])
+
+
+@pytest.mark.parametrize("cap,granularity,match", [
+    (0.05, "channel", r"\[budget, 1\]"), (1.5, "channel", r"\[budget, 1\]"), (0.5, "layer", "granularity"),
+])
+def test_bad_tensor_cap_names_the_value(cap, granularity, match):
+    with pytest.raises(ValueError, match=match):
+        DEL(budget=0.1, max_share_per_tensor=cap, granularity=granularity)
+
+
+def test_tensor_cap_that_cannot_fill_the_budget_is_refused():
+    # Two tensors of 3 channels: a cap of 0.5 leaves 1 channel each, 2 of 6 scalars; a 0.5 budget asks 3.
+    scores = {"a": torch.ones(3, 1), "b": torch.ones(3, 1)}
+    with pytest.raises(ValueError, match="leaves 2 of the 6 scalars"):
+        masks_from_scores(scores, 0.5, max_share_per_tensor=0.5)

@@ -9,6 +9,7 @@ from unlearn_pl.functional.grouping import (
     masks_from_scores,
     select_to_budget,
     top_h_count,
+    within_tensor_cap,
 )
 from unlearn_pl.functional.init import fresh_parameters, reset_selected_
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
@@ -18,7 +19,7 @@ from unlearn_pl.functional.scores import criticality_scores, loss_gradients, tra
 from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
 
 __all__ = [
-    "check_budget", "group_scores", "make_units", "masks_from_scores", "select_to_budget", "top_h_count",
+    "check_budget", "group_scores", "make_units", "masks_from_scores", "select_to_budget", "top_h_count", "within_tensor_cap",
     "fresh_parameters", "reset_selected_", "MaskGuard", "check_masks", "selected_fraction", "criticality_scores", "loss_gradients",
     "trainable_parameters",
     "distillation_kl", "dampen_", "fisher_diagonal", "ssd_factors", "l1_norm", "linear_decay", "block_of", "blocks",

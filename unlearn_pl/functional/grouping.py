@@ -140,6 +140,7 @@ def masks_from_scores(
     top_h: float = 0.1,
     top_h_of: TopHOf = "group",
     budget_rounding: BudgetRounding = "group",
+    max_share_per_tensor: float | None = None,
 ) -> dict[str, Tensor]:
     """Group scalar scores, rank all groups globally, and return boolean masks to ``budget``.
 
@@ -147,18 +148,30 @@ def masks_from_scores(
     ``budget_rounding="group"`` takes whole groups until the budget is reached (overshooting by
     less than one group); ``"exact"`` selects exactly ``int(budget · N)`` scalars, the boundary
     group in part (:func:`scalars_to_take`), as the DEL and SalUn authors' code does.
+    ``max_share_per_tensor`` (not in the papers; see :func:`within_tensor_cap`) selects at most
+    that fraction of any one parameter tensor's groups; the budget is filled from the next-ranked
+    groups of other tensors.
     """
     check_budget(budget)
     if budget_rounding not in BUDGET_ROUNDINGS:
         raise ValueError(f"budget_rounding must be one of {BUDGET_ROUNDINGS}; got {budget_rounding!r}")
+    check_tensor_cap(max_share_per_tensor, budget, granularity)
     units = make_units({n: torch.nan_to_num(s.detach().float(), nan=0.0) for n, s in scores.items()}, granularity)
     per_unit = torch.cat([group_scores(u, top_h, top_h_of) for u in units])
     sizes = torch.cat([torch.full((u.rows.shape[0],), u.rows.shape[1], dtype=torch.long) for u in units])
     total = int(sizes.sum())
+    eligible = (torch.ones_like(sizes, dtype=torch.bool) if max_share_per_tensor is None
+                else within_tensor_cap(per_unit, [u.rows.shape[0] for u in units], max_share_per_tensor))
+    wanted = int(total * budget) if budget_rounding == "exact" else budget * total
+    if int(sizes[eligible].sum()) < wanted:
+        raise ValueError(f"max_share_per_tensor={max_share_per_tensor} leaves {int(sizes[eligible].sum())} of the "
+                         f"{total} scalars selectable, fewer than budget={budget} asks; raise the cap or lower the budget")
+    take = torch.zeros_like(sizes)
     if budget_rounding == "exact":
-        take = scalars_to_take(per_unit, sizes, int(total * budget))
+        take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], int(total * budget))
     else:
-        take = torch.where(select_to_budget(per_unit, sizes, budget * total), sizes, 0)
+        take[eligible] = torch.where(select_to_budget(per_unit[eligible], sizes[eligible], budget * total),
+                                     sizes[eligible], 0)
     masks: dict[str, Tensor] = {}
     for u, part in zip(units, take.split([u.rows.shape[0] for u in units])):
         columns = torch.arange(u.rows.shape[1]).unsqueeze(0)
@@ -166,6 +179,36 @@ def masks_from_scores(
         for name, shape, piece in zip(u.names, u.shapes, flat.split([s.numel() for s in u.shapes])):
             masks[name] = piece.reshape(shape).clone()
     return masks
+
+
+def within_tensor_cap(scores: Tensor, groups_per_tensor: list[int], max_share: float) -> Tensor:
+    """Which groups stay selectable under a per-tensor cap: the ``floor(max_share · G)``
+    best-scored groups of each tensor of ``G`` groups (stable: ties keep input order).
+
+    Groups of one tensor have equal size, so this caps the tensor's share of selected scalars.
+    Why a cap: DEL's channel scores favour the first layers' few, cheap channels (at a 10% budget
+    it can take most of a ResNet's stem); the cap spreads the same budget over more layers.
+    Returns a boolean vector over all groups.
+    """
+    eligible = []
+    for part in scores.split(groups_per_tensor):
+        order = torch.sort(part, descending=True, stable=True).indices
+        keep = torch.zeros_like(part, dtype=torch.bool)
+        keep[order[: math.floor(max_share * len(part))]] = True
+        eligible.append(keep)
+    return torch.cat(eligible)
+
+
+def check_tensor_cap(max_share: float | None, budget: float, granularity: Granularity) -> None:
+    """Raise unless ``max_share`` is ``None`` or a fraction in [budget, 1] at a granularity finer than layers."""
+    if max_share is None:
+        return
+    if isinstance(max_share, bool) or not isinstance(max_share, (int, float)) or not budget <= max_share <= 1.0:
+        raise ValueError(f"max_share_per_tensor must be None or a fraction in [budget, 1] = [{budget}, 1]; "
+                         f"got {max_share!r}")
+    if granularity == "layer":
+        raise ValueError("max_share_per_tensor needs granularity 'channel' or 'parameter' (a layer is one group); "
+                         "got granularity='layer'")
 
 
 def check_budget(budget: float) -> None:

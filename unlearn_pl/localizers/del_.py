@@ -12,6 +12,7 @@ from unlearn_pl.functional.grouping import (
     BudgetRounding,
     Granularity,
     TopHOf,
+    check_tensor_cap,
     masks_from_scores,
     top_h_count,
 )
@@ -53,6 +54,10 @@ class DEL(Localizer):
             (exactly ``int(budget · N)`` scalars, the boundary channel in part, as the authors).
         batch_size: batch size of the localization loader (``None``: the data module's).
         drop_last: drop the last incomplete localization batch (the authors' loader does).
+        max_share_per_tensor: at most this fraction of any one parameter tensor's channels is
+            selected (``None``, the default: no cap, as in the paper and the authors' code). An
+            option of ours: DEL's ranking can spend most of a small budget on the first layers'
+            few channels; a cap of, say, 0.5 spreads it over more layers. In ``[budget, 1]``.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class DEL(Localizer):
         budget_rounding: BudgetRounding = "group",
         batch_size: PositiveInt | None = None,
         drop_last: bool = False,
+        max_share_per_tensor: float | None = None,
     ) -> None:
         super().__init__(budget=budget, data=data, batch_size=batch_size, drop_last=drop_last)
         check_choice("score", score, SCORES)
@@ -80,6 +86,8 @@ class DEL(Localizer):
         self.granularity = granularity
         self.aggregate = aggregate
         self.budget_rounding = budget_rounding
+        check_tensor_cap(max_share_per_tensor, budget, granularity)
+        self.max_share_per_tensor = max_share_per_tensor
 
     @property
     def requires_data(self) -> bool:  # type: ignore[override]
@@ -88,5 +96,6 @@ class DEL(Localizer):
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         scores = criticality_scores(model, dataloader, self.score, self.aggregate)
         return masks_from_scores(
-            scores, self.budget, self.granularity, self.top_h, self.top_h_of, self.budget_rounding
+            scores, self.budget, self.granularity, self.top_h, self.top_h_of, self.budget_rounding,
+            self.max_share_per_tensor,
         )
