@@ -196,3 +196,21 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     diffs = list(csv.DictReader((folder / "differences.csv").open()))
     assert {d["comparison"] for d in diffs} == {"[32] - [16]", "0.5 - 0.1"}
     assert (folder / "pareto.png").is_file() and (folder / "differences.png").is_file() and (folder / "study.log").is_file()
+
+
+def test_del_base_holds_the_budget_sweeps_choice_on_validation():
+    """del_base.yaml's DEL settings are what the committed budget sweep chose: the budget of the
+    highest mean validation J(0.4), and the (epochs, lr) cell chosen there on most seeds."""
+    with open(REPO / "docs" / "results" / "del_budget-class-fashion-mnist" / "selection.csv") as f:
+        rows = list(csv.DictReader(f))
+    best = max(rows, key=lambda r: float(r["J"]))
+    cells = [part.split(": ", 1)[1] for part in best["chosen"].split("; ")]
+    cell = dict(kv.split("=") for kv in max(set(cells), key=cells.count).split(","))
+    base = yaml.safe_load((EXPERIMENTS / "del_base.yaml").read_text())
+    assert base["model"]["init_args"]["localizer"]["init_args"]["budget"] == float(best["budget"])
+    assert base["model"]["init_args"]["unlearner"]["init_args"]["lr"] == float(cell["lr"])
+    assert base["trainer"]["max_epochs"] == int(cell["max_epochs"])
+    # The studies of the paper's settings keep its fine-tuning lr, whatever del_base holds.
+    for name in ("del_localizers", "del_ablation", "del_unlearners"):
+        study = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text())
+        assert study["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.015
