@@ -163,15 +163,15 @@ def masks_from_scores(
     eligible = (torch.ones_like(sizes, dtype=torch.bool) if max_share_per_tensor is None
                 else within_tensor_cap(per_unit, [u.rows.shape[0] for u in units], max_share_per_tensor))
     wanted = int(total * budget) if budget_rounding == "exact" else budget * total
-    if int(sizes[eligible].sum()) < wanted:
-        raise ValueError(f"max_share_per_tensor={max_share_per_tensor} leaves {int(sizes[eligible].sum())} of the "
-                         f"{total} scalars selectable, fewer than budget={budget} asks; raise the cap or lower the budget")
+    selectable = int(sizes[eligible].sum())
+    if selectable < wanted:
+        raise ValueError(f"max_share_per_tensor={max_share_per_tensor} leaves {selectable} of the {total} scalars "
+                         f"selectable, fewer than budget={budget} asks; raise the cap or lower the budget")
     take = torch.zeros_like(sizes)
     if budget_rounding == "exact":
-        take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], int(total * budget))
+        take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], wanted)
     else:
-        take[eligible] = torch.where(select_to_budget(per_unit[eligible], sizes[eligible], budget * total),
-                                     sizes[eligible], 0)
+        take[eligible] = torch.where(select_to_budget(per_unit[eligible], sizes[eligible], wanted), sizes[eligible], 0)
     masks: dict[str, Tensor] = {}
     for u, part in zip(units, take.split([u.rows.shape[0] for u in units])):
         columns = torch.arange(u.rows.shape[1]).unsqueeze(0)
