@@ -24,6 +24,7 @@ STUDIES = {
     "del_localizers": (["del_base"], ["del_localizers"]),
     "del_ablation": (["del_base"], ["del_ablation"]),
     "del_unlearners": (["del_base"], ["del_unlearners"]),
+    "del_tuned": (["del_base"], ["del_tuned"]),
     "del_localizers_random_forget": (["del_base"], ["del_localizers", "del_random_forget"]),
 }
 
@@ -64,7 +65,7 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             assert model["network"]["init_args"]["width"] == float(labels["width"])
             expected = {"scrub": "SCRUB", "neggrad": "NegGrad", "neggrad_plus": "NegGradPlus", "l1_sparse": "L1Sparse"}
             assert model["unlearner"]["class_path"].endswith(expected[labels["method"]])
-        if name.startswith("del_localizers"):
+        if name.startswith(("del_localizers", "del_tuned")):
             assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"].split("(")[0].split("@")[0]
             if "@" in labels["localizer"]:
                 assert model["localizer"]["init_args"]["budget"] == float(labels["localizer"].split("@")[1])
@@ -214,3 +215,16 @@ def test_del_base_holds_the_budget_sweeps_choice_on_validation():
     for name in ("del_localizers", "del_ablation", "del_unlearners"):
         study = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text())
         assert study["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.015
+    # The tuned comparison runs del_base's fine-tuning: it pins neither lr nor epochs, nor varies them.
+    tuned = yaml.safe_load((EXPERIMENTS / "del_tuned.yaml").read_text())
+    assert "model" not in tuned and "max_epochs" not in tuned["trainer"] and "grid" not in tuned
+
+
+def test_the_tuned_study_pairs_del_with_random_at_each_budget(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
+    tuned = _resolved(["tune", *_config_args(["del_base", "del_tuned"])], capsys)
+    names = [arm["name"] for arm in tuned["space"]["localizer"]]
+    assert names[0] == "DEL@0.1" and "Full" in names and len(tuned["seeds"]) >= 5
+    for budget in (0.1, 0.3, 0.5):
+        assert {f"DEL@{budget}", f"Random@{budget}"} <= set(names)
+    assert tuned["trainer"]["max_epochs"] == 10 and tuned["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.05
