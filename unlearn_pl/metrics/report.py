@@ -119,10 +119,11 @@ def format_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> st
     return "\n".join(lines)
 
 
-def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+def rows_to_csv(rows: Sequence[Mapping[str, Any]], empty_columns: Sequence[str] = ()) -> str:
     """CSV text of dict rows; the columns are the union of the rows' keys in first-seen order, a
-    missing value is an empty cell, NaN is written ``nan``, containers as JSON."""
-    columns: dict[str, None] = {}
+    missing value is an empty cell, NaN is written ``nan``, containers as JSON. Without rows the
+    header is ``empty_columns``, so that a reader still finds the table's columns."""
+    columns: dict[str, None] = {} if rows else dict.fromkeys(empty_columns)
     for r in rows:
         columns.update(dict.fromkeys(r))
     buf = io.StringIO()

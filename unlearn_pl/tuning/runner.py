@@ -113,9 +113,10 @@ def write_results(study: optuna.Study, floor: optuna.Study | None, objective: St
     differences = difference_rows(chosen, floors, labels, axes)
     floor_rows = [{**labels[point], "seed": seed, **values}
                   for point, per_seed in floors.items() for seed, values in sorted(per_seed.items())]
-    files = [write_text(folder / f"{name}.csv", rows_to_csv(rows))
-             for name, rows in (("trials", trials), ("selection", selection), ("differences", differences),
-                                ("noise_floor", floor_rows)) if rows or name != "noise_floor"]
+    files = [write_text(folder / f"{name}.csv", rows_to_csv(rows, empty_columns))
+             for name, rows, empty_columns in (("trials", trials, ()), ("selection", selection, ()),
+                                               ("differences", differences, DIFFERENCE_COLUMNS),
+                                               ("noise_floor", floor_rows, ())) if rows or name != "noise_floor"]
     states = dict(Counter(row["state"] for row in trials))
     files.append(write_json(folder / "study.json", jsonable({
         **settings, "study_name": study.study_name, "goal": objective.goal, "lambdas": list(lambdas),
@@ -215,6 +216,11 @@ def selection_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str
                 row.update({metric: e.mean, f"{metric}_ci_low": e.low, f"{metric}_ci_high": e.high})
             rows.append(row)
     return rows
+
+
+#: The columns of ``differences.csv`` besides the other axes' values (written even without rows:
+#: a study of one point has nothing to compare).
+DIFFERENCE_COLUMNS = ("axis", "comparison", "lambda", "metric", "difference", "ci_low", "ci_high", "n")
 
 
 def difference_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str, float]]],
