@@ -31,7 +31,8 @@ def _execute(path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNo
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_tour.ipynb", "02_del_experiments.ipynb", "03_width_study.ipynb", "04_ulira.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["01_tour.ipynb", "02_del_experiments.ipynb", "03_width_study.ipynb", "04_ulira.ipynb",
+                                          "05_del_defaults.ipynb"]
 
 
 @pytest.mark.slow
