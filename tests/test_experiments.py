@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO
 
 from unlearn_pl.cli import UnlearningCLI
-from unlearn_pl.tuning import expand_space, run_study
+from unlearn_pl.tuning import expand_space, parse_chosen, run_study
 from unlearn_pl.tuning.cli import TUNE_ARGS
 from unlearn_pl.tuning.study import StudyObjective
 
@@ -189,8 +189,8 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     # The choice per λ and seed is the highest validation J, checked by hand for one point.
     point = [t for t in trials if t["hidden"] == "[32]" and t["budget"] == "0.5" and t["seed"] == "1"]
     row = next(r for r in sel if r["hidden"] == "[32]" and r["budget"] == "0.5" and r["lambda"] == "0.6")
-    chosen_lr = row["chosen"].split("seed 1: max_epochs=1,lr=")[1]
-    chosen = next(t for t in point if t["lr"] == chosen_lr)
+    cell = parse_chosen(row["chosen"])[1]
+    chosen = next(t for t in point if t["max_epochs"] == cell["max_epochs"] and t["lr"] == cell["lr"])
     assert float(chosen["J(0.6)"]) == max(float(t["J(0.6)"]) for t in point)
     floor = list(csv.DictReader((folder / "noise_floor.csv").open()))
     assert len(floor) == 8 and {"hidden", "budget", "seed", "forget_acc_gap_noise_floor", "test_acc_gap_noise_floor"} <= set(floor[0])
@@ -206,7 +206,7 @@ def test_del_base_holds_the_budget_sweeps_choice_on_validation():
     with open(REPO / "docs" / "results" / "del_defaults-class-fashion-mnist" / "selection.csv") as f:
         rows = list(csv.DictReader(f))
     best = max(rows, key=lambda r: float(r["J"]))
-    cells = [dict(kv.split("=") for kv in part.split(": ", 1)[1].split(",")) for part in best["chosen"].split("; ")]
+    cells = list(parse_chosen(best["chosen"]).values())
     # The cell chosen on most seeds; a tie goes to the cheaper cell (fewer epochs, then lower lr).
     cell = min(cells, key=lambda c: (-cells.count(c), int(c["max_epochs"]), float(c["lr"])))
     base = yaml.safe_load((EXPERIMENTS / "del_base.yaml").read_text())

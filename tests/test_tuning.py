@@ -27,12 +27,14 @@ from unlearn_pl.tuning import (
     mean_ci,
     objective,
     paired_difference,
+    parse_chosen,
     privacy_goal,
     privacy_mia_goal,
     run_study,
     select,
 )
-from unlearn_pl.tuning.runner import DIFFERENCE_COLUMNS
+from unlearn_pl.stats import Estimate
+from unlearn_pl.tuning.runner import DIFFERENCE_COLUMNS, format_chosen
 from unlearn_pl.tuning.study import StudyObjective
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned processes unpickle the helpers by module name
@@ -150,6 +152,30 @@ def test_paired_difference_is_the_interval_of_per_seed_differences():
     ref = stats.ttest_rel([0.90, 0.85, 0.88], [0.80, 0.80, 0.81]).confidence_interval(0.95)
     assert e.n == 3 and e.mean == pytest.approx(np.mean(d))
     assert (e.low, e.high) == (pytest.approx(ref.low), pytest.approx(ref.high))
+
+
+def test_an_estimate_prints_as_mean_and_interval_and_states_its_direction():
+    e = paired_difference({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.8, 1: 0.71, 2: 0.74})
+    assert f"{e:+.2f}" == f"{e.mean:+.2f} [{e.low:+.2f}, {e.high:+.2f}]" and f"{e}".count(".") == 3
+    assert f"{Estimate(0.5, 0.25, 0.75, 3)}" == "0.500 [0.250, 0.750]"
+    assert e.low > 0 and e.direction == "higher"
+    assert Estimate(-0.2, -0.3, -0.1, 5).direction == "lower"
+    assert Estimate(0.1, -0.1, 0.3, 5).direction == "no significant difference"
+    # One seed: no interval, so no verdict either way.
+    assert mean_ci([0.4]).direction == "no significant difference"
+
+
+def test_the_chosen_cells_read_back_from_selection_text():
+    names = {2: "hidden=[32, 16]/max_epochs=10,lr=0.05", 0: "hidden=[8]/max_epochs=2,lr=0.005,hidden=[32, 16]",
+             1: "budget=0.1"}
+    text = format_chosen(names)
+    assert text.startswith("seed 0: max_epochs=2,lr=0.005,hidden=[32, 16]; seed 1: ")
+    assert parse_chosen(text) == {0: {"max_epochs": "2", "lr": "0.005", "hidden": "[32, 16]"},
+                                  1: {"budget": "0.1"}, 2: {"max_epochs": "10", "lr": "0.05"}}
+    assert parse_chosen(format_chosen({3: "base"})) == {3: {}}
+    for bad in ("", "max_epochs=2", "seed x: lr=0.1", "seed 0 lr=0.1"):
+        with pytest.raises(ValueError, match="not a selection.csv 'chosen' entry"):
+            parse_chosen(bad)
 
 
 # ----------------------------------------------------------------------------- studies on digits

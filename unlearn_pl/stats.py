@@ -35,6 +35,26 @@ class Estimate:
         """Half the interval's width (NaN when undefined)."""
         return (self.high - self.low) / 2
 
+    @property
+    def direction(self) -> str:
+        """``"higher"`` when the whole interval lies above 0, ``"lower"`` when below, else ``"no
+        significant difference"`` (also when it is undefined): the verdict on a paired difference."""
+        if self.low > 0:
+            return "higher"
+        if self.high < 0:
+            return "lower"
+        return "no significant difference"
+
+    def __format__(self, spec: str) -> str:
+        """``mean [low, high]``, each number in the format ``spec`` (``.3f`` when empty), so tables
+        print estimates directly.
+
+        >>> f"{Estimate(0.012, -0.004, 0.028, 5):+.3f}"
+        '+0.012 [-0.004, +0.028]'
+        """
+        spec = spec or ".3f"
+        return f"{self.mean:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
 
 def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
     """Mean and t-interval of ``values``; NaN values are dropped (``n`` counts the rest).

@@ -6,8 +6,8 @@
 - ``study.log``: the Optuna journal (unless ``storage`` names another; ``optuna-dashboard study.log``);
 - ``trials.csv``: every trial (state, axes, grid params, seed, duration, metrics, goals, J(λ), error);
 - ``selection.csv``: per point and λ the choice per seed (argmax J(λ) over the seed's completed
-  candidates) and each metric's mean with its 95% t-interval over seeds (n given), the noise
-  floor ``<split>_acc_gap_noise_floor`` next to each gap to the oracle;
+  candidates; :func:`parse_chosen` reads it back) and each metric's mean with its 95% t-interval
+  over seeds (n given), the noise floor ``<split>_acc_gap_noise_floor`` next to each gap to the oracle;
 - ``differences.csv``: along each axis, every value minus the first, paired by seed, with 95% CIs;
 - ``noise_floor.csv``: per point and seed, ``|acc(oracle) − acc(independent retrain)|`` per split
   (for paired comparisons of a gap with its own seed's floor);
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -209,13 +210,41 @@ def selection_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str
     for point, per_lambda in chosen.items():
         for lam, (_, names) in per_lambda.items():
             values = _per_seed(chosen, floors, point, lam)
-            row: dict[str, Any] = {**labels[point], "lambda": lam, "n": len(values),
-                                   "chosen": "; ".join(f"seed {s}: {names[s].rsplit('/', 1)[-1]}" for s in sorted(names))}
+            row: dict[str, Any] = {**labels[point], "lambda": lam, "n": len(values), "chosen": format_chosen(names)}
             for metric in _order({k for m in values.values() for k in m}):
                 e = mean_ci([m.get(metric, math.nan) for m in values.values()])
                 row.update({metric: e.mean, f"{metric}_ci_low": e.low, f"{metric}_ci_high": e.high})
             rows.append(row)
     return rows
+
+
+def format_chosen(names: Mapping[int, str]) -> str:
+    """``selection.csv``'s ``chosen`` entry from ``{seed: chosen candidate's name}``: each seed's grid
+    cell (the name's last component), ``seed 0: max_epochs=10,lr=0.05; seed 1: …``."""
+    return "; ".join(f"seed {s}: {names[s].rsplit('/', 1)[-1]}" for s in sorted(names))
+
+
+# A cell's ``key=value`` pairs are joined by commas; a comma inside a value (a JSON list prints as
+# ``[32, 16]``) is followed by a space, never directly by ``key=``.
+_PAIR_SEPARATOR = re.compile(r",(?=[^,=\s]+=)")
+
+
+def parse_chosen(text: str) -> dict[int, dict[str, str]]:
+    """Read a ``chosen`` entry of ``selection.csv`` back into ``{seed: {key: value text}}``: the
+    grid cell each seed chose, its keys the columns of ``trials.csv`` that hold them.
+
+    >>> parse_chosen("seed 0: max_epochs=10,lr=0.05; seed 1: max_epochs=2,lr=0.05")[1]
+    {'max_epochs': '2', 'lr': '0.05'}
+    """
+    cells: dict[int, dict[str, str]] = {}
+    for part in text.split("; "):
+        seed, sep, cell = part.partition(": ")
+        if not sep or not seed.startswith("seed ") or not seed[5:].isdigit():
+            raise ValueError(f"not a selection.csv 'chosen' entry ('seed <n>: <key>=<value>,…; …'): {text!r}")
+        pairs = [kv.partition("=") for kv in _PAIR_SEPARATOR.split(cell)]
+        # A candidate without grid parameters is named by its point alone ("base" when it has no axes).
+        cells[int(seed[5:])] = {k: v for k, eq, v in pairs if eq}
+    return cells
 
 
 #: The columns of ``differences.csv`` besides the other axes' values (written even without rows:
