@@ -410,6 +410,14 @@ def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     # Running it again resumes the finished study: no new trial.
     UnlearningCLI(args=["tune", "--config", str(path), "--lambdas", "[0.1, 0.9]", "--study_name", "s"])
     assert len((folder / "trials.csv").read_text().splitlines()) == 3
+    # Resuming with another base config is refused, naming the changed value, and loses nothing:
+    # the trials and the base.yaml they ran stay as they were.
+    base, trials = (folder / "base.yaml").read_text(), (folder / "trials.csv").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        UnlearningCLI(args=["tune", "--config", str(path), "--trainer.max_epochs", "2", "--study_name", "s"])
+    assert "ran another base config (trainer.max_epochs: 1 → 2)" in capsys.readouterr().err
+    assert (folder / "base.yaml").read_text() == base and (folder / "trials.csv").read_text() == trials
 
 
 @pytest.mark.parametrize("configs", [

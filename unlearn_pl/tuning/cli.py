@@ -14,7 +14,8 @@ A study config is a normal experiment config plus the study's arguments at the t
 
 The model/data/trainer part of the composed config is saved as the study's ``base.yaml``; each
 trial runs ``unlearn-pl fit --config base.yaml`` plus its overrides. Other machines join with the
-same ``--storage URL --study_name NAME``. Several devices per trial: ``--trainer.devices 2
+same ``--storage URL --study_name NAME`` and the same config: the storage keeps the base config,
+and a resumed or joined study with another one is refused. Several devices per trial: ``--trainer.devices 2
 --trainer.strategy ddp_spawn`` (the ``ddp`` strategy's launcher re-runs the command line, which
 here is the whole study); each process takes ``data.batch_size``, so halving it gives the
 one-process run's optimizer steps and metrics.
@@ -29,7 +30,6 @@ import lightning.pytorch as pl
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LightningCLI
 
-from unlearn_pl._io import write_text
 from unlearn_pl.tuning.objective import Goal
 from unlearn_pl.tuning.study import SEED_KEYS
 
@@ -84,9 +84,8 @@ class TuningTrainer(pl.Trainer):
         from unlearn_pl.tuning.runner import run_study  # the runner imports the CLI lazily, and vice versa
 
         folder_root = output_dir if output_dir is not None else f"{self.default_root_dir}/studies"
-        base = write_text(f"{folder_root}/{study_name}/base.yaml", base_config)
         return run_study(
-            ["--config", str(base)], space=space, grid=grid, seeds=seeds if seeds is not None else [0], goal=goal,
+            [], base_config=base_config, space=space, grid=grid, seeds=seeds if seeds is not None else [0], goal=goal,
             lambdas=lambdas, search=search, n_trials=n_trials, workers=workers, storage=storage, study_name=study_name,
             output_dir=folder_root, seed_keys=seed_keys if seed_keys is not None else SEED_KEYS, noise_floor=noise_floor,
             logger_save_dir=logger_save_dir, logger=self.logger,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from unlearn_pl._io import write_json, write_text
@@ -62,14 +63,19 @@ def run_study(
     n_trials: int | None = None, workers: int = 1, storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
     study_name: str = "study", output_dir: str | os.PathLike = "runs/studies", seed_keys: Sequence[str] = SEED_KEYS,
     noise_floor: bool = True, logger_save_dir: bool = False, logger: Any = None, quiet: bool = False,
+    base_config: str | None = None,
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
     ``base_args`` are the ``unlearn-pl fit`` arguments of the base config (``["--config",
-    "a.yaml", …]``); ``logger`` receives the plots; ``quiet`` skips printing the selection table;
-    the other arguments are :meth:`~unlearn_pl.tuning.cli.TuningTrainer.tune`'s. An ``open``
-    search runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front
-    of validation accuracy vs goal holds the J(λ) choice of every λ.
+    "a.yaml", …]``); ``base_config``, a composed config's text (what ``unlearn-pl tune`` passes),
+    is saved as the folder's ``base.yaml`` and goes first. The study keeps it in its storage: a
+    resumed study, or a worker joining from another machine, must bring the same text, so trials of
+    two settings never mix and the ``base.yaml`` the earlier trials ran stays. ``logger`` receives
+    the plots; ``quiet`` skips printing the selection table; the other arguments are
+    :meth:`~unlearn_pl.tuning.cli.TuningTrainer.tune`'s. An ``open`` search runs a multi-objective
+    TPE over the same space for ``n_trials`` trials: its Pareto front of validation accuracy vs goal
+    holds the J(λ) choice of every λ.
     """
     lams = check_lambdas(lambdas, goal)
     if search not in ("grid", "open") or (search == "open" and n_trials is None):
@@ -79,16 +85,19 @@ def run_study(
     folder = Path(output_dir) / study_name
     folder.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage) if storage is not None else journal_storage(folder / "study.log")
-    objective = StudyObjective(list(base_args), expand_space(space, grid), list(seeds), goal, str(folder),
-                               list(seed_keys), logger_save_dir)
-    sampler = (optuna.samplers.GridSampler(objective.space(), seed=0) if search == "grid"
-               else optuna.samplers.TPESampler(seed=0, multivariate=True))
+    candidates = expand_space(space, grid)
     study = optuna.create_study(study_name=study_name, storage=storage, directions=["maximize"] * 2, load_if_exists=True)
-    names = [c.name for c in objective.candidates]
+    names = [c.name for c in candidates]
     if study.user_attrs.setdefault("candidates", names) != names:
         raise ValueError(f"study {study_name!r} in this storage has another search space "
                          f"({len(study.user_attrs['candidates'])} candidates, now {len(names)}); give another study name")
     study.set_user_attr("candidates", names)
+    if base_config is not None:
+        check_same_base(study, base_config)
+        base_args = ["--config", str(write_text(folder / "base.yaml", base_config)), *base_args]
+    objective = StudyObjective(list(base_args), candidates, list(seeds), goal, str(folder), list(seed_keys), logger_save_dir)
+    sampler = (optuna.samplers.GridSampler(objective.space(), seed=0) if search == "grid"
+               else optuna.samplers.TPESampler(seed=0, multivariate=True))
     study = run_trials(objective, study_name=study_name, storage=storage, sampler=sampler, directions=("maximize",) * 2,
                        n_trials=n_trials if search == "open" else None, workers=workers)
     floor = None
@@ -99,6 +108,30 @@ def run_study(
     settings = {"base_args": list(base_args), "space": space, "grid": grid, "search": search, "n_trials": n_trials,
                 "seed_keys": list(seed_keys)}
     return write_results(study, floor, objective, lams, folder, settings, logger=logger, quiet=quiet)
+
+
+def check_same_base(study: optuna.Study, base_config: str, shown: int = 5) -> None:
+    """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it is the
+    same; a different one raises ``ValueError`` naming up to ``shown`` changed keys."""
+    stored = study.user_attrs.get("base_config")
+    if stored is None:
+        study.set_user_attr("base_config", base_config)
+        return
+    if stored == base_config:
+        return
+    old, new = _dotted(yaml.safe_load(stored)), _dotted(yaml.safe_load(base_config))
+    changed = [f"{k}: {old.get(k, '(unset)')} → {new.get(k, '(unset)')}" for k in sorted(old.keys() | new.keys())
+               if old.get(k, "(unset)") != new.get(k, "(unset)")]
+    raise ValueError(f"study {study.study_name!r} in this storage ran another base config ("
+                     + "; ".join(changed[:shown]) + ("; …" if len(changed) > shown else "")
+                     + "), and its trials would mix two settings; give another study name or restore the config")
+
+
+def _dotted(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{dotted key: leaf value}``."""
+    if isinstance(config, Mapping) and config:
+        return {k: v for key, value in config.items() for k, v in _dotted(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): config}
 
 
 def write_results(study: optuna.Study, floor: optuna.Study | None, objective: StudyObjective, lambdas: Sequence[float],
