@@ -34,7 +34,7 @@ from unlearn_pl.tuning import (
     select,
 )
 from unlearn_pl.stats import Estimate
-from unlearn_pl.tuning.runner import DIFFERENCE_COLUMNS, format_chosen
+from unlearn_pl.tuning.runner import DIFFERENCE_COLUMNS, check_same_base, format_chosen
 from unlearn_pl.tuning.study import StudyObjective
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned processes unpickle the helpers by module name
@@ -176,6 +176,22 @@ def test_the_chosen_cells_read_back_from_selection_text():
     for bad in ("", "max_epochs=2", "seed x: lr=0.1", "seed 0 lr=0.1"):
         with pytest.raises(ValueError, match="not a selection.csv 'chosen' entry"):
             parse_chosen(bad)
+
+
+def test_a_study_keeps_its_base_config_and_refuses_another():
+    import optuna
+
+    study = optuna.create_study(directions=["maximize"] * 2)
+    base = "trainer:\n  max_epochs: 1\n  devices: 1\ndata:\n  batch_size: 64\n"
+    check_same_base(study, base)
+    assert study.user_attrs["base_config"] == base
+    check_same_base(study, base)
+    check_same_base(study, "# same values, other layout\ndata: {batch_size: 64}\ntrainer: {devices: 1, max_epochs: 1}\n")
+    with pytest.raises(ValueError, match=r"another base config \(data.batch_size: 64 → 32; trainer.max_epochs: 1 → \(unset\)\)"):
+        check_same_base(study, "trainer:\n  devices: 1\ndata:\n  batch_size: 32\n")
+    with pytest.raises(ValueError, match=r"data.a: \(unset\) → 1; .*; …\)"):
+        check_same_base(study, base + "".join(f"  {k}: 1\n" for k in "abcdef"))
+    assert study.user_attrs["base_config"] == base  # a refused config is not recorded
 
 
 # ----------------------------------------------------------------------------- studies on digits

@@ -15,10 +15,10 @@ A study config is a normal experiment config plus the study's arguments at the t
 The model/data/trainer part of the composed config is saved as the study's ``base.yaml``; each
 trial runs ``unlearn-pl fit --config base.yaml`` plus its overrides. Other machines join with the
 same ``--storage URL --study_name NAME`` and the same config: the storage keeps the base config,
-and a resumed or joined study with another one is refused. Several devices per trial: ``--trainer.devices 2
---trainer.strategy ddp_spawn`` (the ``ddp`` strategy's launcher re-runs the command line, which
-here is the whole study); each process takes ``data.batch_size``, so halving it gives the
-one-process run's optimizer steps and metrics.
+and a resumed or joined study with another one is refused. Several devices per trial:
+``--trainer.devices 2 --trainer.strategy ddp_spawn`` (the ``ddp`` strategy's launcher re-runs the
+command line, which here is the whole study); each process takes ``data.batch_size``, so halving
+it gives the one-process run's optimizer steps and metrics.
 """
 
 from __future__ import annotations

@@ -111,17 +111,18 @@ def run_study(
 
 
 def check_same_base(study: optuna.Study, base_config: str, shown: int = 5) -> None:
-    """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it is the
-    same; a different one raises ``ValueError`` naming up to ``shown`` changed keys."""
+    """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it sets
+    the same values (layout and comments aside); else raise ``ValueError`` naming up to ``shown``
+    changed keys."""
     stored = study.user_attrs.get("base_config")
     if stored is None:
         study.set_user_attr("base_config", base_config)
         return
-    if stored == base_config:
-        return
     old, new = _dotted(yaml.safe_load(stored)), _dotted(yaml.safe_load(base_config))
     changed = [f"{k}: {old.get(k, '(unset)')} → {new.get(k, '(unset)')}" for k in sorted(old.keys() | new.keys())
                if old.get(k, "(unset)") != new.get(k, "(unset)")]
+    if not changed:
+        return
     raise ValueError(f"study {study.study_name!r} in this storage ran another base config ("
                      + "; ".join(changed[:shown]) + ("; …" if len(changed) > shown else "")
                      + "), and its trials would mix two settings; give another study name or restore the config")
