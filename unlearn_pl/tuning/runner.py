@@ -7,7 +7,8 @@
 - ``trials.csv``: every trial (state, axes, grid params, seed, duration, metrics, goals, J(λ), error);
 - ``selection.csv``: per point and λ the choice per seed (argmax J(λ) over the seed's completed
   candidates; :func:`parse_chosen` reads it back) and each metric's mean with its 95% t-interval
-  over seeds (n given), the noise floor ``<split>_acc_gap_noise_floor`` next to each gap to the oracle;
+  over seeds (n given), the noise floor ``<split>_acc_gap_noise_floor`` next to each gap to the
+  oracle;
 - ``differences.csv``: along each axis, every value minus the first, paired by seed, with 95% CIs;
 - ``noise_floor.csv``: per point and seed, ``|acc(oracle) − acc(independent retrain)|`` per split
   (for paired comparisons of a gap with its own seed's floor);
@@ -70,12 +71,12 @@ def run_study(
     ``base_args`` are the ``unlearn-pl fit`` arguments of the base config (``["--config",
     "a.yaml", …]``); ``base_config``, a composed config's text (what ``unlearn-pl tune`` passes),
     is saved as the folder's ``base.yaml`` and goes first. The study keeps it in its storage: a
-    resumed study, or a worker joining from another machine, must bring the same text, so trials of
-    two settings never mix and the ``base.yaml`` the earlier trials ran stays. ``logger`` receives
-    the plots; ``quiet`` skips printing the selection table; the other arguments are
-    :meth:`~unlearn_pl.tuning.cli.TuningTrainer.tune`'s. An ``open`` search runs a multi-objective
-    TPE over the same space for ``n_trials`` trials: its Pareto front of validation accuracy vs goal
-    holds the J(λ) choice of every λ.
+    resumed study, or a worker joining from another machine, must bring the same settings
+    (:func:`check_same_base`), so trials of two settings never mix and the ``base.yaml`` the earlier
+    trials ran stays. ``logger`` receives the plots; ``quiet`` skips printing the selection table;
+    the other arguments are :meth:`~unlearn_pl.tuning.cli.TuningTrainer.tune`'s. An ``open`` search
+    runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front of
+    validation accuracy vs goal holds the J(λ) choice of every λ.
     """
     lams = check_lambdas(lambdas, goal)
     if search not in ("grid", "open") or (search == "open" and n_trials is None):
