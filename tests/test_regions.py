@@ -190,7 +190,7 @@ def test_callback_scores_equal_the_functional_computation(prepared_module, tmp_p
 def test_callback_rejects_bad_arguments():
     with pytest.raises(ValueError, match="far_splits must be one or more of"):
         DecisionRegions(far_splits=["forget"])
-    with pytest.raises(ValueError, match="num_planes must be >= 1"):
+    with pytest.raises(ValueError, match="num_planes must be an int >= 1"):
         DecisionRegions(num_planes=0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -10,18 +11,16 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unlearn_pl.optim import (
+from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
     LearningRate,
     LRFraction,
     Momentum,
     PositiveInt,
     WeightDecay,
-    check_fraction,
-    check_int,
-    check_sgd,
-    sgd_cosine,
+    check_arguments,
 )
+from unlearn_pl.utils.optimizers import sgd_cosine
 
 
 @dataclass
@@ -54,10 +53,7 @@ class TrainingRecipe:
     accelerator: str = "auto"
 
     def __post_init__(self) -> None:
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_sgd(self.lr, self.momentum, self.weight_decay, self.final_lr_fraction)
-        check_fraction("label_smoothing", self.label_smoothing)
+        check_arguments(TrainingRecipe, dataclasses.asdict(self))
 
 
 class ClassifierModule(pl.LightningModule):

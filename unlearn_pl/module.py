@@ -23,8 +23,18 @@ from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.report import RunReport
 from unlearn_pl.models.base import ImageClassifier
-from unlearn_pl.reference_results import ReferenceResults, ReferenceResultsStore, results_key
-from unlearn_pl.references import DIVERGENCE_CAUSES, ReferenceModels, check_finite, check_state_fits, state_hash
+from unlearn_pl.reference_results import (
+    ReferenceResults,
+    ReferenceResultsStore,
+    results_key,
+)
+from unlearn_pl.references import (
+    DIVERGENCE_CAUSES,
+    ReferenceModels,
+    check_finite,
+    check_state_fits,
+    state_hash,
+)
 from unlearn_pl.unlearners.base import Unlearner
 
 #: Lightning's instantiator for ``load_from_checkpoint``: it parses the saved ``class_path``

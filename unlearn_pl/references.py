@@ -11,8 +11,8 @@ import copy
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

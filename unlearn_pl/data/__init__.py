@@ -12,7 +12,13 @@ from unlearn_pl.data.readers import (
     FashionMNIST,
     ImageFolder,
 )
-from unlearn_pl.data.selectors import ClassForget, ForgetSelector, IndexForget, Mislabeled, RandomForget
+from unlearn_pl.data.selectors import (
+    ClassForget,
+    ForgetSelector,
+    IndexForget,
+    Mislabeled,
+    RandomForget,
+)
 from unlearn_pl.data.split import Split, make_split
 
 __all__ = [

@@ -10,17 +10,27 @@ from typing import Literal
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from jsonargparse.typing import NonNegativeInt, PositiveInt, restricted_number_type
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unlearn_pl.data.datasets import IndexedSubset, check_dataset, dataset_fingerprint, dataset_targets
+from unlearn_pl.data.datasets import (
+    IndexedSubset,
+    check_dataset,
+    dataset_fingerprint,
+    dataset_targets,
+)
 from unlearn_pl.data.readers import DatasetReader, Digits
-from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
+from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.split import Split, make_split
+from unlearn_pl.utils.arguments import (
+    HalfOpenFraction,
+    NonNegativeInt,
+    PositiveInt,
+    check_arguments,
+)
 
 SplitName = Literal["retain", "forget", "val", "test", "train"]
 #: Splits evaluated by validation, in dataloader order (``dataloader_idx`` → name).
@@ -90,9 +100,6 @@ class EpochShuffleSampler(DistributedSampler):
         return self.num_samples
 
 
-#: A validation share of the training set, in [0, 1).
-ValFraction = restricted_number_type("ValFraction", float, [(">=", 0), ("<", 1)])
-
 
 class UnlearningDataModule(LightningDataModule):
     """Splits a dataset into retain / forget / validation / test sets and serves their loaders.
@@ -143,25 +150,18 @@ class UnlearningDataModule(LightningDataModule):
         self,
         dataset: DatasetReader | None = None,
         forget: ForgetSelector | None = None,
-        val_fraction: ValFraction = 0.1,  # type: ignore[valid-type,assignment]
+        val_fraction: HalfOpenFraction = 0.1,
         train_size: PositiveInt | None = None,
         test_size: PositiveInt | None = None,
-        batch_size: PositiveInt = 128,  # type: ignore[assignment]
+        batch_size: PositiveInt = 128,
         eval_batch_size: PositiveInt | None = None,
-        num_workers: NonNegativeInt = 0,  # type: ignore[assignment]
+        num_workers: NonNegativeInt = 0,
         seed: int = 0,
         manifest: str | None = None,
         global_batch: bool = False,
     ) -> None:
         super().__init__()
-        # The parser checks these ranges on the command line; from Python they arrive as plain numbers.
-        for name, value, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
-                                 ("train_size", train_size, 1), ("test_size", test_size, 1),
-                                 ("num_workers", num_workers, 0)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction!r}")
+        check_arguments(UnlearningDataModule.__init__, locals())
         self.reader = dataset if dataset is not None else Digits()
         self.selector = forget if forget is not None else RandomForget(0.1)
         self.val_fraction = val_fraction

@@ -19,13 +19,13 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
-from jsonargparse.typing import OpenUnitInterval, PositiveInt
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
 from torchvision.datasets.utils import download_and_extract_archive
 
 from unlearn_pl.data.datasets import ArrayDataset
+from unlearn_pl.utils.arguments import OpenUnitInterval, PositiveInt, check_arguments
 
 Split = Literal["train", "test"]
 
@@ -80,9 +80,8 @@ class Digits(DatasetReader):
     num_classes = 10
     in_channels = 1
 
-    def __init__(self, test_fraction: OpenUnitInterval = 0.25, split_seed: int = 0) -> None:  # type: ignore[assignment]
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    def __init__(self, test_fraction: OpenUnitInterval = 0.25, split_seed: int = 0) -> None:
+        check_arguments(Digits.__init__, locals())
         self.test_fraction = test_fraction
         self.split_seed = split_seed
 
@@ -373,10 +372,9 @@ class ImageFolder(DatasetReader):
     in_channels = 3
 
     def __init__(
-        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True  # type: ignore[assignment]
+        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True
     ) -> None:
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"image_size must be a positive int; got {image_size!r}")
+        check_arguments(ImageFolder.__init__, locals())
         self.root = root
         self.image_size = image_size
         self.test_folder = test_folder

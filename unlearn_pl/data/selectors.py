@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt
+
+from unlearn_pl.utils.arguments import NonNegativeInt
 
 #: A forget-set size: a count of examples (int ≥ 1) or a fraction of the pool in (0, 1], checked by
 #: the selectors. Plain ``int | float`` rather than a union of restricted types: jsonargparse

@@ -13,10 +13,26 @@ from unlearn_pl.functional.grouping import (
 )
 from unlearn_pl.functional.init import fresh_parameters, reset_selected_
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
-from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, plane_points, predict_plane, region_similarity
+from unlearn_pl.functional.regions import (
+    Plane,
+    make_plane,
+    plane_grid,
+    plane_points,
+    predict_plane,
+    region_similarity,
+)
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
-from unlearn_pl.functional.scores import criticality_scores, loss_gradients, trainable_parameters
-from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
+from unlearn_pl.functional.scores import (
+    criticality_scores,
+    loss_gradients,
+    trainable_parameters,
+)
+from unlearn_pl.functional.selection import (
+    block_of,
+    blocks,
+    matches_prefix,
+    random_group_scores,
+)
 
 __all__ = [
     "check_budget", "group_scores", "make_units", "masks_from_scores", "select_to_budget", "top_h_count", "within_tensor_cap",

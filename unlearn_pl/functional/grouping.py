@@ -13,12 +13,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from unlearn_pl.utils.arguments import PositiveFraction, check_value
+
 Granularity = Literal["parameter", "channel", "layer"]
-GRANULARITIES: tuple[str, ...] = ("parameter", "channel", "layer")
 TopHOf = Literal["group", "channels", "authors"]
-TOP_H_OF: tuple[str, ...] = ("group", "channels", "authors")
 BudgetRounding = Literal["group", "exact"]
-BUDGET_ROUNDINGS: tuple[str, ...] = ("group", "exact")
 
 
 @dataclass
@@ -40,8 +39,7 @@ def make_units(scores: Mapping[str, Tensor], granularity: Granularity) -> list[U
     - ``parameter``: every scalar is its own group.
     - ``layer``: all parameters of one module (e.g. a conv's weight and bias) form one group.
     """
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}")
+    check_value("granularity", granularity, Granularity)
     if granularity == "layer":
         modules: dict[str, list[str]] = {}
         for name in scores:
@@ -75,15 +73,13 @@ def top_h_count(group_size: int, out_channels: int, top_h: float, top_h_of: TopH
       the authors' mean of zero values is NaN, so those channels are never selected
       (:func:`group_scores` ranks them last).
     """
-    if not 0.0 < top_h <= 1.0:
-        raise ValueError(f"top_h must be in (0, 1]; got {top_h}")
+    check_value("top_h", top_h, PositiveFraction)
+    check_value("top_h_of", top_h_of, TopHOf)
     if top_h_of == "group":
         return min(group_size, max(1, math.ceil(top_h * group_size)))
     if top_h_of == "channels":
         return min(group_size, max(1, int(top_h * out_channels)))
-    if top_h_of == "authors":
-        return min(group_size, int(top_h * out_channels))
-    raise ValueError(f"top_h_of must be one of {TOP_H_OF}; got {top_h_of!r}")
+    return min(group_size, int(top_h * out_channels))  # "authors"
 
 
 def group_scores(unit: Unit, top_h: float, top_h_of: TopHOf = "group") -> Tensor:
@@ -153,8 +149,7 @@ def masks_from_scores(
     groups of other tensors.
     """
     check_budget(budget)
-    if budget_rounding not in BUDGET_ROUNDINGS:
-        raise ValueError(f"budget_rounding must be one of {BUDGET_ROUNDINGS}; got {budget_rounding!r}")
+    check_value("budget_rounding", budget_rounding, BudgetRounding)
     check_tensor_cap(max_share_per_tensor, budget, granularity)
     units = make_units({n: torch.nan_to_num(s.detach().float(), nan=0.0) for n, s in scores.items()}, granularity)
     per_unit = torch.cat([group_scores(u, top_h, top_h_of) for u in units])
@@ -212,6 +207,5 @@ def check_tensor_cap(max_share: float | None, budget: float, granularity: Granul
 
 
 def check_budget(budget: float) -> None:
-    """Raise unless ``budget`` is a fraction in (0, 1]."""
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0.0 < budget <= 1.0:
-        raise ValueError(f"budget must be a fraction of the parameters in (0, 1]; got {budget!r}")
+    """Raise unless ``budget`` is a fraction of the parameters in (0, 1]."""
+    check_value("budget", budget, PositiveFraction)

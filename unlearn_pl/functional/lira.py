@@ -24,6 +24,8 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from unlearn_pl.utils.arguments import check_value
+
 #: How the Gaussians' spread is estimated. Carlini et al. (§IV-C) find per-example variances
 #: best with many shadow models and a single fixed ("global") variance better with few (below
 #: about 64).
@@ -55,8 +57,7 @@ def logit_confidence(logits: Tensor, target: Tensor) -> Tensor:
 def min_shadow_models(variance: Variance) -> int:
     """The fewest shadow models a balanced design (each example in half of them) needs for
     ``variance``: 2 for ``global`` (one in and one out model per example), 4 for ``per_example``."""
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
+    check_value("variance", variance, Variance)
     return 2 if variance == "global" else 4
 
 
@@ -116,8 +117,7 @@ def fit_gaussians(phi: ArrayLike, member: ArrayLike, variance: Variance = "globa
     Raises:
         ValueError: with the counts, when K is too small for ``variance``.
     """
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
+    check_value("variance", variance, Variance)
     phi, member = _check_pair(phi, member, "phi")
     if phi.ndim != 2:
         raise ValueError(f"phi must have shape (models, examples); got {phi.shape}")

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unlearn_pl.utils.arguments import check_value
+
 Score = Literal["weighted_grad", "grad", "magnitude"]
 SCORES: tuple[str, ...] = ("weighted_grad", "grad", "magnitude")
 #: How per-batch gradients are combined: the mean over all examples, or the sum of per-batch means.
@@ -61,8 +63,7 @@ def loss_gradients(
       DEL-Unlearning/generate_mask.py:80-96). On equal batches it is ``n_batches ×`` the mean;
       a smaller last batch weighs each of its examples more, which can change the ranking.
     """
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {AGGREGATES}; got {aggregate!r}")
+    check_value("aggregate", aggregate, Aggregate)
     reduction = "sum" if aggregate == "mean" else "mean"
     total: dict[str, Tensor] = {}
     count = 0
@@ -83,8 +84,7 @@ def criticality_scores(
     ``g`` is the gradient of the cross-entropy over ``batches``, aggregated by ``aggregate``
     (see :func:`loss_gradients`); ``magnitude`` needs no data.
     """
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}; got {score!r}")
+    check_value("score", score, Score)
     params = trainable_parameters(model)
     if score == "magnitude":
         return {n: p.detach().abs() for n, p in params.items()}

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor
 
-from unlearn_pl.functional.grouping import GRANULARITIES, Granularity
+from unlearn_pl.functional.grouping import Granularity
+from unlearn_pl.utils.arguments import check_value
 
 
 def random_group_scores(
@@ -21,8 +22,7 @@ def random_group_scores(
     granularity, they select uniformly random groups to the budget with DEL's exact grouping.
     Values are drawn in parameter order from ``generator`` only, so a seed fixes the result.
     """
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}")
+    check_value("granularity", granularity, Granularity)
     scores: dict[str, Tensor] = {}
     module_value: dict[str, Tensor] = {}
     for name, shape in shapes.items():

@@ -6,23 +6,20 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning.pytorch as pl
-from jsonargparse.typing import PositiveInt
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unlearn_pl.functional.grouping import check_budget
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
-from unlearn_pl.optim import PositiveFraction, check_int
+from unlearn_pl.utils.arguments import PositiveFraction, PositiveInt, check_arguments
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
 
 LocalizationData = Literal["forget", "train", "retain"]
-_DATA: tuple[str, ...] = ("forget", "train", "retain")
 #: A fraction of the trainable scalars, in (0, 1] (a jsonargparse restricted type: the parser
-#: rejects other values in one line; from Python, :func:`check_budget` does).
+#: rejects other values in one line; from Python, :func:`~unlearn_pl.utils.arguments.check_arguments` does).
 Budget = PositiveFraction
 
 
@@ -64,11 +61,7 @@ class Localizer(Callback, ABC):
         batch_size: PositiveInt | None = None,
         drop_last: bool = False,
     ) -> None:
-        check_budget(budget)
-        if data not in _DATA:
-            raise ValueError(f"data must be one of {_DATA}; got {data!r}")
-        if batch_size is not None:
-            check_int("batch_size", batch_size, minimum=1)
+        check_arguments(Localizer.__init__, locals())
         self.budget = budget
         self.data = data
         self.batch_size = batch_size

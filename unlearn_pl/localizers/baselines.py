@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import torch
-from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unlearn_pl.functional.grouping import GRANULARITIES, Granularity, TopHOf, masks_from_scores
+from unlearn_pl.functional.grouping import (
+    Granularity,
+    TopHOf,
+    masks_from_scores,
+)
 from unlearn_pl.functional.scores import trainable_parameters
-from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
+from unlearn_pl.functional.selection import (
+    block_of,
+    blocks,
+    matches_prefix,
+    random_group_scores,
+)
 from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
 from unlearn_pl.localizers.del_ import DEL, TopH
-from unlearn_pl.optim import check_int
+from unlearn_pl.utils.arguments import PositiveInt, check_arguments, check_value
 
 
 class Full(Localizer):
@@ -43,8 +51,7 @@ class Random(Localizer):
 
     def __init__(self, budget: Budget = 0.3, seed: int = 0, granularity: Granularity = "channel") -> None:
         super().__init__(budget=budget)
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}")
+        check_value("granularity", granularity, Granularity)
         self.seed = seed
         self.granularity = granularity
 
@@ -126,10 +133,7 @@ class Layers(Localizer):
             raise ValueError(f"give exactly one of names=, last=, first=; got {given or 'none'}")
         if names is not None and (isinstance(names, str) or not names):
             raise ValueError(f"names must be a non-empty list of parameter-name prefixes; got {names!r}")
-        for key, k in (("last", last), ("first", first)):
-            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-                raise ValueError(f"{key} must be a positive number of blocks; got {k!r}")
-        check_int("depth", depth, minimum=1)
+        check_arguments(Layers.__init__, locals())
         self.names = list(names) if names is not None else None
         self.last = last
         self.first = first

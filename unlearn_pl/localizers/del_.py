@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.grouping import (
-    BUDGET_ROUNDINGS,
-    GRANULARITIES,
     BudgetRounding,
     Granularity,
     TopHOf,
@@ -16,9 +13,13 @@ from unlearn_pl.functional.grouping import (
     masks_from_scores,
     top_h_count,
 )
-from unlearn_pl.functional.scores import AGGREGATES, SCORES, Aggregate, Score, criticality_scores
+from unlearn_pl.functional.scores import (
+    Aggregate,
+    Score,
+    criticality_scores,
+)
 from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
-from unlearn_pl.optim import PositiveFraction, check_choice
+from unlearn_pl.utils.arguments import PositiveFraction, PositiveInt, check_arguments
 
 #: The fraction of a group's scalars averaged into its score, in (0, 1].
 TopH = PositiveFraction
@@ -77,10 +78,7 @@ class DEL(Localizer):
         max_share_per_tensor: float | None = None,
     ) -> None:
         super().__init__(budget=budget, data=data, batch_size=batch_size, drop_last=drop_last)
-        check_choice("score", score, SCORES)
-        check_choice("granularity", granularity, GRANULARITIES)
-        check_choice("aggregate", aggregate, AGGREGATES)
-        check_choice("budget_rounding", budget_rounding, BUDGET_ROUNDINGS)
+        check_arguments(DEL.__init__, locals())
         top_h_count(1, 1, top_h, top_h_of)  # validates top_h and top_h_of
         self.top_h = top_h
         self.top_h_of = top_h_of

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.grouping import masks_from_scores
-from unlearn_pl.functional.scores import AGGREGATES, Aggregate, loss_gradients
+from unlearn_pl.functional.scores import Aggregate, loss_gradients
 from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
-from unlearn_pl.optim import check_choice
+from unlearn_pl.utils.arguments import PositiveInt, check_arguments
 
 __all__ = ["Aggregate", "SalUnSaliency"]
 
@@ -49,7 +48,7 @@ class SalUnSaliency(Localizer):
         drop_last: bool = False,
     ) -> None:
         super().__init__(budget=budget, data=data, batch_size=batch_size, drop_last=drop_last)
-        check_choice("aggregate", aggregate, AGGREGATES)
+        check_arguments(SalUnSaliency.__init__, locals())
         self.aggregate = aggregate
 
     def saliency(self, model: nn.Module, dataloader: DataLoader) -> dict[str, Tensor]:

@@ -3,11 +3,16 @@
 from unlearn_pl.metrics.accuracy import SplitAccuracy
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 from unlearn_pl.metrics.mia import LossAttack, MIAEfficacy, loss_attack, mia_efficacy
-from unlearn_pl.metrics.per_example import EvaluationOutputs, PerExampleStats, deduplicate, example_stats
+from unlearn_pl.metrics.per_example import (
+    EvaluationOutputs,
+    PerExampleStats,
+    deduplicate,
+    example_stats,
+)
 from unlearn_pl.metrics.regions import DecisionRegions, log_figure, plot_regions
 from unlearn_pl.metrics.report import RunReport, format_table
 from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
-from unlearn_pl.metrics.ulira import ULiRA, ShadowBank
+from unlearn_pl.metrics.ulira import ShadowBank, ULiRA
 
 
 def default_metrics() -> list[EvaluationCallback]:

@@ -7,14 +7,9 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from jsonargparse.typing import restricted_number_type
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
-
-#: An integer ≥ 2 (cross-validation folds, grid points per axis). As a signature's type,
-#: jsonargparse rejects smaller values while parsing, in one line.
-IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
 
 #: ``{model name: {metric name: value}}``, e.g. ``{"unlearned": {"forget_acc": 0.8}}``.
 Results = dict[str, dict[str, float]]

@@ -9,22 +9,31 @@ estimators are deterministic, so a run reproduces its values exactly.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
+from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.utils.arguments import (
+    IntAtLeastTwo,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    check_arguments,
+)
 
 #: Splits that may serve as non-members (never trained on by the original model).
-NONMEMBER_SPLITS: tuple[str, ...] = ("test", "val")
+NonmemberSplit = Literal["test", "val"]
+NONMEMBER_SPLITS: tuple[str, ...] = typing.get_args(NonmemberSplit)
 #: Per-example statistics MIA-efficacy can use as attack features.
-EFFICACY_FEATURES: tuple[str, ...] = ("confidence", "entropy")
+EfficacyFeature = Literal["confidence", "entropy"]
+EFFICACY_FEATURES: tuple[str, ...] = typing.get_args(EfficacyFeature)
 
 
 def _as_array(values: ArrayLike | Tensor, name: str, ndim: int) -> np.ndarray:
@@ -197,16 +206,13 @@ class LossAttack(EvaluationCallback):
 
     def __init__(
         self,
-        nonmembers: Literal["test", "val"] = "test",
+        nonmembers: NonmemberSplit = "test",
         n_splits: IntAtLeastTwo = 5,
         seed: NonNegativeInt = 0,
         during_fit: bool = True,
     ) -> None:
         super().__init__(during_fit=during_fit)
-        if nonmembers not in NONMEMBER_SPLITS:
-            raise ValueError(f"nonmembers must be one of {NONMEMBER_SPLITS}; got {nonmembers!r}")
-        if n_splits < 2:
-            raise ValueError(f"n_splits must be >= 2 cross-validation folds; got {n_splits}")
+        check_arguments(LossAttack.__init__, locals())
         self.nonmembers = nonmembers
         self.n_splits = n_splits
         self.seed = seed
@@ -246,26 +252,18 @@ class MIAEfficacy(EvaluationCallback):
 
     def __init__(
         self,
-        features: str | list[str] = "confidence",
-        nonmembers: Literal["test", "val"] = "test",
+        features: EfficacyFeature | list[EfficacyFeature] = "confidence",
+        nonmembers: NonmemberSplit = "test",
         seed: NonNegativeInt = 0,
         max_samples: PositiveInt | None = None,
         C: PositiveFloat = 3.0,
         during_fit: bool = True,
     ) -> None:
         super().__init__(during_fit=during_fit)
+        check_arguments(MIAEfficacy.__init__, locals())
         names = [features] if isinstance(features, str) else list(features)
-        bad = [f for f in names if f not in EFFICACY_FEATURES]
-        if not names or bad:
-            raise ValueError(f"features must be one or more of {EFFICACY_FEATURES}; got {features!r}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"features lists a feature twice: {features!r}")
-        if nonmembers not in NONMEMBER_SPLITS:
-            raise ValueError(f"nonmembers must be one of {NONMEMBER_SPLITS}; got {nonmembers!r}")
-        if max_samples is not None and max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1 or None; got {max_samples}")
-        if C <= 0:
-            raise ValueError(f"C must be > 0; got {C}")
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"features must be one or more of {EFFICACY_FEATURES}, each once; got {features!r}")
         self.features: tuple[str, ...] = tuple(names)
         self.nonmembers = nonmembers
         self.seed = seed

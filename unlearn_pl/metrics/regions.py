@@ -9,21 +9,34 @@ matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only t
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from unlearn_pl.functional.regions import Plane, make_plane, plane_grid, predict_plane, region_similarity
-from unlearn_pl.metrics.base import EvaluationCallback, IntAtLeastTwo, Results
+from unlearn_pl.functional.regions import (
+    Plane,
+    make_plane,
+    plane_grid,
+    predict_plane,
+    region_similarity,
+)
+from unlearn_pl.metrics.base import EvaluationCallback, Results
 from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
 from unlearn_pl.references import state_hash
+from unlearn_pl.utils.arguments import (
+    IntAtLeastTwo,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    check_arguments,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,7 +44,8 @@ if TYPE_CHECKING:
 #: The model every other model's regions are compared with.
 BASELINE = "original"
 #: Splits far from the forget set, whose planes measure how much the rest stayed the same.
-FAR_SPLITS: tuple[str, ...] = ("retain", "test", "val")
+FarSplit = Literal["retain", "test", "val"]
+FAR_SPLITS: tuple[str, ...] = typing.get_args(FarSplit)
 #: Attempts at drawing a non-degenerate triplet (duplicated images span no plane).
 _MAX_DRAWS = 20
 
@@ -181,7 +195,7 @@ class DecisionRegions(EvaluationCallback):
         num_planes: PositiveInt = 10,
         resolution: IntAtLeastTwo = 50,
         margin: NonNegativeFloat = 0.1,
-        far_splits: Sequence[str] = ("retain", "test"),
+        far_splits: Sequence[FarSplit] = ("retain", "test"),
         seed: NonNegativeInt = 0,
         batch_size: PositiveInt = 256,
         plot: bool = True,
@@ -190,19 +204,9 @@ class DecisionRegions(EvaluationCallback):
         during_fit: bool = False,
     ) -> None:
         super().__init__(during_fit=during_fit)
-        if num_planes < 1:
-            raise ValueError(f"num_planes must be >= 1; got {num_planes}")
-        if resolution < 2 or plot_resolution < 2:
-            raise ValueError(f"resolution and plot_resolution must be >= 2; got {resolution} and {plot_resolution}")
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0; got {margin}")
-        bad = [s for s in far_splits if s not in FAR_SPLITS]
-        if not far_splits or bad:
+        check_arguments(DecisionRegions.__init__, locals())
+        if not far_splits:
             raise ValueError(f"far_splits must be one or more of {FAR_SPLITS}; got {list(far_splits)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        if plot_planes < 0:
-            raise ValueError(f"plot_planes must be >= 0; got {plot_planes}")
         self.num_planes = num_planes
         self.resolution = resolution
         self.margin = margin

@@ -29,7 +29,6 @@ from torch import Tensor, nn
 
 from unlearn_pl._io import atomic_write, write_json
 from unlearn_pl.functional.lira import (
-    VARIANCES,
     GaussianFit,
     Variance,
     auc,
@@ -45,6 +44,7 @@ from unlearn_pl.functional.lira import (
 )
 from unlearn_pl.metrics.base import EvaluationCallback, Results
 from unlearn_pl.stats import Estimate, mean_ci
+from unlearn_pl.utils.arguments import check_value
 
 if TYPE_CHECKING:
     from unlearn_pl.classifier import TrainingRecipe
@@ -392,8 +392,7 @@ class ULiRA(EvaluationCallback):
 
     def __init__(self, bank: str, variance: Variance = "global", during_fit: bool = False) -> None:
         super().__init__(during_fit=during_fit)
-        if variance not in VARIANCES:
-            raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
+        check_value("variance", variance, Variance)
         self.bank_path = bank
         self.variance = variance
         self._bank: ShadowBank | None = None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from unlearn_pl.models.base import ImageClassifier
-from unlearn_pl.models.checks import check_positive_int
+from unlearn_pl.utils.arguments import (
+    PositiveInt,
+    check_arguments,
+    restricted_number_type,
+)
+
+#: A width scale of the channel counts, in (0, 4] (the overparameterization study uses 1/64 to 1).
+NetworkWidth = restricted_number_type("NetworkWidth", float, [(">", 0.0), ("<=", 4.0)], join="and")
 
 
 class BasicBlock(nn.Module):
@@ -44,15 +50,12 @@ class CifarResNet(ImageClassifier):
     def __init__(
         self,
         num_blocks: tuple[PositiveInt, ...] = (2, 2, 2, 2),
-        width: PositiveFloat = 1.0,
+        width: NetworkWidth = 1.0,
         num_classes: PositiveInt = 10,
         in_channels: PositiveInt = 3,
     ) -> None:
         super().__init__()
-        if not 0.0 < width <= 4.0:
-            raise ValueError(f"width must be in (0, 4]; got {width} (the study uses 0.1 to 1)")
-        check_positive_int(num_classes=num_classes, in_channels=in_channels)
-        check_positive_int(**{f"num_blocks[{i}]": n for i, n in enumerate(num_blocks)})
+        check_arguments(CifarResNet.__init__, locals())
         planes = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
         # Constructor arguments kept under their names (checkpoints describe the network by them).
         self.num_blocks = tuple(num_blocks)
@@ -78,6 +81,6 @@ class CifarResNet(ImageClassifier):
         return self.linear(out)
 
 
-def cifar_resnet18(width: PositiveFloat = 1.0, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3) -> CifarResNet:
+def cifar_resnet18(width: NetworkWidth = 1.0, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3) -> CifarResNet:
     """CIFAR ResNet-18; ``width=1`` is the standard ~11.2M-parameter network (width at most 4)."""
     return CifarResNet((2, 2, 2, 2), width=width, num_classes=num_classes, in_channels=in_channels)

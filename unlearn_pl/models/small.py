@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
 from unlearn_pl.models.base import ImageClassifier
-from unlearn_pl.models.checks import check_positive_int
+from unlearn_pl.utils.arguments import PositiveInt, check_arguments
 
 
 class SmallCNN(ImageClassifier):
@@ -20,7 +19,7 @@ class SmallCNN(ImageClassifier):
 
     def __init__(self, num_classes: PositiveInt = 10, in_channels: PositiveInt = 1, width: PositiveInt = 16) -> None:
         super().__init__()
-        check_positive_int(num_classes=num_classes, in_channels=in_channels, width=width)
+        check_arguments(SmallCNN.__init__, locals())
         self.num_classes, self.in_channels, self.width = num_classes, in_channels, width
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
@@ -51,8 +50,7 @@ class MLP(ImageClassifier):
         self, in_features: PositiveInt = 64, num_classes: PositiveInt = 10, hidden: tuple[PositiveInt, ...] = (128,)
     ) -> None:
         super().__init__()
-        check_positive_int(in_features=in_features, num_classes=num_classes)
-        check_positive_int(**{f"hidden[{i}]": h for i, h in enumerate(hidden)})
+        check_arguments(MLP.__init__, locals())
         self.in_features, self.num_classes, self.hidden = in_features, num_classes, tuple(hidden)
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:

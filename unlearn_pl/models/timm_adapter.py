@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
-from jsonargparse.typing import PositiveInt
 from torch import nn
 
-from unlearn_pl.models.checks import check_positive_int
+from unlearn_pl.utils.arguments import PositiveInt, check_arguments
 
 
 def timm_model(
@@ -24,7 +23,7 @@ def timm_model(
     loads the file, as it does for hub weights. Extra keyword arguments go to ``create_model``
     (e.g. ``img_size=32`` for a ViT on CIFAR).
     """
-    check_positive_int(num_classes=num_classes, in_channels=in_channels)
+    check_arguments(timm_model, locals())
     if name not in timm.list_models():
         close = timm.list_models(f"*{name}*")[:10]
         raise ValueError(f"unknown timm model {name!r}; similar names: {close or 'none'}")

@@ -10,8 +10,8 @@ from torch import Tensor
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
 from unlearn_pl.functional.scores import trainable_parameters
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.optim import NonNegativeFloat, PositiveInt, check_int, check_non_negative
-from unlearn_pl.unlearners.optim import SGDUnlearner
+from unlearn_pl.unlearners.sgd import SGDUnlearner
+from unlearn_pl.utils.arguments import NonNegativeFloat, PositiveInt, check_arguments
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -47,9 +47,7 @@ class L1Sparse(SGDUnlearner):
     requires = ("retain",)
 
     def __init__(self, gamma: NonNegativeFloat = 5e-4, epochs: PositiveInt | None = None, **kwargs: Any) -> None:
-        check_non_negative("gamma", gamma)
-        if epochs is not None:
-            check_int("epochs", epochs, minimum=1)
+        check_arguments(L1Sparse.__init__, locals())
         super().__init__(**kwargs)
         self.gamma = gamma
         self.epochs = epochs

@@ -8,8 +8,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.optim import ClosedUnitInterval, LearningRate, WeightDecay, check_fraction
-from unlearn_pl.unlearners.optim import SGDUnlearner
+from unlearn_pl.unlearners.sgd import SGDUnlearner
+from unlearn_pl.utils.arguments import (
+    ClosedUnitInterval,
+    LearningRate,
+    WeightDecay,
+    check_arguments,
+)
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -51,7 +56,7 @@ class NegGradPlus(SGDUnlearner):
     combine_mode = "max_size_cycle"
 
     def __init__(self, alpha: ClosedUnitInterval = 0.99, **kwargs: Any) -> None:
-        check_fraction("alpha", alpha)
+        check_arguments(NegGradPlus.__init__, locals())
         super().__init__(**kwargs)
         self.alpha = alpha
 

@@ -11,9 +11,9 @@ from torch import Tensor
 
 from unlearn_pl.localizers.base import Budget
 from unlearn_pl.localizers.saliency import Aggregate, SalUnSaliency
-from unlearn_pl.optim import NonNegativeFloat, check_non_negative
 from unlearn_pl.unlearners.base import Batch
-from unlearn_pl.unlearners.optim import SGDUnlearner
+from unlearn_pl.unlearners.sgd import SGDUnlearner
+from unlearn_pl.utils.arguments import NonNegativeFloat, check_arguments
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -43,7 +43,7 @@ class RandomLabel(SGDUnlearner):
     combine_mode = "max_size_cycle"
 
     def __init__(self, forget_weight: NonNegativeFloat = 1.0, seed: int = 0, **kwargs: Any) -> None:
-        check_non_negative("forget_weight", forget_weight)
+        check_arguments(RandomLabel.__init__, locals())
         super().__init__(**kwargs)
         self.forget_weight = forget_weight
         self.seed = seed

@@ -11,8 +11,12 @@ from torch import Tensor
 from unlearn_pl.functional.init import reset_selected_
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.batchnorm import BatchNormRecalibration
-from unlearn_pl.optim import LearningRate, LRFraction, WeightDecay
-from unlearn_pl.unlearners.optim import SGDUnlearner
+from unlearn_pl.unlearners.sgd import SGDUnlearner
+from unlearn_pl.utils.arguments import (
+    LearningRate,
+    LRFraction,
+    WeightDecay,
+)
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule

@@ -13,19 +13,16 @@ from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
 from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.optim import (
+from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
     LearningRate,
     LRFraction,
     Momentum,
     PositiveInt,
     WeightDecay,
-    check_fraction,
-    check_int,
-    check_non_negative,
-    check_positive,
-    sgd_cosine,
+    check_arguments,
 )
+from unlearn_pl.utils.optimizers import sgd_cosine
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -65,15 +62,7 @@ class Retrain(Unlearner):
         label_smoothing: ClosedUnitInterval | None = None,
         seed: int | None = None,
     ) -> None:
-        if epochs is not None:
-            check_int("epochs (None: the recipe's)", epochs, minimum=1)
-        if lr is not None:
-            check_positive("lr", lr)
-        for name, value in (("momentum", momentum), ("final_lr_fraction", final_lr_fraction), ("label_smoothing", label_smoothing)):
-            if value is not None:
-                check_fraction(name, value)
-        if weight_decay is not None:
-            check_non_negative("weight_decay", weight_decay)
+        check_arguments(Retrain.__init__, locals())
         self.epochs = epochs
         self.lr = lr
         self.momentum = momentum

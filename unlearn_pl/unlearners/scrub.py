@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Literal
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import ClosedUnitInterval
 from torch import Tensor
 
 from unlearn_pl.functional.divergence import distillation_kl
-from unlearn_pl.optim import (
-    OPTIMIZERS,
+from unlearn_pl.unlearners.base import Batch, Unlearner
+from unlearn_pl.utils.arguments import (
+    ClosedUnitInterval,
     LearningRate,
     Momentum,
     NonNegativeFloat,
@@ -21,14 +21,9 @@ from unlearn_pl.optim import (
     PositiveFloat,
     PositiveInt,
     WeightDecay,
-    check_choice,
-    check_fraction,
-    check_int,
-    check_non_negative,
-    check_positive,
-    make_optimizer,
+    check_arguments,
 )
-from unlearn_pl.unlearners.base import Batch, Unlearner
+from unlearn_pl.utils.optimizers import make_optimizer
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -115,22 +110,7 @@ class SCRUB(Unlearner):
         lr_decay_rate: ClosedUnitInterval = 0.1,
         forget_batch_size: PositiveInt | None = None,
     ) -> None:
-        check_int("msteps (epochs with max steps)", msteps)
-        check_non_negative("alpha", alpha)
-        check_non_negative("gamma", gamma)
-        check_positive("temperature", temperature)
-        check_choice("order", order, ORDERS)
-        check_choice("optimizer", optimizer, OPTIMIZERS)
-        check_positive("lr", lr)
-        check_fraction("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        if isinstance(lr_decay_epochs, (str, bytes)) or not hasattr(lr_decay_epochs, "__iter__"):
-            raise ValueError(f"lr_decay_epochs must be a list of epochs (ints >= 0); got {lr_decay_epochs!r}")
-        for epoch in lr_decay_epochs:
-            check_int("every lr_decay_epochs entry", epoch)
-        check_fraction("lr_decay_rate", lr_decay_rate)
-        if forget_batch_size is not None:
-            check_int("forget_batch_size", forget_batch_size, minimum=1)
+        check_arguments(SCRUB.__init__, locals())
         self.msteps = msteps
         self.alpha = alpha
         self.gamma = gamma

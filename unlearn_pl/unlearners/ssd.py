@@ -11,7 +11,7 @@ from torch import Tensor
 
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
 from unlearn_pl.unlearners.base import Batch, Unlearner
-from unlearn_pl.optim import NonNegativeFloat, PositiveInt, check_int, check_non_negative
+from unlearn_pl.utils.arguments import NonNegativeFloat, PositiveInt, check_arguments
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -39,10 +39,7 @@ class SSD(Unlearner):
     def __init__(
         self, alpha: NonNegativeFloat = 10.0, dampening: NonNegativeFloat = 1.0, batch_size: PositiveInt | None = None
     ) -> None:
-        check_non_negative("alpha", alpha)
-        check_non_negative("dampening", dampening)
-        if batch_size is not None:
-            check_int("batch_size", batch_size, minimum=1)
+        check_arguments(SSD.__init__, locals())
         self.alpha = alpha
         self.dampening = dampening
         self.batch_size = batch_size

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
-from unlearn_pl.optim import LearningRate, LRFraction, Momentum, WeightDecay, check_sgd, sgd_cosine
 from unlearn_pl.unlearners.base import Unlearner
+from unlearn_pl.utils.arguments import (
+    LearningRate,
+    LRFraction,
+    Momentum,
+    WeightDecay,
+    check_arguments,
+)
+from unlearn_pl.utils.optimizers import sgd_cosine
 
 if TYPE_CHECKING:
     from unlearn_pl.module import UnlearningModule
@@ -41,7 +48,7 @@ class SGDUnlearner(Unlearner):
         weight_decay: WeightDecay = 5e-4,
         final_lr_fraction: LRFraction = 1.0,
     ) -> None:
-        check_sgd(lr, momentum, weight_decay, final_lr_fraction)
+        check_arguments(SGDUnlearner.__init__, locals())
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
