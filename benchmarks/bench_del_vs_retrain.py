@@ -73,7 +73,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def one_setting(args: argparse.Namespace, selector_name: str, seed: int, cache: str) -> dict[str, float]:
     """Time retrain vs DEL for one forget selector and seed; returns times and accuracies."""
     from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
-    from unlearn_pl.classifier import train_classifier
+    from unlearn_pl.references import train_classifier
     from unlearn_pl.data import ClassForget, RandomForget
     from unlearn_pl.localizers import DEL
     from unlearn_pl.unlearners import ResetFinetune

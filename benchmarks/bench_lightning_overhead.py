@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from unlearn_pl.functional.masks import MaskGuard
     from unlearn_pl.localizers import DEL
     from unlearn_pl.unlearners import ResetFinetune
-    from unlearn_pl.unlearners.optim import sgd_cosine
+    from unlearn_pl.utils.optimizers import sgd_cosine
 
     args = parse(argv)
     setup_torch(args.threads)

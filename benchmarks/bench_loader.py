@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     per_batch: dict[str, float] = {}
     for which in ("train", "test"):
         batched = dm.dataloader(which)
-        per_item = DataLoader(PerItem(dm.dataset(which)), batch_size=args.batch_size)  # type: ignore[arg-type]
+        per_item = DataLoader(PerItem(dm.split_dataset(which)), batch_size=args.batch_size)  # type: ignore[arg-type]
         t_b: list[float] = []
         t_p: list[float] = []
         for _ in range(args.repeats):

@@ -136,7 +136,7 @@ def test_batched_fetch_gives_the_per_item_batches():
     dm.setup()
     assert dm.split.relabels
     for which in ("train", "forget", "test"):
-        dataset = dm.dataset(which)
+        dataset = dm.split_dataset(which)
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0)).tolist()
         batched = list(torch.utils.data.DataLoader(dataset, batch_size=32, sampler=order))
         per_item = list(torch.utils.data.DataLoader(_PerItem(dataset), batch_size=32, sampler=order))

@@ -54,8 +54,8 @@ def test_del_arms_set_what_they_say():
 
 def test_dataset_override_for_fashion_mnist_parses():
     cli = parse(BASE, extra=("--data.init_args.dataset.class_path=unlearn_pl.data.FashionMNIST",))
-    assert type(cli.datamodule.reader).__name__ == "FashionMNIST"
-    assert cli.datamodule.reader.root == "/usr/share/datasets/fashion-mnist"
+    assert type(cli.datamodule.dataset).__name__ == "FashionMNIST"
+    assert cli.datamodule.dataset.root == "/usr/share/datasets/fashion-mnist"
 
 
 def test_hyperparameters_show_in_print_config(capsys):

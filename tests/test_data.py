@@ -13,7 +13,7 @@ from unlearn_pl.data import (
     IndexForget,
     Mislabeled,
     RandomForget,
-    Split,
+    SplitManifest,
     UnlearningDataModule,
 )
 
@@ -48,7 +48,7 @@ def test_manifest_round_trips_and_is_reused(tmp_path):
     path = tmp_path / "split.json"
     first = setup(forget=Mislabeled(0.05), manifest=str(path), seed=1)
     assert path.exists()
-    loaded = Split.load(path)
+    loaded = SplitManifest.load(path)
     assert loaded == first.split
     # a data module pointed at the manifest uses it even with another seed/selector
     again = setup(forget=RandomForget(0.5), manifest=str(path), seed=99)
@@ -68,10 +68,10 @@ def test_corrupt_manifest_is_rejected(tmp_path):
     path = tmp_path / "split.json"
     path.write_text(json.dumps({"retain": [1], "bogus": 2}))
     with pytest.raises(ValueError, match="not a split manifest"):
-        Split.load(path)
+        SplitManifest.load(path)
     path.write_text(json.dumps({"retain": [1, 2], "forget": [2], "val": [], "num_train": 5}))
     with pytest.raises(ValueError, match="overlap"):
-        Split.load(path)
+        SplitManifest.load(path)
 
 
 def test_classes_selector_draws_only_from_named_classes():
@@ -172,7 +172,7 @@ def test_test_size_scores_every_seed_on_the_same_test_subset():
     a.setup(), b.setup()
     assert len(a.indices("test")) == 100 and a.indices("test") == b.indices("test")
     assert a.indices("test") != list(range(100))  # a draw over the whole split, not its head
-    assert len(a.dataset("test")) == 100 and a.fingerprint("test") != full.fingerprint("test")
+    assert len(a.split_dataset("test")) == 100 and a.fingerprint("test") != full.fingerprint("test")
     assert a.indices("retain") == full.indices("retain")  # the training split does not depend on it
     with pytest.raises(ValueError, match=f"test_size must be at most {num_test}.*got {num_test + 1}"):
         UnlearningDataModule(Digits(), RandomForget(0.1), test_size=num_test + 1).setup()

@@ -8,7 +8,7 @@ The setup makes the two runs see the same data per optimizer step, so any differ
 floating-point only: a 2-process run with ``global_batch=True`` (batch 64 divided into 32 per
 process) against one process with batch 64, on split sizes divisible by 64 (no ``DistributedSampler`` padding, no short last
 batch), an MLP (no BatchNorm, whose per-process batch statistics would differ), and the
-shuffling order of :class:`~unlearn_pl.data.datamodule.EpochShuffleSampler`, which DDP shards
+shuffling order of :class:`~unlearn_pl.data.samplers.EpochShuffleSampler`, which DDP shards
 (process r takes positions r, r+2, …), so the two processes' batch k together are the single
 process's batch k. DDP averages the two half-batch gradients where one process takes the mean
 over the whole batch: equal up to summation order (~1e-7 relative per step).

@@ -165,7 +165,7 @@ def test_del_default_grouping_distance_from_the_authors():
 def test_del_drop_last_serves_only_full_localization_batches(digits_dm):
     dm = digits_dm()
     dm.setup()
-    n = len(dm.dataset("forget"))
+    n = len(dm.split_dataset("forget"))
     loader = DEL(batch_size=32, drop_last=True).localization_loader(dm)
     sizes = [len(y) for _, _, y in loader]
     assert sizes == [32] * (n // 32) and n % 32 != 0

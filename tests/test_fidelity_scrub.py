@@ -272,7 +272,7 @@ out = {{
     "weights": float(sum(p.double().sum() for p in module.network.parameters())),
     "unselected_fixed": all(torch.equal(p.detach()[~masks[n]], original[n][~masks[n]])
                             for n, p in module.network.named_parameters()),
-    "forget_size": len(dm.dataset("forget")), "retain_size": len(dm.dataset("retain")),
+    "forget_size": len(dm.split_dataset("forget")), "retain_size": len(dm.split_dataset("retain")),
 }}
 with open(f"rank{{trainer.global_rank}}.json", "w") as f:
     json.dump(out, f)

@@ -14,10 +14,10 @@ import torch
 from conftest import FAST_RECIPE, REPO, fast_trainer, tiny_cnn
 
 from unlearn_pl import ReferenceModels, UnlearningModule
-from unlearn_pl._io import atomic_write, write_json, write_text
+from unlearn_pl.utils.io import atomic_write, write_json, write_text
 from unlearn_pl.cli import main
-from unlearn_pl.cli_errors import condense_parse_error
-from unlearn_pl.hparams import NotDescribable, describe
+from unlearn_pl.cli.errors import condense_parse_error
+from unlearn_pl.utils.describe import NotDescribable, describe
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import DecisionRegions, SplitAccuracy
 from unlearn_pl.models import MLP, ImageClassifier, SmallCNN, cifar_resnet18
@@ -236,7 +236,7 @@ def test_python_path_prints_no_lightning_tips(tmp_path):
 def test_the_tip_filter_drops_only_the_advertisements():
     import logging
 
-    from unlearn_pl.lightning_tips import DropLightningTips
+    from unlearn_pl.utils.lightning_tips import DropLightningTips
 
     def passes(message: str) -> bool:
         return DropLightningTips().filter(logging.LogRecord("x", logging.INFO, "f", 1, message, None, None))

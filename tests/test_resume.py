@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.data import Digits, RandomForget
-from unlearn_pl.data.datamodule import EpochShuffleSampler
+from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.localizers import DEL
 from unlearn_pl.unlearners import SCRUB, NegGradPlus, RandomLabel, ResetFinetune
 

@@ -59,7 +59,7 @@ def test_default_metrics_fill_the_report_table(prepared_module, tmp_path):
     module, dm = prepared_module()
     assert [type(m).__name__ for m in module.metrics] == [type(m).__name__ for m in default_metrics()]
     fast_trainer(tmp_path).validate(module, datamodule=dm, verbose=False)
-    table = module.report.last_results
+    table = module.run_report.last_results
     assert list(table) == ["original", "unlearned", "oracle"]
     for column in ("forget_acc", "forget_acc_gap", "test_loss_gap", "tow", "mia_loss_acc", "mia_efficacy"):
         assert column in table["unlearned"], column

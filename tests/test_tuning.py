@@ -18,7 +18,7 @@ from scipy import stats
 
 from unlearn_pl import UnlearningModule
 from unlearn_pl.cli import UnlearningCLI
-from unlearn_pl.reference_results import ReferenceResults, ReferenceResultsStore
+from unlearn_pl.references import ReferenceResults, ReferenceResultsStore
 from unlearn_pl.tuning import (
     best_index,
     bias_goal,

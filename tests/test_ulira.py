@@ -21,9 +21,9 @@ from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.metrics import ULiRA
 from unlearn_pl.functional.lira import GaussianFit, likelihood_ratio, logit_confidence
-from unlearn_pl.metrics.ulira import ShadowBank, attack_bank, attack_summary, config_parts
+from unlearn_pl.ulira import ShadowBank, attack_bank, attack_summary, config_parts
 from unlearn_pl.models import MLP
-from unlearn_pl.shadow import build_bank, make_spec, open_bank
+from unlearn_pl.ulira.shadow import build_bank, make_spec, open_bank
 from unlearn_pl.unlearners import Finetune, Retrain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -79,7 +79,7 @@ def test_an_unlearner_that_does_nothing_is_detected_and_the_callback_reads_its_b
     trainer.validate(module, datamodule=dm, verbose=False)
     # The unlearned model is the original here; both are scored against the oracle, by hand:
     assert callback.results["unlearned"] == callback.results["original"]
-    index, x, y = next(iter(torch.utils.data.DataLoader(dm.dataset("forget"), batch_size=10_000)))
+    index, x, y = next(iter(torch.utils.data.DataLoader(dm.split_dataset("forget"), batch_size=10_000)))
     fit = bank.fit("global")
     fit = GaussianFit(*(getattr(fit, f)[bank.positions(index.numpy())] for f in ("mean_in", "std_in", "mean_out", "std_out")), "global")
     with torch.no_grad():

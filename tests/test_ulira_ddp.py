@@ -14,7 +14,7 @@ from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.functional.lira import balanced_membership
 from unlearn_pl.metrics import ULiRA
-from unlearn_pl.metrics.ulira import ShadowBank, config_parts
+from unlearn_pl.ulira import ShadowBank, config_parts
 from unlearn_pl.unlearners import Finetune
 
 #: Validation-only trainers of this test; the bank records the same unlearning length (0 epochs).

@@ -1,10 +1,9 @@
 """unlearn_pl — PyTorch Lightning modules for machine unlearning of image classifiers."""
 
-from unlearn_pl.classifier import ClassifierModule, TrainingRecipe
 from unlearn_pl.data.datamodule import UnlearningDataModule
-from unlearn_pl.lightning_tips import quiet_lightning_tips
 from unlearn_pl.module import UnlearningModule
-from unlearn_pl.references import ReferenceModels
+from unlearn_pl.references import ClassifierModule, ReferenceModels, TrainingRecipe
+from unlearn_pl.utils.lightning_tips import quiet_lightning_tips
 
 # Lightning has no setting for its litlogger/litmodels tips; the filter drops only those lines.
 quiet_lightning_tips()

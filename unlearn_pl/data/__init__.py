@@ -1,6 +1,6 @@
 """Data: readers, forget selectors, the split manifest and the ``UnlearningDataModule``."""
 
-from unlearn_pl.data.datamodule import EVAL_SPLITS, UnlearningDataModule
+from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.data.datasets import ArrayDataset, IndexedSubset
 from unlearn_pl.data.readers import (
     CIFAR10,
@@ -19,10 +19,11 @@ from unlearn_pl.data.selectors import (
     Mislabeled,
     RandomForget,
 )
-from unlearn_pl.data.split import Split, make_split
+from unlearn_pl.data.split import SplitManifest, make_split
+from unlearn_pl.protocols import EVAL_SPLITS
 
 __all__ = [
     "EVAL_SPLITS", "UnlearningDataModule", "ArrayDataset", "IndexedSubset", "DatasetReader", "Digits",
     "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "SVHN", "ImageFolder", "ForgetSelector",
-    "RandomForget", "ClassForget", "IndexForget", "Mislabeled", "Split", "make_split",
+    "RandomForget", "ClassForget", "IndexForget", "Mislabeled", "SplitManifest", "make_split",
 ]

@@ -2,103 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from unlearn_pl.data.datasets import (
-    IndexedSubset,
-    check_dataset,
-    dataset_fingerprint,
-    dataset_targets,
-)
+from unlearn_pl.data.datasets import IndexedSubset, check_dataset, dataset_fingerprint, dataset_targets
 from unlearn_pl.data.readers import DatasetReader, Digits
+from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.sequential import SequentialLoader
-from unlearn_pl.data.split import Split, make_split
-from unlearn_pl.utils.arguments import (
-    HalfOpenFraction,
-    NonNegativeInt,
-    PositiveInt,
-    check_arguments,
-)
+from unlearn_pl.data.split import SplitManifest, make_split
+from unlearn_pl.protocols import EVAL_SPLITS
+from unlearn_pl.utils.arguments import HalfOpenFraction, NonNegativeInt, PositiveInt, check_arguments
+from unlearn_pl.utils.describe import content_hash
 
 SplitName = Literal["retain", "forget", "val", "test", "train"]
-#: Splits evaluated by validation, in dataloader order (``dataloader_idx`` → name).
-EVAL_SPLITS: tuple[str, ...] = ("retain", "forget", "val", "test")
-
-
-class EpochShuffleSampler(DistributedSampler):
-    """``DistributedSampler`` whose order is a pure function of ``(seed, epoch, pass)``.
-
-    torch's ``DistributedSampler`` already derives its order from ``seed + epoch``, so a run
-    resumed from a checkpoint (``--ckpt_path``) sees the order the uninterrupted run saw: Lightning
-    sets the epoch through :meth:`set_epoch` before every epoch, also on resume. What this class
-    adds:
-
-    - Further passes within one epoch (a shorter loader cycled by a ``CombinedLoader`` in
-      ``max_size_cycle`` mode) get new orders, from ``(seed, epoch, pass)``; torch's sampler would
-      repeat the epoch's order in every cycle.
-    - Without any :meth:`set_epoch` call (a plain training loop) every pass advances the epoch.
-    - With ``num_replicas`` processes, process ``rank`` takes positions ``rank, rank +
-      num_replicas, …`` of that one order (padded by repeating its start, as torch does). So the
-      processes' k-th batches of size b together are the single-process k-th batch of size
-      ``num_replicas · b``: DDP changes the data of a step only by the padding. Being a
-      ``DistributedSampler``, Lightning keeps it instead of injecting its own.
-
-    Args:
-        size: number of examples to permute.
-        seed: the seed of the order.
-        num_replicas: number of processes sharing the order.
-        rank: this process's index in ``0 … num_replicas−1``.
-    """
-
-    def __init__(self, size: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        if size < 0:
-            raise ValueError(f"size must be >= 0; got {size}")
-        # Explicit num_replicas/rank: the base class then never queries torch.distributed.
-        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=True, seed=int(seed))  # type: ignore[arg-type]
-        self.size = size
-        self._pass = 0  # passes already started in the current epoch
-        self._epoch_set = False  # whether a loop drives the epoch through set_epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next pass yields (called by Lightning's loops)."""
-        self.epoch = int(epoch)
-        self._pass = 0
-        self._epoch_set = True
-
-    def permutation(self, epoch: int, pass_: int = 0) -> Tensor:
-        """The order of pass ``pass_`` of ``epoch`` (pure: the same arguments give the same order)."""
-        # SeedSequence mixes the three numbers, so nearby (seed, epoch) pairs give unrelated orders
-        # (torch's seed + epoch makes seed 1's epoch 0 the same order as seed 0's epoch 1).
-        seed = int(np.random.SeedSequence([self.seed, epoch, pass_]).generate_state(1)[0])
-        return torch.randperm(self.size, generator=torch.Generator().manual_seed(seed))
-
-    def __iter__(self) -> Iterator[int]:
-        order = self.permutation(self.epoch, self._pass).tolist()
-        if self._epoch_set:
-            self._pass += 1  # the loop owns the epoch: another pass in it is a cycle
-        else:
-            self.epoch += 1  # nobody sets epochs: every pass is a new epoch
-        if self.num_replicas > 1 and order:
-            padding = self.total_size - len(order)
-            order = (order + order * (padding // len(order) + 1))[: self.total_size]
-            order = order[self.rank : self.total_size : self.num_replicas]
-        return iter(order)
-
-    def __len__(self) -> int:
-        return self.num_samples
-
 
 
 class UnlearningDataModule(LightningDataModule):
@@ -114,15 +38,12 @@ class UnlearningDataModule(LightningDataModule):
     for a single split), or a :class:`~unlearn_pl.data.sequential.SequentialLoader` for the
     ``"sequential"`` mode. Without such a call it serves the retain set.
 
-    Setup checks the data before anything trains: every label must be a class of the reader
-    (``0 … num_classes−1``), in-memory images must be finite, and the dataset must have at
-    least two classes.
+    Setup checks the data before anything trains: labels in ``0 … num_classes−1``, finite
+    in-memory images, at least two classes.
 
-    Under DDP each process loads ``batch_size`` examples per step, so the global batch is
-    ``batch_size × devices`` and results differ from a one-process run with the same settings.
-    ``global_batch=True`` instead divides ``batch_size`` across the processes (it must be
-    divisible by their number), which keeps the optimization of a one-process run: the
-    processes' batches together are the one-process batch, up to the sampler's padding.
+    Under DDP each process loads ``batch_size`` examples per step (the global batch is
+    ``batch_size × devices``); ``global_batch=True`` divides it across the processes instead,
+    which keeps the optimization of a one-process run.
 
     Args:
         dataset: the reader of the train and test splits.
@@ -130,9 +51,7 @@ class UnlearningDataModule(LightningDataModule):
         val_fraction: share of the (subsampled) training set held out as validation data.
         train_size: subsample the training set to this many examples first (``None``: all).
         test_size: evaluate on this many test examples (``None``: all), one draw that depends on
-            nothing else, so every seed, arm and model is scored on the same examples. Each pass
-            over Fashion-MNIST's 10k test images costs more than an epoch on a few thousand
-            training images; 2,000 still bound a test accuracy to about ±2 points (95%).
+            nothing else, so every seed, arm and model is scored on the same examples.
         batch_size: batch size of every loader unless a caller overrides it (per process, unless
             ``global_batch``).
         eval_batch_size: batch size of evaluation loaders (default: ``batch_size``).
@@ -162,7 +81,7 @@ class UnlearningDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         check_arguments(UnlearningDataModule.__init__, locals())
-        self.reader = dataset if dataset is not None else Digits()
+        self.dataset = dataset if dataset is not None else Digits()
         self.selector = forget if forget is not None else RandomForget(0.1)
         self.val_fraction = val_fraction
         self.train_size = train_size
@@ -173,15 +92,23 @@ class UnlearningDataModule(LightningDataModule):
         self.seed = seed
         self.manifest = manifest
         self.global_batch = global_batch
-        self.split: Split | None = None
+        self.split: SplitManifest | None = None
         self._test_indices: list[int] = []
         self.train_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self._serve: tuple[tuple[str, ...], str, dict[str, int]] = (("retain",), "max_size_cycle", {})
 
+    #: The splits evaluated, in the order of :meth:`val_dataloader`'s loaders.
+    eval_splits: tuple[str, ...] = EVAL_SPLITS
+
     @property
     def num_classes(self) -> int:
-        return self.reader.num_classes
+        return self.dataset.num_classes
+
+    @property
+    def name(self) -> str:
+        """The dataset's name (e.g. ``digits``), for messages."""
+        return self.dataset.name
 
     def setup(self, stage: str | None = None) -> None:
         """Load and check the data, and draw (or load) the split. Idempotent: later calls reuse it."""
@@ -190,16 +117,16 @@ class UnlearningDataModule(LightningDataModule):
         num_classes = self.num_classes
         if num_classes < 2:
             raise ValueError(
-                f"{self.reader.name} has num_classes={num_classes}; unlearning a classifier needs at least 2 classes "
+                f"{self.dataset.name} has num_classes={num_classes}; unlearning a classifier needs at least 2 classes "
                 "(with one, every model is trivially 100% accurate)"
             )
-        self.train_set = self.reader.load("train")
-        self.test_set = self.reader.load("test")
-        check_dataset(self.train_set, num_classes, f"{self.reader.name} train split")
-        check_dataset(self.test_set, num_classes, f"{self.reader.name} test split")
+        self.train_set = self.dataset.load("train")
+        self.test_set = self.dataset.load("test")
+        check_dataset(self.train_set, num_classes, f"{self.dataset.name} train split")
+        check_dataset(self.test_set, num_classes, f"{self.dataset.name} test split")
         num_test = len(self.test_set)  # type: ignore[arg-type]
         if self.test_size is not None and self.test_size > num_test:
-            raise ValueError(f"test_size must be at most {num_test} (the size of {self.reader.name}'s test split); "
+            raise ValueError(f"test_size must be at most {num_test} (the size of {self.dataset.name}'s test split); "
                              f"got {self.test_size}")
         self._test_indices = (list(range(num_test)) if self.test_size is None else
                               np.sort(np.random.default_rng(0).choice(num_test, self.test_size, replace=False)).tolist())
@@ -207,12 +134,14 @@ class UnlearningDataModule(LightningDataModule):
         present = np.unique(targets)
         if len(present) < 2:
             raise ValueError(
-                f"{self.reader.name}'s training split holds only class(es) {present.tolist()}; "
+                f"{self.dataset.name}'s training split holds only class(es) {present.tolist()}; "
                 "unlearning a classifier needs examples of at least 2 classes"
             )
         fingerprint = dataset_fingerprint(self.train_set)
         if self.manifest and Path(self.manifest).exists():
-            split = self._load_manifest(self.manifest, fingerprint, len(targets))
+            configured = {"forget": self.selector.describe(), "seed": self.seed,
+                          "val_fraction": self.val_fraction, "train_size": self.train_size}
+            split = SplitManifest.load_checked(self.manifest, fingerprint, len(targets), num_classes, configured)
         else:
             split = make_split(
                 targets, num_classes, self.selector,
@@ -223,35 +152,7 @@ class UnlearningDataModule(LightningDataModule):
                 split.save(self.manifest)
         self.split = split
 
-    def _load_manifest(self, path: str, fingerprint: str, num_train: int) -> Split:
-        split = Split.load(path)
-        if split.dataset != fingerprint:
-            raise ValueError(
-                f"manifest {path!r} was made for dataset fingerprint {split.dataset!r}, but "
-                f"the data read now has fingerprint {fingerprint!r}; use the matching data or another manifest"
-            )
-        if split.num_train != num_train:
-            raise ValueError(
-                f"manifest {path!r} records num_train={split.num_train}, but the training split has {num_train} "
-                "examples; use the manifest made for this data"
-            )
-        try:
-            split.check(self.num_classes)
-        except ValueError as e:
-            raise ValueError(f"split manifest {path!r}: {e}") from e
-        configured = {"forget": self.selector.describe(), "seed": self.seed,
-                      "val_fraction": self.val_fraction, "train_size": self.train_size}
-        recorded = {"forget": split.selector, "seed": split.seed,
-                    "val_fraction": split.val_fraction, "train_size": split.train_size}
-        # Manifests without val_fraction/train_size (None) record nothing to compare for them.
-        differ = [k for k in configured if recorded[k] is not None and recorded[k] != configured[k]]
-        if differ:
-            lines = "; ".join(f"{k}: manifest {recorded[k]!r}, configured {configured[k]!r}" for k in differ)
-            rank_zero_warn(f"the split comes from manifest {path!r}, so the configured {', '.join(differ)} "
-                           f"are ignored ({lines})")
-        return split
-
-    def _require_setup(self) -> Split:
+    def _require_setup(self) -> SplitManifest:
         if self.split is None:
             self.setup()
         assert self.split is not None
@@ -260,19 +161,14 @@ class UnlearningDataModule(LightningDataModule):
     def fingerprint(self, which: SplitName) -> str:
         """Content hash of one split's data (indices, labels, data) — the model cache key part."""
         split = self._require_setup()
-        h = hashlib.sha256(split.dataset.encode())
-        h.update(np.asarray(self.indices(which), dtype=np.int64).tobytes())
-        h.update(repr(sorted(split.relabels.items())).encode())
-        return h.hexdigest()[:16]
+        return content_hash([split.dataset, self.indices(which), sorted(split.relabels.items())])
 
     def split_fingerprint(self) -> str:
         """Content hash of the whole split (data, retain, forget, validation, relabels).
 
         Checkpoints record it, so a run cannot resume on another forget set.
         """
-        return hashlib.sha256(
-            "|".join(self.fingerprint(which) for which in ("retain", "forget", "val", "test")).encode()  # type: ignore[arg-type]
-        ).hexdigest()[:16]
+        return content_hash([self.fingerprint(which) for which in ("retain", "forget", "val", "test")])
 
     def indices(self, which: SplitName) -> list[int]:
         """Dataset indices of a split (``train`` = retain ∪ forget, sorted)."""
@@ -285,7 +181,7 @@ class UnlearningDataModule(LightningDataModule):
             raise ValueError(f"unknown split {which!r}; expected one of retain, forget, val, test, train")
         return list(getattr(split, which))
 
-    def dataset(self, which: SplitName) -> IndexedSubset:
+    def split_dataset(self, which: SplitName) -> IndexedSubset:
         """The ``(index, x, y)`` dataset of a split; train splits carry the training labels."""
         split = self._require_setup()
         base = self.test_set if which == "test" else self.train_set
@@ -304,8 +200,7 @@ class UnlearningDataModule(LightningDataModule):
         rank: int = 0,
     ) -> DataLoader:
         """A loader over one split. Shuffled loaders use an :class:`EpochShuffleSampler` seeded by
-        ``seed`` (default: ``self.seed``), so the order depends on the epoch only and a resumed run
-        sees the same batches as an uninterrupted one.
+        ``seed`` (default: ``self.seed``): the order depends on the epoch only, also on resume.
 
         ``drop_last`` drops a last incomplete batch, unless that would leave no batch at all.
         A shuffled (training) loader always drops a last batch of one example: BatchNorm cannot
@@ -313,7 +208,7 @@ class UnlearningDataModule(LightningDataModule):
         ``num_replicas``/``rank`` shard a shuffled loader's order across processes (the data
         module's own training loader does this under DDP).
         """
-        dataset = self.dataset(which)
+        dataset = self.split_dataset(which)
         seed = self.seed if seed is None else seed
         sampler = EpochShuffleSampler(len(dataset), seed, num_replicas, rank) if shuffle else None
         size = batch_size or (self.batch_size if shuffle else self.eval_batch_size)
@@ -335,23 +230,21 @@ class UnlearningDataModule(LightningDataModule):
     def serve(
         self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: dict[str, int] | None = None
     ) -> None:
-        """Make the training loader serve the splits ``requires``, combined in ``mode``.
-
-        Called by the module (the data module never looks at the model): e.g.
-        ``serve(("retain", "forget"))`` for a two-stream unlearner. ``mode`` is a
-        ``CombinedLoader`` mode or ``"sequential"`` (see :meth:`unlearning_dataloader`);
-        ``batch_sizes`` overrides the batch size of some splits.
-        """
-        if not requires:
-            raise ValueError("an unlearner must require at least one split (retain, forget or train)")
-        unknown = [r for r in requires if r not in ("retain", "forget", "val", "train")]
-        if unknown:
-            raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
+        """Make the training loader serve the splits ``requires``, combined in ``mode`` (a
+        ``CombinedLoader`` mode or ``"sequential"``), ``batch_sizes`` overriding some splits' batch
+        size. Called by the module: the data module never looks at the model."""
+        self._check_training_splits(requires)
         self._serve = (tuple(requires), mode, dict(batch_sizes or {}))
 
+    @staticmethod
+    def _check_training_splits(requires: tuple[str, ...]) -> None:
+        if not requires:
+            raise ValueError("an unlearner must require at least one split (retain, forget, val or train)")
+        if unknown := [r for r in requires if r not in ("retain", "forget", "val", "train")]:
+            raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
+
     def per_process_batch_size(self, world_size: int, batch_size: int | None = None) -> int:
-        """The training batch size (``batch_size``, default the module's) of one process among
-        ``world_size`` (see ``global_batch``)."""
+        """The training batch size (default the module's) of one process among ``world_size``."""
         size = self.batch_size if batch_size is None else batch_size
         if not self.global_batch or world_size <= 1:
             return size
@@ -376,8 +269,7 @@ class UnlearningDataModule(LightningDataModule):
         then of the next (:class:`~unlearn_pl.data.sequential.SequentialLoader`). ``batch_sizes``
         overrides the batch size of some splits.
         """
-        if not requires:
-            raise ValueError("an unlearner must require at least one split (retain, forget or train)")
+        self._check_training_splits(requires)
         sizes = batch_sizes or {}
         loaders = {
             name: self.dataloader(
@@ -386,26 +278,20 @@ class UnlearningDataModule(LightningDataModule):
             )
             for name in requires
         }
-        if mode == "sequential":
-            return SequentialLoader(loaders)
-        return CombinedLoader(loaders, mode=mode)
+        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)
 
     def train_dataloader(self) -> CombinedLoader | SequentialLoader:
         requires, mode, batch_sizes = self._serve
-        trainer = self.trainer
         # Shard here rather than let Lightning wrap the sampler: its wrapper reshuffles with its own
         # seed, so a DDP run would see other batches than a single process with the same seed.
-        replicas = trainer.world_size if trainer is not None else 1
-        rank = trainer.global_rank if trainer is not None else 0
+        replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
         if replicas > 1 and not self.global_batch:
-            rank_zero_info(
-                f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
-                f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}"
-            )
+            rank_zero_info(f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
+                           f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}")
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self.dataloader(name) for name in EVAL_SPLITS]  # type: ignore[arg-type]
+        return [self.dataloader(name) for name in self.eval_splits]  # type: ignore[arg-type]
 
     def test_dataloader(self) -> list[DataLoader]:
         return self.val_dataloader()

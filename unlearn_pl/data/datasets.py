@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from unlearn_pl.utils.describe import content_hash
 
 
 class ArrayDataset(Dataset):
@@ -45,10 +46,7 @@ class ArrayDataset(Dataset):
 
     def fingerprint(self) -> str:
         """A content hash: two datasets with equal fingerprints hold the same images and labels."""
-        h = hashlib.sha256(self.name.encode())
-        h.update(self.images.numpy().tobytes())
-        h.update(self.targets.numpy().tobytes())
-        return h.hexdigest()[:16]
+        return content_hash({"name": self.name, "images": self.images, "targets": self.targets})
 
 
 def dataset_targets(dataset: Dataset) -> Tensor:
@@ -94,10 +92,8 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     """
     if hasattr(dataset, "fingerprint"):
         return dataset.fingerprint()  # type: ignore[no-any-return]
-    h = hashlib.sha256(type(dataset).__qualname__.encode())
-    h.update(str(len(dataset)).encode())  # type: ignore[arg-type]
-    h.update(dataset_targets(dataset).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return content_hash({"class": type(dataset).__qualname__, "size": len(dataset),  # type: ignore[arg-type]
+                         "targets": dataset_targets(dataset)})
 
 
 class IndexedSubset(Dataset):

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
-from unlearn_pl._io import write_json
 from unlearn_pl.data.selectors import ForgetSelector
+from unlearn_pl.utils.io import write_json
 
 
 @dataclass
-class Split:
+class SplitManifest:
     """Disjoint retain/forget/validation index lists over the training set.
 
     Attributes:
@@ -88,7 +89,7 @@ class Split:
         return write_json(path, d)
 
     @classmethod
-    def load(cls, path: str | Path) -> Split:
+    def load(cls, path: str | Path) -> SplitManifest:
         """Read a manifest written by :meth:`save` and check it."""
         path = Path(path)
         if not path.exists():
@@ -111,6 +112,37 @@ class Split:
             raise ValueError(f"split manifest {str(path)!r}: {e}") from e
         return split
 
+    @classmethod
+    def load_checked(cls, path: str | Path, fingerprint: str, num_train: int, num_classes: int,
+                     configured: dict[str, Any]) -> SplitManifest:
+        """:meth:`load` a manifest for the data of ``fingerprint`` (``num_train`` training examples,
+        ``num_classes`` classes), and warn where it overrides the ``configured`` selector, seed,
+        ``val_fraction`` or ``train_size``."""
+        split = cls.load(path)
+        if split.dataset != fingerprint:
+            raise ValueError(
+                f"manifest {str(path)!r} was made for dataset fingerprint {split.dataset!r}, but "
+                f"the data read now has fingerprint {fingerprint!r}; use the matching data or another manifest"
+            )
+        if split.num_train != num_train:
+            raise ValueError(
+                f"manifest {str(path)!r} records num_train={split.num_train}, but the training split has {num_train} "
+                "examples; use the manifest made for this data"
+            )
+        try:
+            split.check(num_classes)
+        except ValueError as e:
+            raise ValueError(f"split manifest {str(path)!r}: {e}") from e
+        recorded = {"forget": split.selector, "seed": split.seed,
+                    "val_fraction": split.val_fraction, "train_size": split.train_size}
+        # Manifests without val_fraction/train_size (None) record nothing to compare for them.
+        differ = [k for k in configured if recorded[k] is not None and recorded[k] != configured[k]]
+        if differ:
+            lines = "; ".join(f"{k}: manifest {recorded[k]!r}, configured {configured[k]!r}" for k in differ)
+            rank_zero_warn(f"the split comes from manifest {str(path)!r}, so the configured {', '.join(differ)} "
+                           f"are ignored ({lines})")
+        return split
+
 
 def make_split(
     targets: np.ndarray,
@@ -121,7 +153,7 @@ def make_split(
     seed: int,
     dataset: str,
     train_size: int | None = None,
-) -> Split:
+) -> SplitManifest:
     """Draw validation, then forget (via ``selector``), then retain = the rest; all seeded.
 
     ``train_size`` first subsamples the training set (e.g. 10k of Fashion-MNIST's 60k).
@@ -141,7 +173,7 @@ def make_split(
     candidates = np.setdiff1d(pool, val)
     chosen = selector.select(candidates, targets, num_classes, rng)
     retain = np.setdiff1d(candidates, chosen.indices)
-    split = Split(
+    split = SplitManifest(
         retain=retain.tolist(),
         forget=np.asarray(chosen.indices).tolist(),
         val=val.tolist(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
@@ -12,10 +12,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.utils.arguments import PositiveFraction, PositiveInt, check_arguments
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 LocalizationData = Literal["forget", "train", "retain"]
 #: A fraction of the trainable scalars, in (0, 1] (a jsonargparse restricted type: the parser
@@ -85,7 +83,7 @@ class Localizer(Callback, ABC):
         return datamodule.dataloader(self.data, **options)  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- Lightning glue
-    def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> dict[str, Tensor]:
+    def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> dict[str, Tensor]:
         """Compute the masks once (rank 0) and broadcast them so every process agrees. Idempotent."""
         if self.masks is None:
             masks = None
@@ -99,7 +97,7 @@ class Localizer(Callback, ABC):
             )
         return self.masks
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         # Whether an unlearner's fit-start work (a reset, a dampening) ran before this or not,
         # it changed selected scalars only, so the guard's snapshot of the unselected ones is the
         # original's either way.

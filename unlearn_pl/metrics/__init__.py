@@ -9,10 +9,13 @@ from unlearn_pl.metrics.per_example import (
     deduplicate,
     example_stats,
 )
-from unlearn_pl.metrics.regions import DecisionRegions, log_figure, plot_regions
-from unlearn_pl.metrics.report import RunReport, format_table
+from unlearn_pl.metrics.region_plots import log_figure, plot_regions
+from unlearn_pl.metrics.regions import DecisionRegions
+from unlearn_pl.metrics.run_report import RunReport
 from unlearn_pl.metrics.tow import TugOfWar, tug_of_war
-from unlearn_pl.metrics.ulira import ShadowBank, ULiRA
+from unlearn_pl.metrics.ulira import ULiRA
+from unlearn_pl.report import format_table
+from unlearn_pl.ulira.bank import ShadowBank
 
 
 def default_metrics() -> list[EvaluationCallback]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from unlearn_pl.metrics.base import EvaluationCallback, Results
-
-#: The reference model that gaps are measured against.
-ORACLE = "oracle"
+from unlearn_pl import names
+from unlearn_pl.metrics.base import EvaluationCallback
+from unlearn_pl.names import Results
 
 
 class SplitAccuracy(EvaluationCallback):
@@ -33,14 +32,14 @@ class SplitAccuracy(EvaluationCallback):
             for split, stats in splits.items():
                 if len(stats["index"]) == 0:
                     continue
-                out.setdefault(model, {})[f"{split}_acc"] = float(stats["correct"].mean())
-                out[model][f"{split}_loss"] = float(stats["loss"].mean())
-        if self.gaps and ORACLE in out:
-            oracle = out[ORACLE]
+                out.setdefault(model, {})[names.accuracy(split)] = float(stats["correct"].mean())
+                out[model][names.loss(split)] = float(stats["loss"].mean())
+        if self.gaps and names.ORACLE in out:
+            oracle = out[names.ORACLE]
             for model, values in out.items():
-                if model == ORACLE:
+                if model == names.ORACLE:
                     continue
                 for name in list(values):
                     if name in oracle:
-                        values[f"{name}_gap"] = values[name] - oracle[name]
+                        values[names.gap(name)] = values[name] - oracle[name]
         return out

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
-
-#: ``{model name: {metric name: value}}``, e.g. ``{"unlearned": {"forget_acc": 0.8}}``.
-Results = dict[str, dict[str, float]]
+from unlearn_pl.names import Results
+from unlearn_pl.protocols import UnlearningModel
 
 
 class EvaluationCallback(Callback):
@@ -51,11 +48,11 @@ class EvaluationCallback(Callback):
         self.during_fit = during_fit
         self.results: Results = {}
 
-    def evaluate(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> Results:
+    def evaluate(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> Results:
         """Compute this callback's metrics for every model; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__} must implement evaluate(trainer, pl_module)")
 
-    def before_evaluate(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def before_evaluate(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         """Runs on **every** rank before :meth:`evaluate`: the place for collective calls that a
         rank-0-only ``evaluate`` must not make (e.g. ``trainer.log_dir``, which broadcasts)."""
 
@@ -66,7 +63,7 @@ class EvaluationCallback(Callback):
             return False
         return self.during_fit or trainer.state.fn != TrainerFn.FITTING
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         if not self.should_evaluate(trainer):
             return
         self.results = self._evaluate_synced(trainer, pl_module)
@@ -77,14 +74,12 @@ class EvaluationCallback(Callback):
                 # tells Lightning the value is valid on every rank (no sync_dist advice under DDP).
                 pl_module.log(f"{model}/{name}", float(value), sync_dist=True, reduce_fx="max")
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         self.on_validation_epoch_end(trainer, pl_module)
 
-    def _evaluate_synced(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> Results:
-        per_example = getattr(pl_module, "per_example", None)
-        if per_example is not None:
-            # A collective: every rank must take part before rank 0 may go on alone.
-            per_example()
+    def _evaluate_synced(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> Results:
+        # A collective: every rank must take part before rank 0 may go on alone.
+        pl_module.per_example()
         self.before_evaluate(trainer, pl_module)
         if not self.rank_zero_compute or trainer.world_size == 1:
             return self.evaluate(trainer, pl_module)

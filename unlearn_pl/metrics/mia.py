@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -19,7 +19,9 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.base import EvaluationCallback
+from unlearn_pl.names import MIA_EFFICACY, MIA_LOSS_ACC, Results
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.utils.arguments import (
     IntAtLeastTwo,
     NonNegativeInt,
@@ -175,11 +177,12 @@ def _split_stats(stats: dict[str, dict[str, Tensor]], split: str, model: str, at
     return stats[split]
 
 
-def reference_cached(cache: dict[tuple, float], pl_module: Any, model: str, compute: Callable[[], float]) -> float:
+def reference_cached(cache: dict[tuple, float], pl_module: UnlearningModel, model: str,
+                     compute: Callable[[], float]) -> float:
     """``compute()`` for the unlearned model; for a reference model, cached in ``cache`` under the
     key of the module's reference results (``UnlearningModule.reference_results``), which says
     what its statistics were computed from."""
-    held = getattr(pl_module, "reference_results", None)
+    held = pl_module.reference_results
     if held is None or model not in held.results:
         return compute()
     key = (model, held.key)
@@ -227,7 +230,7 @@ class LossAttack(EvaluationCallback):
             value = reference_cached(self._reference_values, pl_module, model, lambda: loss_attack(
                 forget["loss"], other["loss"], self.n_splits, self.seed
             ))
-            out[model] = {"mia_loss_acc": value}
+            out[model] = {MIA_LOSS_ACC: value}
         return out
 
 
@@ -285,7 +288,7 @@ class MIAEfficacy(EvaluationCallback):
                 self._features(retain), self._features(other), self._features(forget),
                 seed=self.seed, max_samples=self.max_samples, C=self.C,
             ))
-            out[model] = {"mia_efficacy": value}
+            out[model] = {MIA_EFFICACY: value}
         return out
 
 

@@ -8,9 +8,8 @@ matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only t
 
 from __future__ import annotations
 
-import hashlib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,13 +22,15 @@ from torch import Tensor, nn
 from unlearn_pl.functional.regions import (
     Plane,
     make_plane,
-    plane_grid,
     predict_plane,
     region_similarity,
 )
-from unlearn_pl.metrics.base import EvaluationCallback, Results
-from unlearn_pl.metrics.report import MODEL_ORDER, run_dir, unique_path
-from unlearn_pl.references import state_hash
+from unlearn_pl.metrics.base import EvaluationCallback
+from unlearn_pl.metrics.region_plots import log_figure, plot_regions
+from unlearn_pl.metrics.run_report import run_dir
+from unlearn_pl.names import MODEL_ORDER, ORIGINAL, REGION_CHANGE, REGION_SIMILARITY, Results
+from unlearn_pl.protocols import UnlearningData
+from unlearn_pl.report import unique_path
 from unlearn_pl.utils.arguments import (
     IntAtLeastTwo,
     NonNegativeFloat,
@@ -37,12 +38,13 @@ from unlearn_pl.utils.arguments import (
     PositiveInt,
     check_arguments,
 )
+from unlearn_pl.utils.describe import content_hash
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 #: The model every other model's regions are compared with.
-BASELINE = "original"
+BASELINE = ORIGINAL
 #: Splits far from the forget set, whose planes measure how much the rest stayed the same.
 FarSplit = Literal["retain", "test", "val"]
 FAR_SPLITS: tuple[str, ...] = typing.get_args(FarSplit)
@@ -50,110 +52,10 @@ FAR_SPLITS: tuple[str, ...] = typing.get_args(FarSplit)
 _MAX_DRAWS = 20
 
 
-def plot_regions(
-    predictions: Mapping[str, Tensor],
-    plane: Plane,
-    margin: float = 0.1,
-    anchor_labels: Sequence[int] | None = None,
-    anchor_is_forget: Sequence[bool] | None = None,
-    num_classes: int | None = None,
-    title: str | None = None,
-) -> Figure:
-    """One panel per model: its predicted class over the plane, the three anchors marked.
-
-    Args:
-        predictions: model name → ``(R, R)`` prediction grid from
-            :func:`~unlearn_pl.functional.predict_plane` on ``plane`` with the same ``margin``;
-            panels appear in this order.
-        plane: the plane the grids were predicted on.
-        margin: the margin used for the grids (sets the axes' extent).
-        anchor_labels: the anchors' labels, written next to them.
-        anchor_is_forget: which anchors are forget examples (drawn as crosses, others as dots).
-        num_classes: fixes the colour of each class across panels and plots (default: the
-            largest predicted class + 1).
-        title: the figure title.
-
-    Returns:
-        A ``matplotlib.figure.Figure`` (not registered with pyplot: no GUI backend is touched).
-    """
-    try:
-        from matplotlib import colormaps
-        from matplotlib.colors import BoundaryNorm, ListedColormap
-        from matplotlib.figure import Figure
-    except ImportError as e:  # pragma: no cover — exercised only without matplotlib
-        raise ImportError("decision-region plots need matplotlib: pip install 'unlearn_pl[plots]'") from e
-
-    if not predictions:
-        raise ValueError("predictions is empty: pass at least one model's prediction grid")
-    grids = {name: p.detach().cpu() for name, p in predictions.items()}
-    shapes = {tuple(g.shape) for g in grids.values()}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[0] != next(iter(shapes))[1]:
-        raise ValueError(f"predictions must be square grids of one shape (R, R); got shapes {sorted(shapes)}")
-    resolution = next(iter(shapes))[0]
-    if num_classes is None:
-        num_classes = int(max(int(g.max()) for g in grids.values())) + 1
-    alphas, betas = plane_grid(plane, resolution, margin)
-    extent = (float(alphas[0]), float(alphas[-1]), float(betas[0]), float(betas[-1]))
-    base = colormaps["tab10" if num_classes <= 10 else "tab20"]
-    cmap = ListedColormap([base(k % base.N) for k in range(num_classes)])
-    norm = BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
-    forget = list(anchor_is_forget) if anchor_is_forget is not None else [False] * 3
-
-    fig = Figure(figsize=(4 * len(grids) + 1, 4), layout="constrained")
-    axes = fig.subplots(1, len(grids), squeeze=False)[0]
-    image = None
-    for ax, (name, grid) in zip(axes, grids.items()):
-        image = ax.imshow(grid.numpy(), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
-        panel = name
-        if name != BASELINE and BASELINE in grids:
-            panel += f" (same as {BASELINE}: {region_similarity(grid, grids[BASELINE]):.0%})"
-        ax.set_title(panel, fontsize=10)
-        for k, (a, b) in enumerate(plane.anchors.tolist()):
-            ax.scatter(
-                [a], [b], marker="X" if forget[k] else "o", s=90, c="white", edgecolors="black", linewidths=1.2,
-                label="forget example" if forget[k] else "other example",
-            )
-            if anchor_labels is not None:
-                ax.annotate(str(int(anchor_labels[k])), (a, b), xytext=(5, 5), textcoords="offset points", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one entry per marker kind, not per anchor
-    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=len(unique), fontsize=8)
-    fig.colorbar(image, ax=list(axes), ticks=range(num_classes), label="predicted class")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def log_figure(trainer: pl.Trainer, tag: str, figure: Figure, path: Path) -> list[str]:
-    """Send a figure to every logger of ``trainer`` that records images.
-
-    TensorBoard-style experiments get ``add_figure``; loggers with a ``log_image(key, images)``
-    method (W&B, Neptune…) get the saved PNG; others (CSVLogger) only have the file at ``path``.
-
-    Returns:
-        The class names of the loggers that received the figure.
-    """
-    used = []
-    for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if callable(getattr(experiment, "add_figure", None)):
-            experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-        elif callable(getattr(logger, "log_image", None)):
-            logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
-        else:
-            continue
-        used.append(type(logger).__name__)
-    return used
-
-
 def _plane_key(plane: Plane, margin: float) -> str:
     """A content hash of a plane (and the grid margin), for memoizing predictions on it."""
-    h = hashlib.sha1(repr(float(margin)).encode())
-    for t in (plane.origin, plane.v1, plane.v2, plane.anchors):
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    tensors = {"origin": plane.origin, "v1": plane.v1, "v2": plane.v2, "anchors": plane.anchors}
+    return f"{float(margin)!r}:{content_hash(tensors)}"
 
 
 class DecisionRegions(EvaluationCallback):
@@ -237,7 +139,7 @@ class DecisionRegions(EvaluationCallback):
 
     @staticmethod
     def _draw(datamodule: Any, split: str, rng: np.random.Generator, device: torch.device | str) -> tuple[Plane, Tensor, str]:
-        dataset = datamodule.dataset(split)
+        dataset = datamodule.split_dataset(split)
         if len(dataset) < 3:
             raise ValueError(f"decision-region planes need 3 examples of split {split!r}; it has {len(dataset)}")
         error: ValueError | None = None
@@ -264,8 +166,8 @@ class DecisionRegions(EvaluationCallback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
         datamodule = trainer.datamodule
-        if datamodule is None or not callable(getattr(datamodule, "dataset", None)):
-            raise ValueError("DecisionRegions needs a data module with dataset(split), e.g. UnlearningDataModule")
+        if not isinstance(datamodule, UnlearningData):
+            raise ValueError("DecisionRegions needs an unlearning data module (split_dataset(split)), e.g. UnlearningDataModule")
         models = self.models(pl_module)
         if BASELINE not in models:
             raise ValueError(f"DecisionRegions compares with the {BASELINE!r} model, but only {sorted(models)} were evaluated")
@@ -278,9 +180,9 @@ class DecisionRegions(EvaluationCallback):
                     grid = self.predict(models[name], plane, self.resolution)
                     sims[name][group].append(region_similarity(base, grid))
         if self.plot and self.plot_planes:
-            self._plot(trainer, models, planes["forget"][: self.plot_planes], getattr(datamodule, "num_classes", None))
+            self._plot(trainer, models, planes["forget"][: self.plot_planes], datamodule.num_classes)
         return {
-            name: {"region_change": 1.0 - float(np.mean(s["forget"])), "region_similarity": float(np.mean(s["far"]))}
+            name: {REGION_CHANGE: 1.0 - float(np.mean(s["forget"])), REGION_SIMILARITY: float(np.mean(s["far"]))}
             for name, s in sims.items()
         }
 
@@ -295,7 +197,7 @@ class DecisionRegions(EvaluationCallback):
         """
         if any(p.requires_grad for p in model.parameters()):
             return predict_plane(model, plane, resolution, self.margin, self.batch_size)
-        key = (state_hash(model), model.training, _plane_key(plane, self.margin), resolution)
+        key = (content_hash(model), model.training, _plane_key(plane, self.margin), resolution)
         if key not in self._frozen_grids:
             self._frozen_grids[key] = predict_plane(model, plane, resolution, self.margin, self.batch_size)
         return self._frozen_grids[key]

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import lightning.pytorch as pl
 
-from unlearn_pl.metrics.accuracy import ORACLE
-from unlearn_pl.metrics.base import EvaluationCallback, Results
+from unlearn_pl.metrics.base import EvaluationCallback
+from unlearn_pl.names import ORACLE, TOW, Results
 
 #: The splits of the ToW product (Zhao et al., 2024).
 TOW_SPLITS: tuple[str, ...] = ("forget", "retain", "test")
@@ -68,7 +68,7 @@ class TugOfWar(EvaluationCallback):
             for model, splits in per_example.items()
         }
         return {
-            model: {"tow": tug_of_war(values, acc[ORACLE], self.splits)}
+            model: {TOW: tug_of_war(values, acc[ORACLE], self.splits)}
             for model, values in acc.items()
             if model != ORACLE
         }

@@ -9,12 +9,21 @@
 - :mod:`~unlearn_pl.tuning.cli`: the ``unlearn-pl tune`` subcommand.
 """
 
+from unlearn_pl.stats import Estimate, mean_ci, paired_difference
 from unlearn_pl.tuning.cli import TuneSubcommand, TuningTrainer
 from unlearn_pl.tuning.engine import journal_storage, run_trials
-from unlearn_pl.tuning.objective import (DEFAULT_LAMBDAS, GOALS, best_index, bias_goal, check_lambdas, objective,
-                                         privacy_goal, privacy_mia_goal, select)
+from unlearn_pl.tuning.objective import (
+                                         DEFAULT_LAMBDAS,
+                                         GOALS,
+                                         best_index,
+                                         bias_goal,
+                                         check_lambdas,
+                                         objective,
+                                         privacy_goal,
+                                         privacy_mia_goal,
+                                         select,
+)
 from unlearn_pl.tuning.runner import StudyResult, parse_chosen, run_study
-from unlearn_pl.stats import Estimate, mean_ci, paired_difference
 from unlearn_pl.tuning.study import Candidate, StudyObjective, expand_space
 
 __all__ = [

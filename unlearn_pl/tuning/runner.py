@@ -32,12 +32,13 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from unlearn_pl._io import write_json, write_text
-from unlearn_pl.metrics.report import format_rows, jsonable, rows_to_csv
-from unlearn_pl.tuning.engine import journal_storage, open_storage, run_trials
-from unlearn_pl.tuning.objective import check_lambdas, select, objective as j_value
+from unlearn_pl.report import format_rows, jsonable, rows_to_csv
 from unlearn_pl.stats import mean_ci, paired_difference
+from unlearn_pl.tuning.engine import journal_storage, open_storage, run_trials
+from unlearn_pl.tuning.objective import check_lambdas, select
+from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.study import SEED_KEYS, Candidate, NoiseFloorObjective, StudyObjective, expand_space, short_key
+from unlearn_pl.utils.io import write_json, write_text
 
 #: Metrics shown first in the tables (when present).
 KEY_METRICS = ("J", "goal", "val_acc", "forget_acc", "test_acc", "retain_acc")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
+from unlearn_pl.protocols import UnlearningModel
 
 #: One batch of a split: ``(dataset index, images, labels)``.
 Batch = tuple[Tensor, Tensor, Tensor]
@@ -61,9 +60,14 @@ class Unlearner(Callback, ABC):
     automatic_optimization: ClassVar[bool] = True
 
     @abstractmethod
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor | None:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor | None:
         """One unlearning step; returns the loss to minimize (automatic optimization) or ``None``."""
 
+    def training_epochs(self, recipe: Any, configured: int | None) -> int | None:
+        """The epochs this unlearner trains: the trainer's ``configured`` ``max_epochs``, unless the
+        unlearner sets them itself (``Retrain`` trains the recipe's epochs, or its own)."""
+        return configured
+
     @abstractmethod
-    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRScheduler:
+    def configure_optimizers(self, module: UnlearningModel) -> OptimizerLRScheduler:
         """Optimizers (and schedulers) over ``module.network``'s parameters, in Lightning's format."""

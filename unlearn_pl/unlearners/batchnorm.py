@@ -10,16 +10,13 @@ running ones.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
+from unlearn_pl.protocols import UnlearningData, UnlearningModel
 
 
 def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -32,7 +29,7 @@ def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModule, split: str = "retain") -> bool:
+def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModel, split: str = "retain") -> bool:
     """Recompute ``module.network``'s BatchNorm running statistics with one pass over ``split``.
 
     Uses :func:`torch.optim.swa_utils.update_bn` (a cumulative average over the whole split, in
@@ -45,8 +42,8 @@ def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModule, split: 
     buffers = batchnorm_buffers(module.network)
     if not buffers:
         return False
-    datamodule: Any = trainer.datamodule
-    if datamodule is None or not callable(getattr(datamodule, "dataloader", None)):
+    datamodule = trainer.datamodule
+    if not isinstance(datamodule, UnlearningData):
         raise ValueError(
             "recomputing BatchNorm statistics needs a data module with dataloader(split), e.g. "
             f"UnlearningDataModule; got {type(datamodule).__name__}"
@@ -82,23 +79,23 @@ class BatchNormRecalibration:
     recalibrate_bn: bool = False
     _calibrated_at: int | None = None
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         # global_step restarts with every fit: forget the step of an earlier fit's recomputation.
         self._calibrated_at = None
         super().on_fit_start(trainer, pl_module)  # type: ignore[misc]
 
-    def _recalibrate_if_trained(self, trainer: pl.Trainer, module: UnlearningModule) -> None:
+    def _recalibrate_if_trained(self, trainer: pl.Trainer, module: UnlearningModel) -> None:
         if self.recalibrate_bn and trainer.global_step != self._calibrated_at:
             recalibrate_batchnorm(trainer, module)
             self._calibrated_at = trainer.global_step
 
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         if trainer.state.fn == TrainerFn.FITTING:  # validation inside fit: the network may have changed
             self._recalibrate_if_trained(trainer, pl_module)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         if trainer.checkpoint_callbacks:
             self._recalibrate_if_trained(trainer, pl_module)
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         self._recalibrate_if_trained(trainer, pl_module)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
 from unlearn_pl.functional.scores import trainable_parameters
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.sgd import SGDUnlearner
 from unlearn_pl.utils.arguments import NonNegativeFloat, PositiveInt, check_arguments
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class Finetune(SGDUnlearner):
@@ -26,7 +24,7 @@ class Finetune(SGDUnlearner):
 
     requires = ("retain",)
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
         return F.cross_entropy(module.network(x), y)
 
@@ -52,7 +50,7 @@ class L1Sparse(SGDUnlearner):
         self.gamma = gamma
         self.epochs = epochs
 
-    def l1_weight(self, module: UnlearningModule) -> float:
+    def l1_weight(self, module: UnlearningModel) -> float:
         """``γ·(1 − t/E)`` at the module's current epoch."""
         horizon = self.epochs if self.epochs is not None else module.trainer.max_epochs
         if horizon is None or horizon < 1:
@@ -62,7 +60,7 @@ class L1Sparse(SGDUnlearner):
             )
         return linear_decay(self.gamma, module.current_epoch, horizon)
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
         ce = F.cross_entropy(module.network(x), y)
         weight = self.l1_weight(module)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.sgd import SGDUnlearner
 from unlearn_pl.utils.arguments import (
@@ -15,9 +16,6 @@ from unlearn_pl.utils.arguments import (
     WeightDecay,
     check_arguments,
 )
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class NegGrad(SGDUnlearner):
@@ -36,7 +34,7 @@ class NegGrad(SGDUnlearner):
     def __init__(self, lr: LearningRate = 1e-3, weight_decay: WeightDecay = 0.0, **kwargs: Any) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, **kwargs)
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["forget"]
         return -F.cross_entropy(module.network(x), y)
 
@@ -60,7 +58,7 @@ class NegGradPlus(SGDUnlearner):
         super().__init__(**kwargs)
         self.alpha = alpha
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, xr, yr = batch["retain"]
         _, xf, yf = batch["forget"]
         retain = F.cross_entropy(module.network(xr), yr)

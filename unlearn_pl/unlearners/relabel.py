@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -11,12 +11,10 @@ from torch import Tensor
 
 from unlearn_pl.localizers.base import Budget
 from unlearn_pl.localizers.saliency import Aggregate, SalUnSaliency
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.sgd import SGDUnlearner
 from unlearn_pl.utils.arguments import NonNegativeFloat, check_arguments
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 def random_wrong_labels(y: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:
@@ -49,7 +47,7 @@ class RandomLabel(SGDUnlearner):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, xr, yr = batch["retain"]
         _, xf, yf = batch["forget"]
         retain = F.cross_entropy(module.network(xr), yr)
@@ -111,7 +109,7 @@ class SalUn(RandomLabel):
         """The saliency mask (``None`` before fit start or without ``saliency_budget``)."""
         return self.saliency.masks if self.saliency is not None else None
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         super().on_fit_start(trainer, pl_module)
         if self.saliency is not None:
             self.saliency.on_fit_start(trainer, pl_module)

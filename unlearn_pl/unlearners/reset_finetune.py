@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch
 from unlearn_pl.unlearners.batchnorm import BatchNormRecalibration
 from unlearn_pl.unlearners.sgd import SGDUnlearner
@@ -17,9 +18,6 @@ from unlearn_pl.utils.arguments import (
     LRFraction,
     WeightDecay,
 )
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
@@ -62,14 +60,14 @@ class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
         self.recalibrate_bn = recalibrate_bn
         self.reset_done = False
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         super().on_fit_start(trainer, pl_module)
         # A resumed run restores ``reset_done`` from its checkpoint: never reset twice.
         if not self.reset_done:
             reset_selected_(pl_module.network, pl_module.masks, self.seed)
             self.reset_done = True
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
         return F.cross_entropy(module.network(x), y)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -12,6 +12,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
+from unlearn_pl.protocols import UnlearningData, UnlearningModel
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
@@ -23,9 +24,6 @@ from unlearn_pl.utils.arguments import (
     check_arguments,
 )
 from unlearn_pl.utils.optimizers import sgd_cosine
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class Retrain(Unlearner):
@@ -72,13 +70,16 @@ class Retrain(Unlearner):
         self.seed = seed
         self.reset_done = False
 
-    def resolved(self, module: UnlearningModule) -> dict[str, Any]:
+    def resolved(self, module: UnlearningModel) -> dict[str, Any]:
         """The hyperparameters in effect: the given ones, the recipe's for those left ``None``."""
         recipe = module.references.recipe
         names = ("epochs", "lr", "momentum", "weight_decay", "final_lr_fraction", "label_smoothing")
         return {n: getattr(self, n) if getattr(self, n) is not None else getattr(recipe, n) for n in names}
 
-    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModule, stage: str) -> None:
+    def training_epochs(self, recipe: Any, configured: int | None) -> int:
+        return self.epochs if self.epochs is not None else recipe.epochs
+
+    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:
         if stage != "fit":
             return
         hp = self.resolved(pl_module)
@@ -86,7 +87,8 @@ class Retrain(Unlearner):
             rank_zero_info(f"Retrain: training for {hp['epochs']} epochs (was max_epochs={trainer.fit_loop.max_epochs})")
         # Set before configure_optimizers, so the cosine schedule spans the right number of steps.
         trainer.fit_loop.max_epochs = hp["epochs"]
-        batch_size = getattr(trainer.datamodule, "batch_size", None)
+        datamodule = trainer.datamodule
+        batch_size = datamodule.batch_size if isinstance(datamodule, UnlearningData) else None
         if batch_size is not None and batch_size != pl_module.references.recipe.batch_size:
             rank_zero_warn(
                 f"Retrain: the data module's batch_size={batch_size} differs from the recipe's "
@@ -94,7 +96,7 @@ class Retrain(Unlearner):
             )
 
     @torch.no_grad()
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         if self.reset_done:  # resumed: never reset twice
             return
         masks = pl_module.masks
@@ -114,11 +116,11 @@ class Retrain(Unlearner):
                     buf.copy_(init_buf.to(buf.device))
         self.reset_done = True
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor:
         _, x, y = batch["retain"]
         return F.cross_entropy(module.network(x), y, label_smoothing=self.resolved(module)["label_smoothing"])
 
-    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRScheduler:
+    def configure_optimizers(self, module: UnlearningModel) -> OptimizerLRScheduler:
         hp = self.resolved(module)
         return sgd_cosine(
             module.network.parameters(),

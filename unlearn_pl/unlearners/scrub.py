@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.functional.divergence import distillation_kl
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
@@ -24,9 +25,6 @@ from unlearn_pl.utils.arguments import (
     check_arguments,
 )
 from unlearn_pl.utils.optimizers import make_optimizer
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 ScrubOrder = Literal["sequential", "interleaved"]
 ORDERS: tuple[str, ...] = ("sequential", "interleaved")
@@ -134,7 +132,7 @@ class SCRUB(Unlearner):
         """The learning rate of 0-based ``epoch``."""
         return decayed_lr(self.lr, epoch, self.lr_decay_epochs, self.lr_decay_rate)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         lr = float(self.lr_at(trainer.current_epoch))
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
@@ -143,31 +141,31 @@ class SCRUB(Unlearner):
         loaders = loaders if isinstance(loaders, dict) else getattr(loaders, "loaders", {})
         self.split_batches = {name: len(loader) for name, loader in loaders.items()}
 
-    def is_max_epoch(self, module: UnlearningModule) -> bool:
+    def is_max_epoch(self, module: UnlearningModel) -> bool:
         """Whether this epoch takes max steps."""
         return module.current_epoch < self.msteps
 
     # ------------------------------------------------------------ losses
-    def max_loss(self, module: UnlearningModule, x: Tensor) -> Tensor:
+    def max_loss(self, module: UnlearningModel, x: Tensor) -> Tensor:
         """``KL(teacher ‖ student)`` on ``x`` (to be maximized)."""
         with torch.no_grad():
             teacher = module.reference("original")(x)
         return distillation_kl(module.network(x), teacher, self.temperature)
 
-    def min_loss(self, module: UnlearningModule, x: Tensor, y: Tensor) -> Tensor:
+    def min_loss(self, module: UnlearningModel, x: Tensor, y: Tensor) -> Tensor:
         """``γ·CE + α·KL(teacher ‖ student)`` on ``(x, y)`` (to be minimized)."""
         with torch.no_grad():
             teacher = module.reference("original")(x)
         logits = module.network(x)
         return self.gamma * F.cross_entropy(logits, y) + self.alpha * distillation_kl(logits, teacher, self.temperature)
 
-    def _step(self, module: UnlearningModule, loss: Tensor) -> None:
+    def _step(self, module: UnlearningModel, loss: Tensor) -> None:
         optimizer = module.optimizers()
         optimizer.zero_grad()
         module.manual_backward(loss)
         optimizer.step()
 
-    def max_step(self, module: UnlearningModule, batch: Batch) -> Tensor:
+    def max_step(self, module: UnlearningModel, batch: Batch) -> Tensor:
         """One ascent step on ``KL(teacher ‖ student)`` over a forget batch; returns the KL."""
         _, x, _ = batch
         kl = self.max_loss(module, x)
@@ -175,14 +173,14 @@ class SCRUB(Unlearner):
         module.log("train/forget_kl", kl.detach())
         return kl.detach()
 
-    def min_step(self, module: UnlearningModule, batch: Batch) -> Tensor:
+    def min_step(self, module: UnlearningModel, batch: Batch) -> Tensor:
         """One descent step on the min loss over a retain batch; returns the loss."""
         _, x, y = batch
         loss = self.min_loss(module, x, y)
         self._step(module, loss)
         return loss.detach()
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> Tensor | None:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> Tensor | None:
         module.network.train()  # the authors set train mode on every pass (loops.py:139-141)
         loss = None
         if "forget" in batch and self.is_max_epoch(module):
@@ -194,7 +192,7 @@ class SCRUB(Unlearner):
                 loss = self.min_step(module, batch["retain"])
         return loss
 
-    def configure_optimizers(self, module: UnlearningModule) -> torch.optim.Optimizer:
+    def configure_optimizers(self, module: UnlearningModel) -> torch.optim.Optimizer:
         return make_optimizer(
             module.network.parameters(), self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Unlearner
 from unlearn_pl.utils.arguments import (
     LearningRate,
@@ -16,9 +17,6 @@ from unlearn_pl.utils.arguments import (
     check_arguments,
 )
 from unlearn_pl.utils.optimizers import sgd_cosine
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class SGDUnlearner(Unlearner):
@@ -58,7 +56,7 @@ class SGDUnlearner(Unlearner):
         super().__init_subclass__(**kwargs)
         _complete_signature(cls)
 
-    def configure_optimizers(self, module: UnlearningModule) -> OptimizerLRSchedulerConfig:
+    def configure_optimizers(self, module: UnlearningModel) -> OptimizerLRSchedulerConfig:
         return sgd_cosine(
             module.network.parameters(),
             lr=self.lr,

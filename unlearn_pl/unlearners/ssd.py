@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -10,11 +10,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
+from unlearn_pl.protocols import UnlearningModel
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import NonNegativeFloat, PositiveInt, check_arguments
-
-if TYPE_CHECKING:
-    from unlearn_pl.module import UnlearningModule
 
 
 class SSD(Unlearner):
@@ -46,14 +44,14 @@ class SSD(Unlearner):
         self.done = False
         self.dampened = 0
 
-    def factors(self, module: UnlearningModule) -> dict[str, Tensor]:
+    def factors(self, module: UnlearningModel) -> dict[str, Tensor]:
         """SSD's per-scalar factors for the module's current network (before dampening)."""
         dm = module.trainer.datamodule
         forget = fisher_diagonal(module.network, dm.dataloader("forget", batch_size=self.batch_size))
         train = fisher_diagonal(module.network, dm.dataloader("train", batch_size=self.batch_size))
         return ssd_factors(forget, train, self.alpha, self.dampening)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         if self.done:  # a resumed run: the checkpointed weights are already dampened
             return
         masks = pl_module.masks  # computed (and its guard snapshot taken) before we change anything
@@ -61,11 +59,11 @@ class SSD(Unlearner):
         self.done = True
         rank_zero_info(f"SSD: dampened {self.dampened} selected scalars (alpha={self.alpha}, lambda={self.dampening})")
 
-    def training_step(self, module: UnlearningModule, batch: dict[str, Batch], batch_idx: int) -> None:
+    def training_step(self, module: UnlearningModel, batch: dict[str, Batch], batch_idx: int) -> None:
         module.trainer.should_stop = True  # one-shot: the work was done at fit start
         return None
 
-    def configure_optimizers(self, module: UnlearningModule) -> torch.optim.Optimizer:
+    def configure_optimizers(self, module: UnlearningModel) -> torch.optim.Optimizer:
         # Lightning needs an optimizer; SSD never steps it (manual optimization, no steps).
         return torch.optim.SGD(module.network.parameters(), lr=0.0)
 

@@ -9,27 +9,18 @@ from typing import NoReturn
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from unlearn_pl.cli_callbacks import list_only_trainer_callbacks, misplaced_callback
-from unlearn_pl.cli_errors import (
-    DEBUG_ENV,
-    USER_ERRORS,
-    ConciseErrorParser,
-    debugging,
-    one_line_error,
-)
+from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
+from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
+from unlearn_pl.cli.run_folder import reserve_versions
+from unlearn_pl.cli.subcommands import CLISubcommands
+from unlearn_pl.cli.ulira import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
-from unlearn_pl.run_folder import reserve_versions
-from unlearn_pl.tuning.cli import (
-    TuneSubcommand,  # `unlearn-pl tune` (validation-based tuning)
-)
-from unlearn_pl.ulira_cli import (
-    UliraSubcommand,  # `unlearn-pl ulira` (U-LiRA with shadow models)
-)
+from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
 
 
-class UnlearningCLI(UliraSubcommand, TuneSubcommand, LightningCLI):
+class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before

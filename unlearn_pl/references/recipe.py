@@ -28,7 +28,7 @@ class TrainingRecipe:
     """How the original and the oracle are trained; both use the same recipe.
 
     The SGD fields have the same names, types and checks as the unlearners'
-    (:mod:`unlearn_pl.optim`); only the defaults differ (a full training run, cosine to 0).
+    (:mod:`unlearn_pl.utils.arguments`); only the defaults differ (a full training run, cosine to 0).
 
     Attributes:
         epochs: training epochs.

@@ -1,0 +1,59 @@
+"""One way to add a subcommand to a ``LightningCLI``: a method of the CLI class of that name.
+
+Lightning's own subcommands (``fit``, ``validate``…) are ``Trainer`` methods: the CLI reads their
+arguments from the method's signature and calls the trainer's method. A study or an audit is not
+a training loop, and it needs the parsed config, so ``tune`` and ``ulira`` are methods of the CLI
+(each in a mixin that also extends :meth:`~lightning.pytorch.cli.LightningCLI.subcommands`). This
+mixin makes Lightning read and call them there: the two places where Lightning looks a
+subcommand up on the trainer (``_add_subcommands`` and ``_run_subcommand``) are extended, and
+nothing else changes.
+
+Example::
+
+    class HelloSubcommand:
+        @classmethod
+        def subcommands(cls):
+            return {**super().subcommands(), "hello": {"model", "datamodule"}}
+
+        def hello(self, model, datamodule, name: str = "world"):
+            \"\"\"Say hello.\"\"\"
+            print(f"hello {name}")
+
+    class MyCLI(HelloSubcommand, CLISubcommands, LightningCLI): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.cli import LightningCLI, class_from_function
+
+
+class CLISubcommands:
+    """Mixin for a ``LightningCLI`` subclass whose extra subcommands are methods of its own."""
+
+    def _owner(self, name: str) -> type:
+        """Where the method of subcommand ``name`` is: this CLI's class if it defines one (and it is
+        not one of Lightning's), else the trainer's class."""
+        if name not in LightningCLI.subcommands() and callable(getattr(type(self), name, None)):
+            return type(self)
+        trainer_class = self.trainer_class  # type: ignore[attr-defined]
+        return trainer_class if isinstance(trainer_class, type) else class_from_function(trainer_class)
+
+    def _add_subcommands(self, parser: Any, **kwargs: Any) -> None:
+        # Lightning's _add_subcommands, with each method looked up on its owner.
+        self._subcommand_parsers = {}
+        subcommands = parser.add_subcommands()
+        for name in self.subcommands():  # type: ignore[attr-defined]
+            owner = self._owner(name)
+            doc = getattr(owner, name).__doc__
+            description = doc.strip().splitlines()[0] if doc else ""
+            subparser = self._prepare_subcommand_parser(owner, name, **{"description": description, **kwargs.get(name, {})})  # type: ignore[attr-defined]
+            self._subcommand_parsers[name] = subparser
+            subcommands.add_subcommand(name, subparser, help=description)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        if self._owner(subcommand) is not type(self):
+            super()._run_subcommand(subcommand)  # type: ignore[misc]
+            return
+        getattr(self, subcommand)(**self._prepare_subcommand_kwargs(subcommand))  # type: ignore[attr-defined]

@@ -1,0 +1,51 @@
+"""``OutcomeGuard``: a run's outcome that must not become a row of the results table is refused."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+from unlearn_pl.references.checkpoints import check_finite
+
+
+class OutcomeGuard(Callback):
+    """Refuses a fit that saw no training batch, and a network with NaN or infinite weights.
+
+    Either would otherwise be evaluated and reported as an unlearned model: with no batch, the
+    original (or, after a reset, an untrained network); after divergence, NaN weights whose every
+    prediction is one class. The weights are checked at the end of ``fit`` and before every
+    evaluation (also of a ``--ckpt_path`` of a run that diverged). The module returns this
+    callback from ``configure_callbacks``, first, so its checks run before its other parts'.
+    """
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.interrupted:
+            return
+        unlearner = type(getattr(pl_module, "unlearner", None)).__name__
+        # One-shot unlearners (SSD) take no optimizer step, but they do receive a batch.
+        if trainer.global_step == 0 and trainer.fit_loop.epoch_loop.batch_progress.total.ready == 0:
+            raise ValueError(
+                f"fit ended without a single training step (max_epochs={trainer.max_epochs}, "
+                f"max_steps={trainer.max_steps}, {trainer.num_training_batches} batches per epoch), so "
+                f"{unlearner} unlearned nothing; give the trainer at least one epoch of data"
+            )
+        self.check_network(trainer, pl_module)
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check_network(trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check_network(trainer, pl_module)
+
+    @staticmethod
+    def check_network(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Raise ``ValueError`` if the network's weights hold NaN or infinity, saying where they came from."""
+        network = pl_module.network  # type: ignore[attr-defined]
+        if trainer.state.fn == "fit":
+            check_finite(
+                network, f"the network after unlearning with {type(getattr(pl_module, 'unlearner', None)).__name__} "
+                f"(epoch {trainer.current_epoch}, step {trainer.global_step})",
+                "a learning rate too high for this unlearner (lower model.unlearner's lr), or NaN/infinite values in the data",
+            )
+        else:
+            check_finite(network, "the network to evaluate")

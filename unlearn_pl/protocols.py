@@ -1,0 +1,97 @@
+"""What the plug-ins need from the module and the data, declared as ``Protocol``\\ s.
+
+Localizers, unlearners and metrics are written against these small interfaces, never against
+:class:`~unlearn_pl.UnlearningModule` or :class:`~unlearn_pl.data.UnlearningDataModule`
+themselves, as Lightning's callbacks take a ``LightningModule`` rather than a subclass. So the
+plug-ins sit below the module in the import graph, and a data module of your own works wherever
+it provides these members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, Dataset
+
+#: The splits an unlearning data module evaluates, in loader order.
+EVAL_SPLITS: tuple[str, ...] = ("retain", "forget", "val", "test")
+
+
+@runtime_checkable
+class UnlearningData(Protocol):
+    """The data an :class:`~unlearn_pl.UnlearningModule` runs on (``UnlearningDataModule`` is one).
+
+    Splits are named ``retain``, ``forget``, ``val``, ``test`` and ``train`` (retain ∪ forget);
+    every batch is ``(dataset index, images, labels)``.
+    """
+
+    #: The data's name for messages (e.g. ``digits``).
+    name: str
+    num_classes: int
+    batch_size: int
+    eval_batch_size: int
+    eval_splits: Sequence[str]
+
+    def setup(self, stage: str | None = None) -> None: ...
+
+    def serve(self, requires: tuple[str, ...], mode: str = ..., batch_sizes: Mapping[str, int] | None = ...) -> None:
+        """Make the training loader serve the splits ``requires``, combined in ``mode``."""
+
+    def split_dataset(self, which: str) -> Dataset:
+        """The ``(index, x, y)`` dataset of one split."""
+
+    def dataloader(self, which: str, **options: Any) -> DataLoader:
+        """A loader over one split (``shuffle``, ``batch_size``, ``seed``, ``drop_last`` options)."""
+
+    def fingerprint(self, which: str) -> str:
+        """A content hash of one split's data: what a model trained or evaluated on it depends on."""
+
+    def split_fingerprint(self) -> str:
+        """A content hash of the whole split (which examples are retain, forget, validation, test)."""
+
+
+
+def eval_splits(datamodule: Any) -> tuple[str, ...]:
+    """The splits ``datamodule`` evaluates, in loader order (:data:`EVAL_SPLITS` for a data module
+    that does not say)."""
+    return tuple(datamodule.eval_splits) if isinstance(datamodule, UnlearningData) else EVAL_SPLITS
+
+
+class UnlearningModel(Protocol):
+    """What localizers, unlearners and metrics use of the module that runs them."""
+
+    network: nn.Module
+    trainer: pl.Trainer
+    device: Any
+    current_epoch: int
+    #: The reference-model provider; ``references.recipe`` is how the original and oracle were trained.
+    references: Any
+    localizer: Any
+    unlearner: Any
+    #: The reference models' per-example results this evaluation reuses, with their key (or ``None``).
+    reference_results: Any
+
+    @property
+    def masks(self) -> dict[str, Tensor]:
+        """The localizer's masks (``True``: the scalar may change)."""
+
+    @property
+    def initial_network(self) -> nn.Module:
+        """The untrained network the reference models were trained from."""
+
+    def reference(self, name: str) -> nn.Module:
+        """A frozen reference model, ``original`` or ``oracle``."""
+
+    def per_example(self) -> dict[str, dict[str, dict[str, Tensor]]]:
+        """``{model: {split: {field: tensor}}}`` of the current evaluation epoch."""
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None: ...
+
+    def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None: ...
+
+    def optimizers(self, use_pl_optimizer: bool = True) -> Any: ...
