@@ -1,5 +1,6 @@
 """Pure tensor functions behind localizers and unlearners; tested on hand-made tensors."""
 
+from unlearn_pl.functional.bootstrap import bootstrap_over_models
 from unlearn_pl.functional.divergence import distillation_kl
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
 from unlearn_pl.functional.grouping import (
@@ -12,6 +13,7 @@ from unlearn_pl.functional.grouping import (
     within_tensor_cap,
 )
 from unlearn_pl.functional.init import fresh_parameters, reset_selected_
+from unlearn_pl.functional.margin_divergence import KLOMSummary, klom, klom_margins, summarize_klom
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
 from unlearn_pl.functional.regions import (
     Plane,
@@ -22,16 +24,16 @@ from unlearn_pl.functional.regions import (
     region_similarity,
 )
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
-from unlearn_pl.functional.scores import (
-    criticality_scores,
-    loss_gradients,
-    trainable_parameters,
-)
-from unlearn_pl.functional.selection import (
-    block_of,
-    blocks,
-    matches_prefix,
-    random_group_scores,
+from unlearn_pl.functional.scores import criticality_scores, loss_gradients, trainable_parameters
+from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
+from unlearn_pl.functional.unlearning_challenge import (
+    challenge_confidence,
+    challenge_score,
+    epsilon_buckets,
+    epsilon_histogram,
+    epsilon_points,
+    forgetting_epsilons,
+    forgetting_quality,
 )
 
 __all__ = [
@@ -41,4 +43,7 @@ __all__ = [
     "distillation_kl", "dampen_", "fisher_diagonal", "ssd_factors", "l1_norm", "linear_decay", "block_of", "blocks",
     "matches_prefix", "random_group_scores",
     "Plane", "make_plane", "plane_grid", "plane_points", "predict_plane", "region_similarity",
+    "challenge_confidence", "challenge_score", "epsilon_buckets", "epsilon_histogram", "epsilon_points",
+    "forgetting_epsilons", "forgetting_quality", "KLOMSummary", "klom", "klom_margins", "summarize_klom",
+    "bootstrap_over_models",
 ]
