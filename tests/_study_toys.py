@@ -37,7 +37,7 @@ def prepare_references(cache: str, log: str) -> None:
     size of every model this process trains (not loads) to ``log``."""
     import torch
 
-    import unlearn_pl.references as references
+    import unlearn_pl.references.models as references
     from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule
     from unlearn_pl.data import Digits, RandomForget
     from unlearn_pl.models import MLP

@@ -64,7 +64,7 @@ def test_no_automatic_optimizer_arguments(capsys):
     ("argument", "message"),
     [
         # rejected by the restricted type in the signature while parsing
-        ("--model.init_args.network.init_args.width=-1", "model > network > width: Not of type PositiveFloat"),
+        ("--model.init_args.network.init_args.width=-1", "model > network > width: Not of type NetworkWidth"),
         ("--model.init_args.network.init_args.num_classes=0", "num_classes: Not of type PositiveInt"),
         ("--model.init_args.metrics=[{class_path: unlearn_pl.metrics.LossAttack, init_args: {n_splits: 1}}]",
          "n_splits: Not of type IntAtLeastTwo"),

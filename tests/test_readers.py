@@ -90,7 +90,9 @@ def test_image_folder(tmp_path):
     ds = reader.load("train")
     x, y = ds[1]
     assert x.shape == (3, 8, 8) and y == 1
-    assert len(ds.fingerprint()) == 16
+    from unlearn_pl.utils.describe import HASH_LENGTH
+
+    assert len(ds.fingerprint()) == HASH_LENGTH
     with pytest.raises(FileNotFoundError, match="train/<class>"):
         ImageFolder(str(tmp_path / "missing"))
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import FAST_RECIPE, tiny_mlp
 
-import unlearn_pl.references as refs
+import unlearn_pl.references.models as refs
 from unlearn_pl import ReferenceModels, TrainingRecipe
 from unlearn_pl.references import load_weights
 

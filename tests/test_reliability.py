@@ -199,7 +199,9 @@ def test_the_recorded_run_loads_weights_only(tmp_path):
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "run.ckpt")
     loaded = torch.load(tmp_path / "run.ckpt", weights_only=True)
-    assert loaded[UnlearningModule.RUN_KEY]["localizer"]["budget"] == 0.3
+    from unlearn_pl.references.checkpoints import RUN_KEY
+
+    assert loaded[RUN_KEY]["localizer"]["init_args"]["budget"] == 0.3
 
 
 # ------------------------------------------------------------------ 6, 9. the reference-model cache

@@ -67,7 +67,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
-import unlearn_pl.references as refs
+import unlearn_pl.references.models as refs
 from conftest import FAST_RECIPE, tiny_mlp
 from unlearn_pl import ReferenceModels, UnlearningDataModule
 from unlearn_pl.data import Digits, RandomForget

@@ -36,8 +36,9 @@ class UnlearningModule(pl.LightningModule):
     All are passed in (in YAML as ``class_path`` blocks) and returned from :meth:`configure_callbacks`.
 
     Args:
-        network: the architecture, freshly initialized (any ``nn.Module``); :meth:`prepare_models`
-            loads the original's weights into it.
+        network: the architecture, freshly initialized (any ``nn.Module``, e.g.
+            ``unlearn_pl.models.cifar_resnet18`` or ``unlearn_pl.models.timm_model``);
+            :meth:`prepare_models` loads the original's weights into it.
         localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
         unlearner: the unlearning algorithm (required for ``fit``).
         references: provider of the original and oracle models.

@@ -28,6 +28,7 @@ from unlearn_pl.utils.arguments import (
     PositiveFloat,
     PositiveInt,
     check_arguments,
+    check_value,
 )
 
 #: Splits that may serve as non-members (never trained on by the original model).
@@ -255,7 +256,9 @@ class MIAEfficacy(EvaluationCallback):
 
     def __init__(
         self,
-        features: EfficacyFeature | list[EfficacyFeature] = "confidence",
+        # Plain strings for the parser: the constructor names the choices in its one-line error,
+        # which jsonargparse's report for a union of literals would spread over a dozen lines.
+        features: str | list[str] = "confidence",
         nonmembers: NonmemberSplit = "test",
         seed: NonNegativeInt = 0,
         max_samples: PositiveInt | None = None,
@@ -264,6 +267,7 @@ class MIAEfficacy(EvaluationCallback):
     ) -> None:
         super().__init__(during_fit=during_fit)
         check_arguments(MIAEfficacy.__init__, locals())
+        check_value("features", features, EfficacyFeature | list[EfficacyFeature])
         names = [features] if isinstance(features, str) else list(features)
         if not names or len(set(names)) != len(names):
             raise ValueError(f"features must be one or more of {EFFICACY_FEATURES}, each once; got {features!r}")

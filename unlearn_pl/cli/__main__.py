@@ -1,0 +1,3 @@
+from unlearn_pl.cli.main import main
+
+main()
