@@ -172,3 +172,27 @@ def test_two_processes_train_the_reference_of_one(tmp_path, monkeypatch):
     assert keys[1] == keys[2]
     assert max_difference(tiny_mlp(), nets[2]) > 0.1, "the weights trained in the spawned processes came back"
     assert max_difference(nets[1], nets[2]) <= DDP_TOL
+
+
+def test_shadow_models_unlearn_with_the_audited_runs_execution(digits_dm, tmp_path, monkeypatch):
+    import pickle
+
+    import unlearn_pl.ulira.shadow as shadow
+
+    dm = digits_dm()
+    module = UnlearningModule(tiny_cnn(), unlearner=Finetune(), references=ReferenceModels(FAST_RECIPE),
+                              execution=NetworkExecution(channels_last=True), metrics=[], report=False)
+    spec = pickle.loads(pickle.dumps(shadow.make_spec(module, dm, {}, num_shadow=2, num_target_models=2, bank=str(tmp_path))))
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    def record(**kwargs):  # stands in for UnlearningModule: what would the shadow model's module get?
+        built.append(kwargs["execution"])
+        raise Stop
+
+    monkeypatch.setattr(shadow, "UnlearningModule", record)
+    with pytest.raises(Stop):
+        shadow.train_and_unlearn(spec, 0)
+    assert (built[0].compile, built[0].channels_last) == (False, True)
