@@ -66,7 +66,8 @@ class UnlearningDataModule(LightningDataModule):
             processes under DDP (see above).
         device_data: keep in-memory data (digits, MNIST, Fashion-MNIST, CIFAR, SVHN) on the device
             and gather each batch there (:class:`~unlearn_pl.data.loaders.DeviceLoader`): the
-            batches of the DataLoader, without its per-batch work. File-backed readers are refused.
+            batches of the DataLoader, without its per-batch work (``num_workers`` and
+            ``pin_memory`` do not apply). File-backed readers are refused.
     """
 
     def __init__(
