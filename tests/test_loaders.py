@@ -34,9 +34,9 @@ def assert_same_batches(a, b) -> int:
     """Every batch equal in structure, dtype and value; returns how many."""
     a, b = list(a), list(b)
     assert len(a) == len(b) and a
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         assert type(u) is type(v) is list and len(u) == len(v) == 3
-        for s, t in zip(u, v):
+        for s, t in zip(u, v, strict=True):
             assert s.dtype == t.dtype and s.device == t.device and torch.equal(s, t)
     return len(a)
 
@@ -65,7 +65,7 @@ def test_device_batches_carry_the_training_labels():
     relabels = plain.split.relabels
     assert relabels
     index, _, y = next(iter(device.dataloader("forget", batch_size=10_000)))
-    wrong = {int(i): int(label) for i, label in zip(index, y)}
+    wrong = {int(i): int(label) for i, label in zip(index, y, strict=True)}
     assert all(wrong[i] == label for i, label in relabels.items())
     assert any(label != int(device.train_set.targets[i]) for i, label in relabels.items())
 

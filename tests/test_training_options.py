@@ -79,7 +79,7 @@ def test_bf16_mixed_trains_the_references_and_unlearns(digits_dm, tmp_path):
     module.prepare_models(dm)
     fp32 = ReferenceModels(FAST_RECIPE, oracle=False).prepare(tiny_cnn(), dm)["original"]
     # The recipe's precision reached the trainer: bfloat16 activations train other weights.
-    assert any(not torch.equal(a, b) for a, b in zip(fp32.state_dict().values(), module.reference("original").state_dict().values()))
+    assert any(not torch.equal(a, b) for a, b in zip(fp32.state_dict().values(), module.reference("original").state_dict().values(), strict=True))
     fast_trainer(tmp_path, precision="bf16-mixed", max_epochs=2, limit_val_batches=0).fit(module, datamodule=dm)
     fast_trainer(tmp_path, precision="bf16-mixed").validate(module, datamodule=dm, verbose=False)
     acc = module.metrics[0].results
@@ -101,7 +101,7 @@ class Probe(Callback):
 
 
 def max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    return max(float((u - v).abs().max()) for u, v in zip(a.state_dict().values(), b.state_dict().values())
+    return max(float((u - v).abs().max()) for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
                if u.is_floating_point())
 
 
