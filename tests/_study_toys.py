@@ -33,8 +33,8 @@ GRID = {"x": [0, 1, 2, 3], "seed": [0, 1]}
 
 
 def prepare_references(cache: str, log: str) -> None:
-    """Prepare the original and oracle of a digits MLP in ``cache``, appending the training-set
-    size of every model this process trains (not loads) to ``log``."""
+    """Prepare the original and oracle of a digits MLP in ``cache``, appending the training split
+    of every model this process trains (not loads) to ``log``."""
     import torch
 
     import unlearn_pl.references.models as references
@@ -45,11 +45,11 @@ def prepare_references(cache: str, log: str) -> None:
     torch.set_num_threads(1)
     train = references.train_classifier
 
-    def counted(network, loader, recipe, **kwargs):  # noqa: ANN001, ANN202
+    def counted(network, data, recipe, **kwargs):  # noqa: ANN001, ANN202
         time.sleep(1.0)  # widen the window in which the other process would also train
         with open(log, "a") as f:
-            f.write(f"{len(loader.dataset)}\n")
-        return train(network, loader, recipe, **kwargs)
+            f.write(f"{data.which}\n")
+        return train(network, data, recipe, **kwargs)
 
     references.train_classifier = counted
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64)

@@ -220,6 +220,19 @@ def test_region_grids_of_inference_tensor_models_are_cached_by_content():
     assert regions.predict(model, plane, 8) is first
 
 
+def test_bench_gpu_runs_tiny_on_a_cpu(bench, capsys):
+    """Every side, both data paths and both precisions, at a size a CPU runs in seconds."""
+    ratios, _, summary = run_bench(bench, capsys, "bench_gpu", [
+        "--device", "cpu", "--train-size", "128", "--batch-size", "32", "--width", "0.0625", "--epochs", "2",
+    ])
+    precisions = ("32-true", "bf16-mixed")
+    sides = ("reference", "unlearning", "shadow")
+    assert set(ratios) == ({f"{side}_over_plain[{p}]" for side in sides for p in precisions}
+                           | {f"device_data_over_dataloader[{side},{p}]" for side in sides for p in precisions}
+                           | {"bf16_over_fp32[plain]"})
+    assert summary.startswith("SUMMARY bench_gpu: cpu, bf16-mixed: plain loop ")
+
+
 @pytest.mark.slow  # two small studies, one of them in two worker processes: ~60 s
 def test_bench_study_workers(bench, capsys, tmp_path):
     ratios, _, summary = run_bench(bench, capsys, "bench_study_workers", [

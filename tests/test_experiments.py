@@ -133,6 +133,7 @@ def test_gpu_configs_resolve_to_cifar10_at_full_width(base, study, capsys, monke
                        capsys)
     assert config["data"]["init_args"]["dataset"]["class_path"] == "unlearn_pl.data.CIFAR10"
     assert config["data"]["init_args"]["train_size"] is None and config["data"]["init_args"]["test_size"] is None
+    assert config["data"]["init_args"]["device_data"] is True
     assert config["model"]["init_args"]["network"]["init_args"]["in_channels"] == 3
     assert config["trainer"]["accelerator"] == "gpu" and config["model"]["init_args"]["references"]["init_args"]["recipe"]["accelerator"] == "gpu"
     widths = config["space"]["width"]["values"] if "width" in config["space"] else [config["model"]["init_args"]["network"]["init_args"]["width"]]

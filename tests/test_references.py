@@ -46,6 +46,14 @@ def test_cache_key_depends_on_split_recipe_and_init(digits_dm, tmp_path):
     assert r.cache_key(tiny_mlp(0), dm, "oracle") != key
 
 
+def test_an_fp32_recipe_keeps_its_cache_key(digits_dm):
+    """Pinned: a change of these keys makes every cached model be retrained; only a deliberate
+    TRAINING_REVISION bump may change them (recipe fields added with a default stay out of the key)."""
+    r, dm = ReferenceModels(recipe=FAST_RECIPE), digits_dm()
+    assert (r.cache_key(tiny_mlp(0), dm, "original"), r.cache_key(tiny_mlp(0), dm, "oracle")) == (
+        "13738c406ce3437ee28e", "0df4fa98f33f7b3ce6f4")
+
+
 def test_cache_key_changes_with_the_training_revision(digits_dm, tmp_path, monkeypatch):
     """Models cached by an older training procedure are never reused by a newer one."""
     r = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path))

@@ -445,7 +445,7 @@ def test_ddp_without_global_batch_says_what_the_global_batch_is(monkeypatch):
     said: list[str] = []
     monkeypatch.setattr(datamodule, "rank_zero_info", said.append)
     dm = UnlearningDataModule(Digits(), batch_size=64)
-    dm.trainer = SimpleNamespace(world_size=2, global_rank=0)
+    dm.trainer = SimpleNamespace(world_size=2, global_rank=0, num_devices=2, strategy=SimpleNamespace(root_device=torch.device("cpu")))
     dm.train_dataloader()
     assert any("the global batch is 128" in s and "global_batch=true" in s for s in said), said
 

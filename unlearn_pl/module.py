@@ -17,7 +17,7 @@ from unlearn_pl.metrics import default_metrics
 from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.run_report import RunReport
-from unlearn_pl.models.base import ImageClassifier
+from unlearn_pl.models import ImageClassifier, NetworkExecution
 from unlearn_pl.protocols import UnlearningData, eval_splits
 from unlearn_pl.references import ReferenceModels
 from unlearn_pl.references.checkpoints import RUN_KEY, check_resumable, run_fingerprint
@@ -48,6 +48,7 @@ class UnlearningModule(pl.LightningModule):
         reference_results_dir: a folder of the reference models' per-example results, one file per
             evaluation key (:class:`~unlearn_pl.references.ReferenceEvaluation`); runs given the
             same folder (a study's trials) evaluate each reference model once.
+        execution: compile the network or keep it channels-last (the Trainer's ``precision`` sets the precision).
 
     Checkpoints carry these arguments as ``class_path`` blocks, so ``load_from_checkpoint(path)``
     rebuilds the module whether the CLI or a Python script made it (:mod:`unlearn_pl.utils.describe`).
@@ -62,6 +63,7 @@ class UnlearningModule(pl.LightningModule):
         metrics: list[EvaluationCallback] | None = None,
         report: bool = True,
         reference_results_dir: str | None = None,
+        execution: NetworkExecution | None = None,
     ) -> None:
         super().__init__()
         save_arguments(self, {k: v for k, v in locals().items() if k not in ("self", "__class__")})
@@ -72,6 +74,7 @@ class UnlearningModule(pl.LightningModule):
         self.metrics = list(metrics) if metrics is not None else default_metrics()
         self.report = report
         self.reference_results_dir = reference_results_dir
+        self.execution = execution
         self.evaluation = EvaluationOutputs()
         self.reference_evaluation = ReferenceEvaluation(reference_results_dir)
         self._guard = OutcomeGuard()
@@ -79,15 +82,14 @@ class UnlearningModule(pl.LightningModule):
         self.run_report = RunReport() if report else None
         if unlearner is not None:
             self.automatic_optimization = unlearner.automatic_optimization
-        # The untrained network: original and oracle are trained from these same weights. Kept
-        # out of nn.Module registration so it is neither in checkpoints nor moved to devices.
+        # The untrained network both references train from; unregistered: not in checkpoints, never moved.
         object.__setattr__(self, "_initial", copy.deepcopy(network))
         # Reference models live outside the state dict (checkpoints hold the unlearned network only).
         self._reference_nets: dict[str, nn.Module] = {}
         self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._per_example: dict[str, Any] | None = None
 
-    # ------------------------------------------------------------ reference models
+    # ------------------------------------------------------------ reference models; what a run was made of
     @property
     def initial_network(self) -> nn.Module:
         """The untrained network the original and the oracle were both trained from (read-only use)."""
@@ -121,7 +123,6 @@ class UnlearningModule(pl.LightningModule):
             raise KeyError(f"no {name!r} reference model; available: {sorted(self._reference_nets)}")
         return self._reference_nets[name].to(self.device)
 
-    # ------------------------------------------------------------ checkpoints: what a run was made of
     def _run_fingerprint(self) -> dict[str, Any]:
         data = self.trainer.datamodule if self._trainer is not None else None
         return run_fingerprint(data.split_fingerprint() if isinstance(data, UnlearningData) else None, self.localizer)
@@ -152,7 +153,8 @@ class UnlearningModule(pl.LightningModule):
         return self.localizer.ensure_masks(self.trainer, self)
 
     def configure_callbacks(self) -> list[Callback]:
-        parts = [self._guard, self.localizer, self.unlearner, *self.metrics, self.run_report, self.reference_evaluation]
+        parts = [self._guard, self.execution, self.localizer, self.unlearner, *self.metrics, self.run_report,
+                 self.reference_evaluation]
         return [c for c in parts if c is not None]
 
     def teardown(self, stage: str) -> None:
@@ -190,8 +192,7 @@ class UnlearningModule(pl.LightningModule):
             for name in self._reference_nets:
                 self.evaluation.update(name, split, self.reference(name)(x), y, index)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.validation_step(batch, batch_idx, dataloader_idx)
+    test_step = validation_step
 
     def per_example(self) -> dict[str, dict[str, dict[str, Tensor]]]:
         """``{model: {split: {field: tensor}}}`` of this evaluation epoch, synced and de-duplicated.

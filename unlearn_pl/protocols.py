@@ -46,7 +46,8 @@ class UnlearningData(Protocol):
         """The ``(index, x, y)`` dataset of one split."""
 
     def dataloader(self, which: str, **options: Any) -> DataLoader:
-        """A loader over one split (``shuffle``, ``batch_size``, ``seed``, ``drop_last`` options)."""
+        """A loader over one split (``shuffle``, ``batch_size``, ``seed``, ``drop_last``, ``num_replicas``,
+        ``rank`` and ``device`` options) of ``(index, x, y)`` batches."""
 
     def fingerprint(self, which: str) -> str:
         """A content hash of one split's data: what a model trained or evaluated on it depends on."""

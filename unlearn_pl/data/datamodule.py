@@ -5,19 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
-from unlearn_pl.data.datasets import IndexedSubset, check_dataset, dataset_fingerprint, dataset_targets
+from unlearn_pl.data.datasets import ArrayDataset, IndexedSubset, dataset_fingerprint, dataset_targets, load_checked
+from unlearn_pl.data.loaders import DeviceLoader, loader_options
 from unlearn_pl.data.readers import DatasetReader, Digits
 from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.sequential import SequentialLoader
-from unlearn_pl.data.split import SplitManifest, make_split
+from unlearn_pl.data.split import SplitManifest, draw_test_indices, make_split
 from unlearn_pl.protocols import EVAL_SPLITS
 from unlearn_pl.utils.arguments import HalfOpenFraction, NonNegativeInt, PositiveInt, check_arguments
 from unlearn_pl.utils.describe import content_hash
@@ -55,7 +55,8 @@ class UnlearningDataModule(LightningDataModule):
         batch_size: batch size of every loader unless a caller overrides it (per process, unless
             ``global_batch``).
         eval_batch_size: batch size of evaluation loaders (default: ``batch_size``).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (``None``: none for in-memory data, else the cores per process).
+        pin_memory: DataLoader ``pin_memory`` (``None``: on when batches go to a CUDA device).
         seed: seeds the split and the shuffling order.
         manifest: load the split from this manifest instead of drawing it. If the file does
             not exist yet, the drawn split is written there. A loaded manifest wins over
@@ -63,6 +64,10 @@ class UnlearningDataModule(LightningDataModule):
             the ones it records, a warning names both.
         global_batch: ``batch_size`` of the training loader is the global batch, divided across
             processes under DDP (see above).
+        device_data: keep in-memory data (digits, MNIST, Fashion-MNIST, CIFAR, SVHN) on the device
+            and gather each batch there (:class:`~unlearn_pl.data.loaders.DeviceLoader`): the
+            batches of the DataLoader, without its per-batch work (``num_workers`` and
+            ``pin_memory`` do not apply). File-backed readers are refused.
     """
 
     def __init__(
@@ -74,10 +79,12 @@ class UnlearningDataModule(LightningDataModule):
         test_size: PositiveInt | None = None,
         batch_size: PositiveInt = 128,
         eval_batch_size: PositiveInt | None = None,
-        num_workers: NonNegativeInt = 0,
+        num_workers: NonNegativeInt | None = None,
         seed: int = 0,
         manifest: str | None = None,
         global_batch: bool = False,
+        pin_memory: bool | None = None,
+        device_data: bool = False,
     ) -> None:
         super().__init__()
         check_arguments(UnlearningDataModule.__init__, locals())
@@ -92,6 +99,8 @@ class UnlearningDataModule(LightningDataModule):
         self.seed = seed
         self.manifest = manifest
         self.global_batch = global_batch
+        self.pin_memory = pin_memory
+        self.device_data = device_data
         self.split: SplitManifest | None = None
         self._test_indices: list[int] = []
         self.train_set: Dataset | None = None
@@ -115,28 +124,12 @@ class UnlearningDataModule(LightningDataModule):
         if self.split is not None:
             return
         num_classes = self.num_classes
-        if num_classes < 2:
-            raise ValueError(
-                f"{self.dataset.name} has num_classes={num_classes}; unlearning a classifier needs at least 2 classes "
-                "(with one, every model is trivially 100% accurate)"
-            )
-        self.train_set = self.dataset.load("train")
-        self.test_set = self.dataset.load("test")
-        check_dataset(self.train_set, num_classes, f"{self.dataset.name} train split")
-        check_dataset(self.test_set, num_classes, f"{self.dataset.name} test split")
-        num_test = len(self.test_set)  # type: ignore[arg-type]
-        if self.test_size is not None and self.test_size > num_test:
-            raise ValueError(f"test_size must be at most {num_test} (the size of {self.dataset.name}'s test split); "
-                             f"got {self.test_size}")
-        self._test_indices = (list(range(num_test)) if self.test_size is None else
-                              np.sort(np.random.default_rng(0).choice(num_test, self.test_size, replace=False)).tolist())
+        self.train_set, self.test_set = load_checked(self.dataset)
+        if self.device_data and not isinstance(self.train_set, ArrayDataset):
+            raise ValueError(f"device_data=True keeps in-memory data on the device, but {self.dataset.name} reads files "
+                             f"({type(self.train_set).__name__}); set device_data=false")
+        self._test_indices = draw_test_indices(len(self.test_set), self.test_size, self.dataset.name)  # type: ignore[arg-type]
         targets = dataset_targets(self.train_set).numpy()
-        present = np.unique(targets)
-        if len(present) < 2:
-            raise ValueError(
-                f"{self.dataset.name}'s training split holds only class(es) {present.tolist()}; "
-                "unlearning a classifier needs examples of at least 2 classes"
-            )
         fingerprint = dataset_fingerprint(self.train_set)
         if self.manifest and Path(self.manifest).exists():
             configured = {"forget": self.selector.describe(), "seed": self.seed,
@@ -198,9 +191,12 @@ class UnlearningDataModule(LightningDataModule):
         drop_last: bool = False,
         num_replicas: int = 1,
         rank: int = 0,
-    ) -> DataLoader:
+        device: torch.device | str | None = None,
+    ) -> DataLoader | DeviceLoader:
         """A loader over one split. Shuffled loaders use an :class:`EpochShuffleSampler` seeded by
         ``seed`` (default: ``self.seed``): the order depends on the epoch only, also on resume.
+        ``device`` is where batches go (default: the trainer's, else the CPU): with ``device_data``
+        they are gathered there, and ``pin_memory`` follows it.
 
         ``drop_last`` drops a last incomplete batch, unless that would leave no batch at all.
         A shuffled (training) loader always drops a last batch of one example: BatchNorm cannot
@@ -215,16 +211,17 @@ class UnlearningDataModule(LightningDataModule):
         per_process = len(sampler) if sampler is not None else len(dataset)
         if shuffle and per_process > size and per_process % size == 1:
             drop_last = True
+        drop_last = drop_last and per_process >= size
+        trainer = self.trainer
+        device = torch.device(device) if device is not None else trainer.strategy.root_device if trainer else torch.device("cpu")
+        if self.device_data:
+            return DeviceLoader(dataset, size, device, sampler, drop_last)
         return DataLoader(
-            dataset,
-            batch_size=size,
-            sampler=sampler,
-            drop_last=drop_last and per_process >= size,
+            dataset, batch_size=size, sampler=sampler, drop_last=drop_last,
             # The loader draws a worker base seed per pass: from its own generator, so shuffling
             # never consumes the global RNG (the order itself comes from the sampler).
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            **loader_options(dataset, device, trainer.num_devices if trainer else 1, self.num_workers, self.pin_memory),
         )
 
     def serve(
@@ -290,8 +287,8 @@ class UnlearningDataModule(LightningDataModule):
                            f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}")
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
-    def val_dataloader(self) -> list[DataLoader]:
+    def val_dataloader(self) -> list[DataLoader | DeviceLoader]:
         return [self.dataloader(name) for name in self.eval_splits]  # type: ignore[arg-type]
 
-    def test_dataloader(self) -> list[DataLoader]:
+    def test_dataloader(self) -> list[DataLoader | DeviceLoader]:
         return self.val_dataloader()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from unlearn_pl.utils.describe import content_hash
+
+if TYPE_CHECKING:
+    from unlearn_pl.data.readers.base import DatasetReader
 
 
 class ArrayDataset(Dataset):
@@ -28,6 +32,23 @@ class ArrayDataset(Dataset):
         self.images = images.float().contiguous()
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.name = name
+        self._device_images: dict[str, Tensor] = {}
+
+    def images_on(self, device: torch.device | str) -> Tensor:
+        """The images on ``device``, copied there on the first call and kept (``self.images`` on the CPU).
+
+        A pickled or copied dataset (a DataLoader worker, a ``ddp_spawn`` process) holds no device
+        copy: each process makes its own, on its own device.
+        """
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.images
+        if str(device) not in self._device_images:
+            self._device_images[str(device)] = self.images.to(device)
+        return self._device_images[str(device)]
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_device_images": {}}
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -83,6 +104,29 @@ def check_dataset(dataset: Dataset, num_classes: int, what: str) -> None:
                 f"{what}: image {i} has NaN or infinite pixel values ({int((~finite).sum())} such images); "
                 "fix the data files (training on them gives a diverged model)"
             )
+
+
+def load_checked(reader: DatasetReader) -> tuple[Dataset, Dataset]:
+    """The reader's train and test partitions, checked (:func:`check_dataset`) before anything trains.
+
+    Raises:
+        ValueError: fewer than 2 classes declared or present in the training data, or a bad example.
+    """
+    if reader.num_classes < 2:
+        raise ValueError(
+            f"{reader.name} has num_classes={reader.num_classes}; unlearning a classifier needs at least 2 classes "
+            "(with one, every model is trivially 100% accurate)"
+        )
+    train, test = reader.load("train"), reader.load("test")
+    check_dataset(train, reader.num_classes, f"{reader.name} train split")
+    check_dataset(test, reader.num_classes, f"{reader.name} test split")
+    present = torch.unique(dataset_targets(train))
+    if len(present) < 2:
+        raise ValueError(
+            f"{reader.name}'s training split holds only class(es) {present.tolist()}; "
+            "unlearning a classifier needs examples of at least 2 classes"
+        )
+    return train, test
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:

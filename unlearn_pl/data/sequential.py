@@ -14,13 +14,15 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+from unlearn_pl.data.loaders import DeviceLoader
+
 
 class _EpochForwarder:
     """Stands in for a sampler: Lightning calls ``loader.sampler.set_epoch(epoch)`` before each
     epoch (``lightning.fabric.utilities.data._set_sampler_epoch``); this forwards it to every
     inner loader's sampler, so each split is reshuffled exactly as when served alone."""
 
-    def __init__(self, loaders: Iterable[DataLoader]) -> None:
+    def __init__(self, loaders: Iterable[DataLoader | DeviceLoader]) -> None:
         self.loaders = list(loaders)
 
     def set_epoch(self, epoch: int) -> None:
@@ -40,7 +42,7 @@ class SequentialLoader:
         loaders: the loaders by split name, in the order to serve them.
     """
 
-    def __init__(self, loaders: Mapping[str, DataLoader]) -> None:
+    def __init__(self, loaders: Mapping[str, DataLoader | DeviceLoader]) -> None:
         if not loaders:
             raise ValueError("SequentialLoader needs at least one loader")
         self.loaders = dict(loaders)

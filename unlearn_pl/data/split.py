@@ -144,6 +144,16 @@ class SplitManifest:
         return split
 
 
+def draw_test_indices(num_test: int, test_size: int | None, name: str) -> list[int]:
+    """The test examples evaluated: all ``num_test``, or ``test_size`` of them drawn with a fixed seed,
+    so every seed, arm and model is scored on the same examples."""
+    if test_size is None:
+        return list(range(num_test))
+    if test_size > num_test:
+        raise ValueError(f"test_size must be at most {num_test} (the size of {name}'s test split); got {test_size}")
+    return np.sort(np.random.default_rng(0).choice(num_test, test_size, replace=False)).tolist()
+
+
 def make_split(
     targets: np.ndarray,
     num_classes: int,

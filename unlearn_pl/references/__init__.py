@@ -19,20 +19,17 @@ from unlearn_pl.references.models import (
     ReferenceModels,
     check_network_fits,
 )
-from unlearn_pl.references.recipe import (
-    ClassifierModule,
-    TrainingRecipe,
-    train_classifier,
-)
+from unlearn_pl.references.recipe import ClassifierModule, TrainingRecipe
 from unlearn_pl.references.results import (
     ReferenceEvaluation,
     ReferenceResults,
     ReferenceResultsStore,
     evaluation_key,
 )
+from unlearn_pl.references.training import ReferenceData, train_classifier
 
 __all__ = [
-    "REFERENCE_DATA", "CheckedCheckpointIO", "ClassifierModule", "ReferenceEvaluation", "ReferenceModels",
+    "REFERENCE_DATA", "CheckedCheckpointIO", "ClassifierModule", "ReferenceData", "ReferenceEvaluation", "ReferenceModels",
     "ReferenceResults", "ReferenceResultsStore", "TrainingRecipe", "cache_lock", "check_finite",
     "check_lightning_checkpoint", "check_network_fits", "check_state_fits", "default_cache_dir", "evaluation_key",
     "load_weights", "train_classifier",

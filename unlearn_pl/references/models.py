@@ -7,7 +7,6 @@ a hash of (data, split, model, initial weights, recipe), so a second run reuses 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,8 @@ from unlearn_pl.references.checkpoints import (
     load_state,
     load_weights,
 )
-from unlearn_pl.references.recipe import TrainingRecipe, train_classifier
+from unlearn_pl.references.recipe import TrainingRecipe
+from unlearn_pl.references.training import ReferenceData, train_classifier
 from unlearn_pl.utils.describe import content_hash, fingerprint
 from unlearn_pl.utils.io import atomic_write
 
@@ -72,14 +72,14 @@ class ReferenceModels:
         return ["original"] + (["oracle"] if self.oracle is not False else [])
 
     def cache_key(self, initial: nn.Module, datamodule: UnlearningData, which: str) -> str:
-        """Hash of everything that determines a trained reference model."""
-        recipe = {k: v for k, v in dataclasses.asdict(self.recipe).items() if k != "accelerator"}
+        """Hash of everything that determines a trained reference model (the recipe's
+        :meth:`~TrainingRecipe.weight_settings`, not where or how fast it trains)."""
         return content_hash({
             "which": which,
             "data": datamodule.fingerprint(REFERENCE_DATA[which]),
             "architecture": fingerprint(initial),
             "init": content_hash(initial),
-            "recipe": recipe,
+            "recipe": self.recipe.weight_settings(),
             "revision": TRAINING_REVISION,
         })
 
@@ -102,12 +102,8 @@ class ReferenceModels:
         if cached is not None:
             return cached
         rank_zero_info(f"Training the {which} model on {REFERENCE_DATA[which]} ({self.recipe.epochs} epochs)")
-        # drop_last: a tiny last batch gives BatchNorm meaningless batch statistics.
-        loader = datamodule.dataloader(
-            REFERENCE_DATA[which], shuffle=True, batch_size=self.recipe.batch_size,  # type: ignore[arg-type]
-            seed=self.recipe.seed, drop_last=True,
-        )
-        train_classifier(network, loader, self.recipe, progress_bar=self.progress_bar)
+        data = ReferenceData(datamodule, REFERENCE_DATA[which], self.recipe)
+        train_classifier(network, data, self.recipe, progress_bar=self.progress_bar)
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         # Never cache (or use) a diverged model: the next run would reuse it without a word.
         check_finite(

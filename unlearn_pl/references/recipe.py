@@ -1,26 +1,35 @@
-"""Plain supervised training of the original (retain ∪ forget) and oracle (retain only) models."""
+"""How the original (retain ∪ forget) and oracle (retain only) models are trained: the recipe and the module."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
+from unlearn_pl.models.execution import NetworkExecution
 from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
     LearningRate,
     LRFraction,
     Momentum,
     PositiveInt,
+    Precision,
     WeightDecay,
     check_arguments,
 )
 from unlearn_pl.utils.optimizers import sgd_cosine
+
+#: Fields that say where and how fast training runs, not what it computes: the trained weights
+#: differ only by floating-point rounding (DDP shares one global batch, with synchronized
+#: BatchNorm), so cache keys and bank fingerprints leave them out and a model trained on four GPUs
+#: is reused on one.
+EXECUTION_FIELDS = ("accelerator", "devices", "strategy", "compile", "channels_last")
 
 
 @dataclass
@@ -36,10 +45,19 @@ class TrainingRecipe:
         momentum: SGD momentum.
         weight_decay: SGD weight decay.
         final_lr_fraction: end of the cosine schedule, as a fraction of ``lr``.
-        batch_size: training batch size.
+        batch_size: training batch size; the global batch, shared by the ``devices`` processes.
         label_smoothing: cross-entropy label smoothing.
         seed: seeds the shuffling order (the initial weights are the network's own).
         accelerator: Lightning accelerator for this training (``auto``, ``cpu``, ``gpu``).
+        precision: Lightning precision; mixed precision trains other weights than fp32, so it is
+            part of the cache key.
+        devices: processes (GPUs) that train one model with DDP, each on ``batch_size / devices``
+            examples per step, with synchronized BatchNorm: the same optimization as one device.
+        strategy: how several devices train: ``ddp_spawn`` (``auto`` picks it for ``devices > 1``)
+            starts the processes from the running one, which is where reference models are trained
+            (before a run's own processes start). ``ddp``, which re-runs the command, cannot.
+        compile: compile the network for training (``torch.compile``; :class:`~unlearn_pl.models.NetworkExecution`).
+        channels_last: train in the channels-last memory format.
     """
 
     epochs: PositiveInt = 30
@@ -51,9 +69,40 @@ class TrainingRecipe:
     label_smoothing: ClosedUnitInterval = 0.0
     seed: int = 0
     accelerator: str = "auto"
+    precision: Precision = "32-true"
+    devices: PositiveInt = 1
+    strategy: Literal["auto", "ddp_spawn"] = "auto"
+    compile: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
+        if self.strategy == "ddp":
+            raise ValueError(
+                "strategy='ddp' re-runs the command in each process, but reference models are trained inside the "
+                "running process; use strategy 'ddp_spawn' (or 'auto', which picks it for devices > 1)"
+            )
         check_arguments(TrainingRecipe, dataclasses.asdict(self))
+        if self.batch_size % self.devices:
+            raise ValueError(
+                f"batch_size={self.batch_size} is the global batch, shared by devices={self.devices} processes; "
+                f"it must be a multiple of {self.devices} (e.g. {max(1, self.batch_size // self.devices) * self.devices})"
+            )
+
+    @property
+    def execution(self) -> NetworkExecution:
+        """How the network executes while it trains (a callback of :class:`ClassifierModule`)."""
+        return NetworkExecution(compile=self.compile, channels_last=self.channels_last)
+
+    def weight_settings(self) -> dict[str, Any]:
+        """The fields that determine the trained weights, as cache keys and bank fingerprints record them.
+
+        :data:`EXECUTION_FIELDS` are left out. ``precision`` is recorded only when it is not
+        ``32-true``: the keys of fp32 recipes do not depend on the field, so their cached models stay valid.
+        """
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
+        if settings["precision"] == "32-true":
+            del settings["precision"]
+        return settings
 
 
 class ClassifierModule(pl.LightningModule):
@@ -66,6 +115,9 @@ class ClassifierModule(pl.LightningModule):
         super().__init__()
         self.network = network
         self.recipe = recipe or TrainingRecipe()
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [self.recipe.execution] if self.recipe.execution.active else []
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
@@ -88,28 +140,3 @@ class ClassifierModule(pl.LightningModule):
             final_lr_fraction=r.final_lr_fraction,
             total_steps=self.trainer.estimated_stepping_batches,
         )
-
-
-def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRecipe, progress_bar: bool = True) -> nn.Module:
-    """Train ``network`` in place on ``loader`` with a single-device Trainer; returns it in eval mode.
-
-    The global RNG state is isolated, so a run that trains references and one that finds them
-    cached continue with identical random streams.
-    """
-    from lightning.pytorch.utilities.seed import isolate_rng
-
-    with isolate_rng():
-        pl.seed_everything(recipe.seed, verbose=False)
-        trainer = pl.Trainer(
-            max_epochs=recipe.epochs,
-            accelerator=recipe.accelerator,
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress_bar,
-            num_sanity_val_steps=0,
-            deterministic=True,
-        )
-        trainer.fit(ClassifierModule(network, recipe), train_dataloaders=loader)
-    return network.eval()

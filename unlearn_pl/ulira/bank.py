@@ -15,7 +15,6 @@ configuration fails with the parts that differ.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,10 +57,10 @@ def config_parts(
 ) -> dict[str, Any]:
     """What a bank depends on, by part (compared part by part when a bank is loaded).
 
-    ``recipe.seed`` and ``recipe.accelerator`` are left out: every shadow model draws its own
-    seed, and the device does not change the experiment.
+    The recipe enters by its :meth:`~unlearn_pl.TrainingRecipe.weight_settings` without ``seed``:
+    every shadow model draws its own seed, and where and how fast it trains does not change the experiment.
     """
-    recipe_args = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("seed", "accelerator")}
+    recipe_args = {k: v for k, v in recipe.weight_settings().items() if k != "seed"}
     return {
         "data": datamodule.fingerprint("train"),
         "batch_size": datamodule.batch_size,

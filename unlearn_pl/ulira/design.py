@@ -18,6 +18,7 @@ from torch import nn
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.data.datasets import IndexedSubset
 from unlearn_pl.functional.lira import balanced_membership
+from unlearn_pl.models.execution import NetworkExecution
 from unlearn_pl.references import TrainingRecipe
 
 #: Trainer settings every shadow model's trainer gets: no logging, checkpoints or validation
@@ -65,6 +66,7 @@ class ShadowSpec:
         seed: seeds the membership and every model's seed.
         bank: the bank folder.
         cache_dir: the model cache of the originals (``None``: the default cache).
+        execution: how the audited run's network executes (compiled, channels-last), for the unlearning.
     """
 
     network: nn.Module
@@ -79,6 +81,7 @@ class ShadowSpec:
     seed: int
     bank: str
     cache_dir: str | None = None
+    execution: NetworkExecution | None = None
     membership_cache: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property

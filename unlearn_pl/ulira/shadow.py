@@ -76,7 +76,7 @@ def train_and_unlearn(spec: ShadowSpec, model: int) -> tuple[np.ndarray, np.ndar
     )
     module = UnlearningModule(
         network=network, localizer=copy.deepcopy(spec.localizer), unlearner=copy.deepcopy(spec.unlearner),
-        references=references, metrics=[], report=False,
+        references=references, metrics=[], report=False, execution=copy.deepcopy(spec.execution),
     )
     with isolate_rng():
         module.prepare_models(dm)
@@ -144,7 +144,7 @@ def make_spec(
         unlearner=copy.deepcopy(module.unlearner), recipe=module.references.recipe, datamodule=unloaded,
         trainer_kwargs=dict(trainer_kwargs), targets=chosen.tolist(), num_shadow=num_shadow,
         num_target_models=num_target_models, seed=seed, bank=str(bank),
-        cache_dir=str(module.references.cache_dir),
+        cache_dir=str(module.references.cache_dir), execution=module.execution,
     )
 
 

@@ -52,11 +52,14 @@ WeightDecay = NonNegativeFloat
 LRFraction = ClosedUnitInterval
 #: An optimizer an unlearner may be asked to use.
 OptimizerName = Literal["sgd", "adam"]
+#: Lightning's ``precision`` of a training run: fp32, or mixed precision (autocast; the weights stay fp32) in
+#: bfloat16 or float16 (https://lightning.ai/docs/pytorch/stable/common/precision_basic.html).
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 __all__ = [
     "ClosedUnitInterval", "NonNegativeFloat", "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt",
     "PositiveFraction", "HalfOpenFraction", "IntAtLeastTwo", "LearningRate", "Momentum", "WeightDecay", "LRFraction",
-    "OptimizerName", "check_arguments", "check_value", "restricted_number_type",
+    "OptimizerName", "Precision", "check_arguments", "check_value", "restricted_number_type",
 ]
 
 _OPERATORS = {operator.gt: ">", operator.ge: ">=", operator.lt: "<", operator.le: "<="}
