@@ -36,7 +36,8 @@ def test_quickstart_end_to_end(tmp_path):
     config = str(REPO / "configs" / "quickstart.yaml")
     out = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-5000:]
-    run = tmp_path / "quickstart" / "version_0"
+    run = tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_0"  # named after the localizer and unlearner
+    assert f"results: {run}" in out.stdout  # the run says where its results went
     results = json.loads((run / "results.json").read_text())
     assert list(results) == ["original", "unlearned", "oracle"]
     orig, unl, oracle = (results[k] for k in ("original", "unlearned", "oracle"))
@@ -53,14 +54,14 @@ def test_quickstart_end_to_end(tmp_path):
     again = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-5000:]
     assert "Reusing the cached original model" in again.stdout + again.stderr
-    assert json.loads((tmp_path / "quickstart" / "version_1" / "results.json").read_text()) == results
+    assert json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_1" / "results.json").read_text()) == results
 
     # validate the unlearned checkpoint: same unlearned row, results written to a new run folder
     ckpt = next((run / "checkpoints").glob("*.ckpt"))
     val = unlearn_pl("validate", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}",
                      f"--ckpt_path={ckpt}", cwd=tmp_path)
     assert val.returncode == 0, val.stderr[-5000:]
-    validated = json.loads((tmp_path / "quickstart" / "version_2" / "results.json").read_text())
+    validated = json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_2" / "results.json").read_text())
     assert validated["unlearned"] == pytest.approx(results["unlearned"])
 
     # Lightning's usual load path rebuilds the module from the class_path blocks the CLI recorded
@@ -103,9 +104,23 @@ def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_
     assert ddp.returncode == 0, ddp.stderr[-5000:]
     for noise in NOISE:
         assert noise not in ddp.stdout + ddp.stderr, noise
-    one = json.loads((tmp_path / "one" / "quickstart" / "version_0" / "results.json").read_text())
-    two = json.loads((tmp_path / "two" / "quickstart" / "version_0" / "results.json").read_text())
+    one = json.loads((tmp_path / "one" / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
     for model in ("original", "oracle"):
         for metric in ("retain_acc", "forget_acc", "val_acc", "test_acc", "retain_loss", "forget_loss", "test_loss"):
             assert two[model][metric] == pytest.approx(one[model][metric], abs=1e-6), (model, metric)
     assert two["unlearned"]["forget_acc"] < two["original"]["forget_acc"]
+
+
+def test_a_run_folder_is_named_after_its_localizer_and_unlearner():
+    from jsonargparse import Namespace
+
+    from unlearn_pl.cli.run_folder import run_name
+
+    model = Namespace(class_path="unlearn_pl.UnlearningModule", init_args=Namespace(
+        localizer=Namespace(class_path="unlearn_pl.localizers.DEL"),
+        unlearner=Namespace(class_path="unlearn_pl.unlearners.NegGradPlus")))
+    assert run_name("quickstart/{localizer}-{unlearner}", model) == "quickstart/DEL-NegGradPlus"
+    model.init_args.localizer = None
+    assert run_name("{localizer}-{unlearner}", model) == "Full-NegGradPlus"
+    assert run_name("fixed", model) == "fixed"

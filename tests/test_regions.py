@@ -208,3 +208,44 @@ def test_full_metrics_config_instantiates_every_metric():
     regions = metrics[-1]
     assert regions.resolution == 50 and regions.plot and regions.far_splits == ("retain", "test")
     assert metrics[3].features == ("confidence",) and not regions.during_fit
+
+
+def test_region_plots_are_named_by_the_training_epochs_they_follow(prepared_module, tmp_path):
+    """A plot at the end of the first epoch follows 1 epoch; a validate after a 2-epoch fit follows 2."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from unlearn_pl.unlearners import Finetune
+
+    regions = DecisionRegions(num_planes=1, resolution=6, plot_planes=1, plot_resolution=6, during_fit=True)
+    module, dm = prepared_module(metrics=[regions], report=False, unlearner=Finetune())
+    trainer = fast_trainer(tmp_path, max_epochs=2, limit_train_batches=1, logger=CSVLogger(tmp_path / "logs"))
+    trainer.fit(module, datamodule=dm)
+    trainer.validate(module, datamodule=dm, verbose=False)
+    names = [p.name for p in regions.figure_paths]
+    assert names == ["fit-after001epochs-forget-plane0.png", "fit-after002epochs-forget-plane0.png",
+                     "validate-after002epochs-forget-plane0.png"]
+
+
+def test_decision_regions_show_their_progress_only_beside_the_trainers_bar(tmp_path, capsys):
+    from unlearn_pl.metrics.regions import progress
+
+    with progress(fast_trainer(tmp_path), "decision regions", 3) as advance:
+        advance()
+    assert "decision regions" not in capsys.readouterr().err
+    seen: list[int] = []
+    import rich.progress
+
+    class Recording(rich.progress.Progress):
+        def advance(self, task, advance=1):  # noqa: ANN001
+            seen.append(advance)
+            super().advance(task, advance)
+
+    original = rich.progress.Progress
+    rich.progress.Progress = Recording
+    try:
+        with progress(fast_trainer(tmp_path, enable_progress_bar=True), "decision regions", 3) as advance:
+            advance()
+            advance()
+    finally:
+        rich.progress.Progress = original
+    assert seen == [1, 1]

@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
 from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
-from unlearn_pl.cli.run_folder import reserve_versions
+from unlearn_pl.cli.run_folder import reserve_versions, run_name
 from unlearn_pl.cli.subcommands import CLISubcommands
 from unlearn_pl.cli.ulira import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 from unlearn_pl.data.datamodule import UnlearningDataModule
@@ -78,6 +78,11 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCL
         subcommand = self.config.get("subcommand")
         if subcommand and (message := misplaced_callback(self.config[subcommand].get("trainer.callbacks"))):
             self._exit_with_error(message, traceback_hint=False)
+        config = self.config[subcommand] if subcommand else self.config
+        logger = config.get("trainer.logger")
+        init = logger.get("init_args") if hasattr(logger, "get") else None
+        if init is not None and isinstance(init.get("name"), str) and "{" in init["name"]:
+            init["name"] = run_name(init["name"], config.get("model"))
         if subcommand in ("validate", "test") and not self.config[subcommand].get("ckpt_path"):
             # Checked before anything is built or trained: the answer does not depend on it.
             self._exit_with_error(

@@ -1,4 +1,10 @@
-"""Atomic run folders: two runs started at once in one logger folder never share ``version_N``.
+"""Run folders: named after the run's method, and atomic (two runs started at once in one logger
+folder never share ``version_N``).
+
+A logger's ``name`` may hold the placeholders ``{localizer}`` and ``{unlearner}``, filled with the
+configured classes' names (:func:`run_name`): the quick start's ``quickstart/{localizer}-{unlearner}``
+puts a DEL + ResetFinetune run in ``runs/quickstart/DEL-ResetFinetune/`` and the same config
+composed with ``configs/methods/neggrad_plus.yaml`` in ``runs/quickstart/DEL-NegGradPlus/``.
 
 Lightning's ``CSVLogger`` and ``TensorBoardLogger`` pick the next ``version_N`` by listing the
 folder and create it later, when they first write; two processes that list before either writes
@@ -47,3 +53,14 @@ def reserve_versions(loggers: Iterable[Any]) -> dict[Path, int]:
             reserved[root] = version
         logger._version = reserved[root]
     return reserved
+
+
+def run_name(template: str, model_config: Any) -> str:
+    """``template`` with ``{localizer}`` and ``{unlearner}`` replaced by the class names that
+    ``model_config`` (the parsed ``model`` block) configures; ``Full`` and ``none`` when unset."""
+    def name(part: str, unset: str) -> str:
+        block = model_config.get(f"init_args.{part}") if hasattr(model_config, "get") else None
+        path = block.get("class_path") if hasattr(block, "get") else None
+        return str(path).rsplit(".", 1)[-1] if path else unset
+
+    return template.replace("{localizer}", name("localizer", "Full")).replace("{unlearner}", name("unlearner", "none"))

@@ -8,14 +8,16 @@ matplotlib is optional (``pip install 'unlearn_pl[plots]'``) and imported only t
 
 from __future__ import annotations
 
+import contextlib
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
@@ -50,6 +52,20 @@ FarSplit = Literal["retain", "test", "val"]
 FAR_SPLITS: tuple[str, ...] = typing.get_args(FarSplit)
 #: Attempts at drawing a non-degenerate triplet (duplicated images span no plane).
 _MAX_DRAWS = 20
+
+
+@contextlib.contextmanager
+def progress(trainer: pl.Trainer, description: str, total: int) -> Iterator[Callable[[], None]]:
+    """A ``rich`` progress bar of ``total`` steps while the trainer shows its own bars; yields the
+    function that advances it (a no-op without a bar)."""
+    if trainer.progress_bar_callback is None or not trainer.is_global_zero:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def _plane_key(plane: Plane, margin: float) -> str:
@@ -173,12 +189,15 @@ class DecisionRegions(EvaluationCallback):
             raise ValueError(f"DecisionRegions compares with the {BASELINE!r} model, but only {sorted(models)} were evaluated")
         planes = self.triplets(datamodule, pl_module.device)
         sims: dict[str, dict[str, list[float]]] = {m: {"forget": [], "far": []} for m in models if m != BASELINE}
-        for group, entries in planes.items():
-            for plane, _, _ in entries:
-                base = self.predict(models[BASELINE], plane, self.resolution)
-                for name in sims:
-                    grid = self.predict(models[name], plane, self.resolution)
-                    sims[name][group].append(region_similarity(base, grid))
+        # Each plane costs len(models) · R² forward passes: minutes on a CPU, so show the progress.
+        with progress(trainer, "decision regions", sum(map(len, planes.values()))) as advance:
+            for group, entries in planes.items():
+                for plane, _, _ in entries:
+                    base = self.predict(models[BASELINE], plane, self.resolution)
+                    for name in sims:
+                        grid = self.predict(models[name], plane, self.resolution)
+                        sims[name][group].append(region_similarity(base, grid))
+                    advance()
         if self.plot and self.plot_planes:
             self._plot(trainer, models, planes["forget"][: self.plot_planes], datamodule.num_classes)
         return {
@@ -224,6 +243,9 @@ class DecisionRegions(EvaluationCallback):
         folder = self._folder if self._folder is not None else run_dir(trainer) / "regions"
         folder.mkdir(parents=True, exist_ok=True)
         stage = trainer.state.fn.value if trainer.state.fn is not None else "eval"
+        # Named by the training epochs the plotted network has seen: in fit's validation at the end
+        # of epoch e that is e + 1; in a later validate, every epoch of the fit (current_epoch).
+        epochs = trainer.current_epoch + (1 if trainer.state.fn == TrainerFn.FITTING else 0)
         labels_of = {name: self.panel_name(name, model, models) for name, model in models.items()}
         for k, (plane, labels, split) in enumerate(planes):
             grids = {
@@ -232,9 +254,9 @@ class DecisionRegions(EvaluationCallback):
             }
             fig = plot_regions(
                 grids, plane, self.margin, anchor_labels=labels.tolist(), anchor_is_forget=[split == "forget"] * 3,
-                num_classes=num_classes, title=f"decision regions on forget plane {k} ({stage}, epoch {trainer.current_epoch})",
+                num_classes=num_classes, title=f"decision regions on forget plane {k} ({stage}, after {epochs} epochs)",
             )
-            path = unique_path(folder / f"{stage}-epoch{trainer.current_epoch:03d}-forget-plane{k}.png")
+            path = unique_path(folder / f"{stage}-after{epochs:03d}epochs-forget-plane{k}.png")
             fig.savefig(path, dpi=100)
             log_figure(trainer, f"regions/forget_plane_{k}", fig, path)
             self.figure_paths.append(path)

@@ -73,12 +73,12 @@ class RunReport(Callback):
         folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if not trainer.is_global_zero or not self.last_results:
             return
-        if self.print_table:
-            print("\n" + format_table(self.last_results) + "\n", flush=True)
         self.written = [
             write_text(unique_path(folder / "results.csv"), to_csv(self.last_results)),
             write_json(unique_path(folder / "results.json"), jsonable(self.last_results)),
         ]
+        if self.print_table:
+            print(f"\n{format_table(self.last_results)}\n\nresults: {folder}\n", flush=True)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.VALIDATING and not trainer.sanity_checking:
