@@ -338,3 +338,12 @@ def test_condense_parse_error_keeps_the_path_and_the_reason():
         "model > network > width: Not of type PositiveFloat: -1 does not conform to restriction v>0"
     )
     assert condense_parse_error("unrecognized arguments: --optimizer Adam") == "unrecognized arguments: --optimizer Adam"
+
+
+def test_print_config_shows_the_default_metrics_not_null(capsys):
+    status, out, err = cli("fit", "--config", QUICKSTART, "--print_config", capsys=capsys)
+    assert status == 0, err
+    metrics = out[out.index("  metrics:"):]
+    assert "metrics: null" not in out
+    for name in ("SplitAccuracy", "TugOfWar", "LossAttack", "MIAEfficacy"):
+        assert f"class_path: unlearn_pl.metrics.{name}" in metrics

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from unlearn_pl.guards import OutcomeGuard
 from unlearn_pl.localizers.base import Localizer
 from unlearn_pl.localizers.baselines import Full
-from unlearn_pl.metrics import default_metrics
+from unlearn_pl.metrics import DEFAULT_METRICS, default_metrics
 from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.run_report import RunReport
@@ -23,7 +23,7 @@ from unlearn_pl.references import ReferenceModels
 from unlearn_pl.references.checkpoints import RUN_KEY, check_resumable, run_fingerprint
 from unlearn_pl.references.results import ReferenceEvaluation, ReferenceResults
 from unlearn_pl.unlearners.base import Unlearner
-from unlearn_pl.utils.describe import content_hash, save_arguments
+from unlearn_pl.utils.describe import content_hash, instantiate, save_arguments
 
 
 class UnlearningModule(pl.LightningModule):
@@ -42,16 +42,15 @@ class UnlearningModule(pl.LightningModule):
         localizer: which parameters may change (default :class:`~unlearn_pl.localizers.Full`).
         unlearner: the unlearning algorithm (required for ``fit``).
         references: provider of the original and oracle models.
-        metrics: validation callbacks (default :func:`~unlearn_pl.metrics.default_metrics`: accuracy and
-            loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
+        metrics: validation callbacks (default :data:`~unlearn_pl.metrics.DEFAULT_METRICS`: accuracy
+            and loss per split with gaps to the oracle, ToW, loss attack, MIA-efficacy).
         report: print and save the results table after ``validate``/``test``.
         reference_results_dir: a folder of the reference models' per-example results, one file per
             evaluation key (:class:`~unlearn_pl.references.ReferenceEvaluation`); runs given the
             same folder (a study's trials) evaluate each reference model once.
         execution: compile the network or keep it channels-last (the Trainer's ``precision`` sets the precision).
 
-    Checkpoints carry these arguments as ``class_path`` blocks, so ``load_from_checkpoint(path)``
-    rebuilds the module whether the CLI or a Python script made it (:mod:`unlearn_pl.utils.describe`).
+    Checkpoints carry these arguments as ``class_path`` blocks: ``load_from_checkpoint`` rebuilds the module.
     """
 
     def __init__(
@@ -60,7 +59,7 @@ class UnlearningModule(pl.LightningModule):
         localizer: Localizer | None = None,
         unlearner: Unlearner | None = None,
         references: ReferenceModels | None = None,
-        metrics: list[EvaluationCallback] | None = None,
+        metrics: list[EvaluationCallback] | None = DEFAULT_METRICS,
         report: bool = True,
         reference_results_dir: str | None = None,
         execution: NetworkExecution | None = None,
@@ -71,7 +70,7 @@ class UnlearningModule(pl.LightningModule):
         self.localizer = localizer if localizer is not None else Full()
         self.unlearner = unlearner
         self.references = references if references is not None else ReferenceModels()
-        self.metrics = list(metrics) if metrics is not None else default_metrics()
+        self.metrics = [instantiate(m) for m in metrics] if metrics is not None else default_metrics()
         self.report = report
         self.reference_results_dir = reference_results_dir
         self.execution = execution

@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import json
 import os
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,6 +88,19 @@ def describe(value: Any, _depth: int = 0, *, _strict: bool = True) -> Any:
         # A network is its architecture (its printed layers) here, not its weights or arguments.
         return {"class_path": class_path(type(value)), "architecture": repr(value)}
     return {"class_path": class_path(type(value)), "init_args": init_args(value, _depth + 1, _strict=_strict)}
+
+
+def instantiate(config: Any) -> Any:
+    """The object a :func:`describe`\ d ``class_path`` block configures (nested blocks, lists and
+    dicts built too); anything else is returned as it is."""
+    if isinstance(config, Mapping) and "class_path" in config:
+        args = {k: instantiate(v) for k, v in (config.get("init_args") or {}).items()}
+        return pkgutil.resolve_name(str(config["class_path"]))(**args)
+    if isinstance(config, (list, tuple)):
+        return type(config)(instantiate(v) for v in config)
+    if isinstance(config, Mapping):
+        return {k: instantiate(v) for k, v in config.items()}
+    return config
 
 
 def fingerprint(value: Any) -> Any:
