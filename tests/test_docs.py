@@ -18,8 +18,9 @@ def python_blocks() -> list[str]:
 
 def test_doc_has_the_examples():
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert "class FisherChannels(Localizer)" in blocks[0] and "class UniformForget(Unlearner)" in blocks[1]
+    assert "class ForgetMargin(EvaluationCallback)" in blocks[2]
     assert len(blocks[0].strip().splitlines()) <= 25  # "a new localizer in ~20 lines"
 
 
@@ -41,6 +42,10 @@ def test_doc_examples_run(tmp_path, monkeypatch):
         changed += int((p[masks[name]] != ref[masks[name]]).sum())
     assert changed > 0
     assert "forget_acc" in module.metrics[0].results["unlearned"]
+    margin = module.metrics[-1].results
+    assert set(margin) == {"original", "unlearned", "oracle"}
+    # the original saw the forget set: its loss there is below its test loss
+    assert margin["original"]["forget_margin"] > 0
 
 
 def readme_python_example() -> str:

@@ -112,3 +112,18 @@ def test_layers_errors_name_the_problem():
 def test_invalid_arguments_are_rejected(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_a_localizer_without_a_budget_needs_none():
+    """A localizer that selects by a rule of its own is built without a dummy budget."""
+    from unlearn_pl.localizers import Full, Layers, Localizer
+
+    class HeadOnly(Localizer):
+        requires_data = False
+
+        def localize(self, model, dataloader):
+            return {n: torch.full_like(p, n.startswith("net.3"), dtype=torch.bool) for n, p in model.named_parameters()}
+
+    assert HeadOnly().budget is None and Full().budget is None and Layers(last=1).budget is None
+    with pytest.raises(ValueError, match=r"budget must be in \(0, 1\] or None; got 2"):
+        HeadOnly(budget=2)

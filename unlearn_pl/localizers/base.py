@@ -31,7 +31,8 @@ class Localizer(Callback, ABC):
     move them). Masks are part of the callback state, so a resumed run keeps its mask.
 
     Args:
-        budget: fraction of trainable scalars to select, in (0, 1].
+        budget: fraction of trainable scalars to select, in (0, 1]; ``None`` for a localizer that
+            selects by a rule of its own (names, layers) rather than to a budget.
         data: which split :meth:`localize` receives: ``forget`` (default), ``train``
             (retain ∪ forget) or ``retain``. Ignored when ``requires_data`` is false.
         batch_size: batch size of the localization loader (``None``: the data module's
@@ -54,7 +55,7 @@ class Localizer(Callback, ABC):
 
     def __init__(
         self,
-        budget: Budget = 0.3,
+        budget: Budget | None = None,
         data: LocalizationData = "forget",
         batch_size: PositiveInt | None = None,
         drop_last: bool = False,
@@ -91,7 +92,7 @@ class Localizer(Callback, ABC):
                 loader = self.localization_loader(trainer.datamodule) if self.requires_data else None
                 masks = {n: m.detach().bool().cpu() for n, m in self.localize(pl_module.network, loader).items()}
             self.masks = trainer.strategy.broadcast(masks, src=0)
-            budget = f" (budget {self.budget:.1%})" if self.budget < 1.0 else ""
+            budget = f" (budget {self.budget:.1%})" if self.budget is not None and self.budget < 1.0 else ""
             rank_zero_info(
                 f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable parameters{budget}"
             )

@@ -29,7 +29,7 @@ class Full(Localizer):
     requires_data = False
 
     def __init__(self) -> None:
-        super().__init__(budget=1.0)
+        super().__init__()
 
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         return {n: torch.ones_like(p, dtype=torch.bool) for n, p in trainable_parameters(model).items()}
@@ -127,7 +127,7 @@ class Layers(Localizer):
         first: PositiveInt | None = None,
         depth: PositiveInt = 2,
     ) -> None:
-        super().__init__(budget=1.0)
+        super().__init__()
         given = [k for k, v in (("names", names), ("last", last), ("first", first)) if v is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of names=, last=, first=; got {given or 'none'}")
