@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import torch
 from conftest import REPO
 
@@ -73,3 +75,72 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert trainer.state.finished and trainer.state.fn == "validate"
     results = module.run_report.last_results
     assert set(results) == {"original", "unlearned", "oracle"} and "forget_acc" in results["unlearned"]
+
+
+OWN = REPO / "docs" / "own-model-and-data.md"
+
+
+def write_digit_images(root) -> None:
+    """scikit-learn's digits 0-2 as grayscale PNGs in ``root/{train,val}/<digit>/``."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keep = np.flatnonzero(digits.target < 3)[:240]
+    for k, i in enumerate(keep):
+        folder = root / ("val" if k % 5 == 0 else "train") / str(digits.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8), mode="L").save(folder / f"{i}.png")
+
+
+def test_own_model_and_data_guide_runs_as_written(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    write_digit_images(tmp_path / "my_images")
+    blocks = re.findall(r"```python\n(.*?)```", OWN.read_text(), flags=re.S)
+    assert len(blocks) == 3
+    namespace: dict = {}
+    with caplog.at_level("INFO"):
+        for block in blocks:
+            exec(compile(block, str(OWN), "exec"), namespace)
+    module, trainer = namespace["module"], namespace["trainer"]
+    assert trainer.state.finished and (tmp_path / "split.json").exists()
+    assert "Loaded the original model from my_original.pt" in caplog.text
+    assert "The oracle is retrained with references.recipe (10 epochs" in caplog.text
+    results = module.run_report.last_results
+    assert set(results) == {"original", "unlearned", "oracle"}
+    assert results["original"]["retain_acc"] > 0.8  # the loaded weights, not an untrained network (1/3)
+
+
+def test_an_original_that_saw_the_validation_data_is_flagged(tmp_path, monkeypatch):
+    """Trained on every training image, validation ones included: 100% on validation, less on test."""
+    import lightning.pytorch as pl
+    import torch
+
+    from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
+    from unlearn_pl.data import Digits, RandomForget
+    from unlearn_pl.guards import OutcomeGuard
+    from unlearn_pl.models import MLP
+
+    # 400 validation examples: a model of the original's ~97% test accuracy that never saw them
+    # gets them all right with probability ~1e-5
+    data = UnlearningDataModule(Digits(), RandomForget(0.1), val_fraction=0.3, batch_size=64)
+    data.setup()
+    torch.manual_seed(0)
+    network = MLP(in_features=64, num_classes=10, hidden=(256,))
+    everything = torch.utils.data.ConcatDataset([data.split_dataset("train"), data.split_dataset("val")])
+    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
+    for _ in range(60):
+        for _, x, y in torch.utils.data.DataLoader(everything, batch_size=64, shuffle=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(network(x), y).backward()
+            optimizer.step()
+    torch.save(network.state_dict(), tmp_path / "seen_val.pt")
+    module = UnlearningModule(MLP(in_features=64, num_classes=10, hidden=(256,)), report=False, references=ReferenceModels(
+        original=str(tmp_path / "seen_val.pt"), oracle=False, recipe=TrainingRecipe(epochs=1)))
+    module.prepare_models(data)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    # validate() of an unfit module is refused by the CLI, not by the module: here it evaluates the original
+    with pytest.warns(UserWarning, match=r"scores val_acc 1\.000 but test_acc 0\.\d+ .*it has probably been trained on validation"):
+        trainer.validate(module, datamodule=data, verbose=False)
+    assert OutcomeGuard in {type(c) for c in module.configure_callbacks()}

@@ -158,3 +158,28 @@ def test_cifar_download_uses_torchvisions_address_and_checksum(tmp_path, monkeyp
     assert calls == [(datasets.CIFAR10.url, datasets.CIFAR10.filename, datasets.CIFAR10.tgz_md5)]
     CIFAR10(str(tmp_path), download=True).load("train")  # the files are there now: no second fetch
     assert len(calls) == 1
+
+
+def test_image_folder_serves_grayscale_images_with_one_channel_and_a_mismatch_names_both_numbers(tmp_path):
+    """Grayscale PNGs are served as 3 channels unless channels=1; a network for the other number
+    of channels is refused before any training, naming both numbers."""
+    from PIL import Image
+
+    from unlearn_pl import ReferenceModels, UnlearningDataModule
+    from unlearn_pl.data import RandomForget
+    from unlearn_pl.models import SmallCNN
+
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for k in range(4):
+                Image.fromarray(np.full((10, 10), 40 * k, np.uint8), mode="L").save(tmp_path / split / cls / f"{k}.png")
+    assert ImageFolder(str(tmp_path), image_size=8).load("train")[0][0].shape == (3, 8, 8)
+    gray = ImageFolder(str(tmp_path), image_size=8, channels=1)
+    assert gray.in_channels == 1 and gray.load("train")[0][0].shape == (1, 8, 8)
+    with pytest.raises(ValueError, match=r"channels must be one of \(1, 3\); got 2"):
+        ImageFolder(str(tmp_path), channels=2)
+    dm = UnlearningDataModule(ImageFolder(str(tmp_path), image_size=8), RandomForget(2), val_fraction=0.25)
+    dm.setup()
+    with pytest.raises(ValueError, match=r"in_channels=1, the data has 3 channels.*ImageFolder\(channels=\.\.\.\)"):
+        ReferenceModels(cache_dir=str(tmp_path / "cache")).prepare(SmallCNN(num_classes=2, in_channels=1), dm)

@@ -89,6 +89,7 @@ class ReferenceModels:
     def _provide(self, which: str, source: str | bool | None, initial: nn.Module, datamodule: UnlearningData) -> nn.Module:
         network = copy.deepcopy(initial)
         if isinstance(source, (str, os.PathLike)):
+            rank_zero_info(f"Loaded the {which} model from {os.fspath(source)}")
             return load_weights(network, source).eval()
         path = self.cache_path(initial, datamodule, which)
         # Concurrent runs (a study's workers) that need the same model: the first trains and
@@ -145,6 +146,11 @@ class ReferenceModels:
         datamodule.setup("fit")
         check_network_fits(initial, datamodule)  # before training references on data the network cannot fit
         out = {"original": self._provide("original", self.original, initial, datamodule)}
+        if self.original is not None and self.oracle is True:
+            r = self.recipe
+            rank_zero_info(f"The oracle is retrained with references.recipe ({r.epochs} epochs, lr {r.lr}, batch size "
+                           f"{r.batch_size}), not with whatever trained {self.original}: make the recipe match it, "
+                           "or pass the oracle's weights as references.oracle")
         if self.oracle is not False:
             out["oracle"] = self._provide("oracle", self.oracle, initial, datamodule)
         return out
@@ -165,9 +171,12 @@ def check_network_fits(network: nn.Module, datamodule: UnlearningData) -> None:
     try:
         logits = network(x.unsqueeze(0))
     except RuntimeError as e:
+        takes = getattr(network, "in_channels", None)
+        channels = f" (the network takes in_channels={takes}, the data has {x.shape[0]} channels)" if takes else ""
         raise ValueError(
             f"the network ({type(network).__name__}) cannot process {datamodule.name}'s inputs of shape "
-            f"{tuple(x.shape)}: configure its input size/channels for this data (e.g. in_channels={x.shape[0]})\n{e}"
+            f"{tuple(x.shape)}{channels}: configure its input size/channels for this data (e.g. in_channels="
+            f"{x.shape[0]}), or the data's (ImageFolder(channels=...))\n{e}"
         ) from e
     finally:
         network.train(was_training)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
@@ -31,14 +31,17 @@ class ImageFolder(DatasetReader):
         check_files: open every file's header when the data is loaded, so a file that is not an
             image fails at setup rather than hours into training (one ``open`` per file; turn
             off for very large folders whose files are known to be good).
+        channels: serve every image with 3 channels (RGB; grayscale files are repeated) or 1
+            (grayscale; colour files are converted), whatever its files hold.
     """
 
-    in_channels = 3
-
     def __init__(
-        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True
+        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True,
+        channels: Literal[1, 3] = 3,
     ) -> None:
         check_arguments(ImageFolder.__init__, locals())
+        self.channels = channels
+        self.in_channels = channels
         self.root = root
         self.image_size = image_size
         self.test_folder = test_folder
@@ -79,8 +82,12 @@ class ImageFolder(DatasetReader):
             [
                 transforms.Resize(self.image_size),
                 transforms.CenterCrop(self.image_size),
+                # The loader opens every file as RGB (torchvision's default_loader).
+                *([transforms.Grayscale(1)] if self.channels == 1 else []),
                 transforms.ToTensor(),
-                transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+                # ImageNet's statistics (torchvision's models), their mean for one channel
+                transforms.Normalize(*(([0.449], [0.226]) if self.channels == 1 else
+                                       ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))),
             ]
         )
         folder = _FingerprintedImageFolder(str(self._folder(split)), self.class_to_idx, transform=tf)
