@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
+from unlearn_pl._io import acquire_saying_so
 from unlearn_pl.data.datamodule import EVAL_SPLITS
 from unlearn_pl.hparams import NotDescribable, class_path, describe, plain
 from unlearn_pl.localizers.base import Localizer
@@ -385,7 +386,7 @@ class UnlearningModule(pl.LightningModule):
         held = None
         if self.trainer.is_global_zero:
             lock = self._results_store.lock(key)
-            lock.acquire()
+            acquire_saying_so(lock)
             held = self._results_store.load(key)
             if held is None:
                 self._results_lock = lock

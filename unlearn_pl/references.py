@@ -22,7 +22,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from unlearn_pl._io import atomic_write
+from unlearn_pl._io import acquire_saying_so, atomic_write
 from unlearn_pl.classifier import TrainingRecipe, train_classifier
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def cache_lock(path: Path) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(f"{path}.lock")
-        lock.acquire()
+        acquire_saying_so(lock)
     except OSError:
         yield
         return
