@@ -165,3 +165,37 @@ def test_a_full_disk_is_one_line_and_keeps_the_completed_trials(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: the study could not be saved (No space left on device: ") and "run the same command" in err
     assert [r["state"] for r in _rows(tmp_path / "out" / "s" / "trials.csv")][:1] == ["COMPLETE"]
+
+
+@pytest.mark.slow  # `unlearn-pl tune` with 2 workers in a subprocess, stopped mid-trial: ~25 s
+def test_ctrl_c_on_the_command_stops_it_in_one_line_and_writes_the_tables(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import REPO
+
+    # Trials long enough (200 epochs) to be stopped while they run.
+    path = _study_file(tmp_path, grid={LR: [0.01, 0.05]}, seeds=[0], trainer={**STUDY["trainer"], "max_epochs": 200})
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "unlearn_pl", "tune", "--config", str(path), "--study_name", "s",
+                             "--workers", "2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "out" / "s" / "study.log"
+
+    def running() -> int:
+        try:
+            study = optuna.load_study(study_name="s", storage=journal_storage(log))
+        except (KeyError, ValueError):
+            return 0
+        return sum("pid" in t.user_attrs for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)))
+
+    deadline = time.monotonic() + 300
+    while (not log.is_file() or running() < 2) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    rows = _rows(tmp_path / "out" / "s" / "trials.csv")
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL"] and all(r["error"].startswith("interrupted") for r in rows)

@@ -42,6 +42,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import json
 import logging
@@ -168,9 +169,12 @@ def open_storage(storage: str | os.PathLike | BaseStorage, heartbeat_interval: i
     text = os.fspath(storage)
     if "://" not in text:
         return journal_storage(text)
+    # Optuna 4.9 renamed failed_trial_callback (still accepted, deprecated) to heartbeat_stale_trial_callback.
+    name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters
+            else "failed_trial_callback")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        rdb = RDBStorage(text, heartbeat_interval=heartbeat_interval, failed_trial_callback=_retry_once())
+        rdb = RDBStorage(text, heartbeat_interval=heartbeat_interval, **{name: _retry_once()})
     return optuna.storages.get_storage(rdb)  # with Optuna's cache in front, as get_storage(url) gives
 
 
