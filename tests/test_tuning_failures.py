@@ -167,35 +167,61 @@ def test_a_full_disk_is_one_line_and_keeps_the_completed_trials(tmp_path, capsys
     assert [r["state"] for r in _rows(tmp_path / "out" / "s" / "trials.csv")][:1] == ["COMPLETE"]
 
 
-@pytest.mark.slow  # `unlearn-pl tune` with 2 workers in a subprocess, stopped mid-trial: ~25 s
-def test_ctrl_c_on_the_command_stops_it_in_one_line_and_writes_the_tables(tmp_path):
-    import signal
+def _tune_with_two_running_trials(tmp_path: Path):
+    """``unlearn-pl tune --workers 2`` in a subprocess, once both workers run a trial (200 epochs:
+    long enough to be stopped in it); the process and the workers' pids."""
+    import os
     import subprocess
     import time
 
     from conftest import REPO
 
-    # Trials long enough (200 epochs) to be stopped while they run.
     path = _study_file(tmp_path, grid={LR: [0.01, 0.05]}, seeds=[0], trainer={**STUDY["trainer"], "max_epochs": 200})
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "unlearn_pl", "tune", "--config", str(path), "--study_name", "s",
-                             "--workers", "2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--workers", "2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "out" / "s" / "study.log"
 
-    def running() -> int:
+    def running() -> list[int]:
         try:
             study = optuna.load_study(study_name="s", storage=journal_storage(log))
         except (KeyError, ValueError):
-            return 0
-        return sum("pid" in t.user_attrs for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)))
+            return []
+        return [t.user_attrs["pid"] for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) if "pid" in t.user_attrs]
 
     deadline = time.monotonic() + 300
-    while (not log.is_file() or running() < 2) and proc.poll() is None and time.monotonic() < deadline:
+    while (not log.is_file() or len(running()) < 2) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
+    return proc, running()
+
+
+@pytest.mark.slow  # `unlearn-pl tune` with 2 workers in a subprocess, stopped mid-trial: ~25 s
+def test_ctrl_c_on_the_command_stops_it_in_one_line_and_writes_the_tables(tmp_path):
+    import signal
+
+    proc, _ = _tune_with_two_running_trials(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
     rows = _rows(tmp_path / "out" / "s" / "trials.csv")
     assert [r["state"] for r in rows] == ["FAIL", "FAIL"] and all(r["error"].startswith("interrupted") for r in rows)
+
+
+@pytest.mark.slow  # `unlearn-pl tune` with 2 workers in a subprocess, one killed: ~30 s
+def test_a_killed_worker_is_named_and_the_finished_trials_tables_are_written(tmp_path):
+    import os
+    import signal
+
+    proc, workers = _tune_with_two_running_trials(tmp_path)
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: worker ") and f"(pid {workers[0]}) was killed by SIGKILL" in last
+    assert last.endswith("run the same command again to resume")
+    rows = {r["state"]: r for r in _rows(tmp_path / "out" / "s" / "trials.csv")}
+    # The killed trial is failed, and queued once more for the next run.
+    assert set(rows) == {"COMPLETE", "FAIL", "WAITING"} and rows["FAIL"]["error"].startswith("interrupted")
+    assert rows["WAITING"]["retry_of"] == rows["FAIL"]["trial"]

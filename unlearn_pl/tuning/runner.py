@@ -4,11 +4,13 @@
 :func:`~unlearn_pl.tuning.engine.run_trials`, and writes into the study folder
 
 - ``study.log``: the Optuna journal (unless ``storage`` names another; ``optuna-dashboard study.log``);
-- ``trials.csv``: every trial (state, axes, grid params, seed, duration, metrics, goals, J(λ), error);
+- ``trials.csv``: every trial that drew its parameters (state, axes, grid params, seed, duration,
+  metrics, goals, J(λ), error, run folder, ``retry_of``);
 - ``selection.csv``: per point and λ the choice per seed (argmax J(λ) over the seed's completed
   candidates; :func:`parse_chosen` reads it back) and each metric's mean with its 95% t-interval
   over seeds (n given), the noise floor ``<split>_acc_gap_noise_floor`` next to each gap to the
-  oracle;
+  oracle; ``n_per_cell`` (completed seeds per grid cell) and ``missing`` (each cell and seed
+  without a completed trial, and why), also for a point none of whose trials completed;
 - ``differences.csv``: along each axis, every value minus the first, paired by seed, with 95% CIs;
 - ``noise_floor.csv``: per point and seed, ``|acc(oracle) − acc(independent retrain)|`` per split
   (for paired comparisons of a gap with its own seed's floor);
