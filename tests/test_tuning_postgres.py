@@ -79,7 +79,7 @@ def postgres_url() -> Iterator[str]:
     port = _free_port()
 
     def run(*args: str) -> None:
-        out = subprocess.run([*user, *args], capture_output=True, text=True, timeout=300)
+        out = subprocess.run([*user, *args], capture_output=True, text=True, timeout=300, check=False)
         if out.returncode != 0:
             log = data / "server.log"
             pytest.fail(f"{' '.join(args[:2])} failed ({out.returncode}): {out.stderr[-2000:]}"
@@ -92,7 +92,7 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*user, str(folder / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, check=False)
         shutil.rmtree(data, ignore_errors=True)
 
 

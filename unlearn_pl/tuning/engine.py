@@ -174,7 +174,8 @@ def open_storage(storage: str | os.PathLike | BaseStorage, heartbeat_interval: i
             else "failed_trial_callback")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        rdb = RDBStorage(text, heartbeat_interval=heartbeat_interval, **{name: _retry_once()})
+        callback: Any = _retry_once()
+        rdb = RDBStorage(text, heartbeat_interval=heartbeat_interval, **{name: callback})
     return optuna.storages.get_storage(rdb)  # with Optuna's cache in front, as get_storage(url) gives
 
 
@@ -244,10 +245,10 @@ def queue_cells(study: optuna.Study, grid: Grid, retry_failed: bool = False) -> 
         system: dict[str, Any] = {"fixed_params": dict(cell)}
         if held:
             system.update(failed_trial=held[0].number, retry_history=[t.number for t in held])
-        known = grid.distributions is not None
+        known = grid.distributions
         study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=dict(cell) if known else None, system_attrs=system,
-            distributions={k: grid.distributions[k] for k in cell} if known else None))
+            state=TrialState.WAITING, params=dict(cell) if known is not None else None, system_attrs=system,
+            distributions={k: known[k] for k in cell} if known is not None else None))
         queued += 1
     return queued
 
@@ -450,7 +451,7 @@ def _work(objective: Objective, study: optuna.Study, plan: _Plan) -> None:
                             _log.warning("waiting for trials %s running elsewhere (retried here if their "
                                          "heartbeat stops)", running)
                             waited_for = running
-                        time.sleep(min(5.0, study._storage.get_heartbeat_interval() or 5.0))
+                        time.sleep(min(5.0, getattr(study._storage, "get_heartbeat_interval", lambda: 5.0)() or 5.0))
                         continue
                     break
                 _run_one(study, trial, recorded)

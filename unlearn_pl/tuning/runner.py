@@ -349,6 +349,7 @@ def selection_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str
     a point none of whose trials completed."""
     status = status or {}
     cells: dict[str, list[Candidate]] = {}
+    seeds = objective.seeds if objective is not None else []
     for c in objective.candidates if objective is not None and status else []:
         cells.setdefault(c.point, []).append(c)
     rows = []
@@ -358,8 +359,8 @@ def selection_rows(chosen: Chosen, floors: Mapping[str, Mapping[int, Mapping[str
         if point in cells:
             label = {c.name: c.name.rsplit("/", 1)[-1] for c in cells[point]}
             extra["n_per_cell"] = "; ".join(
-                f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in objective.seeds)}" for c in cells[point])
-            extra["missing"] = "; ".join(f"{label[c.name]} seed {s}: {status[(c.name, s)]}" for s in objective.seeds
+                f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in seeds)}" for c in cells[point])
+            extra["missing"] = "; ".join(f"{label[c.name]} seed {s}: {status[(c.name, s)]}" for s in seeds
                                          for c in cells[point] if status.get((c.name, s), "COMPLETE") != "COMPLETE")
         for lam, (_, names) in per_lambda.items():
             values = _per_seed(chosen, floors, point, lam) if point in chosen else {}

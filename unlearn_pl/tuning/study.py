@@ -63,7 +63,7 @@ def stored_seed_choices(study: optuna.Study) -> list[int] | None:
     for t in study.get_trials(deepcopy=False):
         d = t.distributions.get("seed")
         if d is not None:
-            return list(d.choices) if isinstance(d, CategoricalDistribution) else None
+            return [int(c) for c in d.choices] if isinstance(d, CategoricalDistribution) else None  # type: ignore[arg-type]
     return None
 
 
