@@ -56,3 +56,23 @@ def prepare_references(cache: str, log: str) -> None:
     torch.manual_seed(0)
     net = MLP(in_features=64, num_classes=10, hidden=(32,))
     ReferenceModels(TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu"), cache_dir=cache).prepare(net, dm)
+
+
+def run_toy_study(folder: str, workers: int, sleep: float) -> None:
+    """``CountingObjective``'s grid in ``folder`` (journal ``s.log``, calls in ``calls/``): the
+    study a test interrupts, kills or damages from outside; exits 130 when interrupted."""
+    from unlearn_pl.tuning.engine import StudyInterrupted, journal_storage, run_trials
+
+    Path(folder, "calls").mkdir(parents=True, exist_ok=True)
+    try:
+        run_trials(CountingObjective(str(Path(folder, "calls")), sleep=sleep), study_name="toy",
+                   storage=journal_storage(Path(folder, "s.log")), sampler=optuna.samplers.GridSampler(GRID),
+                   workers=workers)
+    except StudyInterrupted:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_toy_study(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))

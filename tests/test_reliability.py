@@ -455,3 +455,20 @@ def test_data_module_ranges_are_checked_by_the_parser(tmp_path, capsys, arg, val
     with pytest.raises(SystemExit):
         UnlearningCLI(args=["validate", "--config", str(write_config(tmp_path)), f"--data.init_args.{arg}", value], run=False)
     assert arg in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ splits of one example
+@pytest.mark.parametrize("forget_size, dm_kwargs", [(1, {}), (2, {}), (20, {"train_size": 30, "val_fraction": 0.05})],
+                         ids=["forget-1", "forget-2", "val-1"])
+def test_splits_of_one_or_two_examples_are_evaluated(prepared_module, tmp_path, forget_size, dm_kwargs):
+    # torchmetrics squeezes a one-element result to a 0-d tensor; the per-example statistics keep their dimension.
+    from unlearn_pl.metrics import SplitAccuracy
+
+    module, dm = prepared_module(oracle=False, metrics=[SplitAccuracy()], report=False,
+                                 dm_kwargs={"forget": RandomForget(size=forget_size), **dm_kwargs})
+    trainer = fast_trainer(tmp_path)
+    trainer.validate(module, datamodule=dm, verbose=False)
+    logged = {k.removeprefix("unlearned/"): float(v) for k, v in trainer.callback_metrics.items()}
+    assert 0.0 <= logged["forget_acc"] <= 1.0 and 0.0 <= logged["val_acc"] <= 1.0
+    if forget_size == 1:
+        assert logged["forget_acc"] in (0.0, 1.0)

@@ -452,3 +452,30 @@ def test_shipped_study_configs_parse_and_expand(configs, capsys, monkeypatch):
     printed = yaml.safe_load(capsys.readouterr().out)
     candidates = expand_space(printed.get("space"), printed.get("grid"))
     assert candidates and printed["seeds"]
+
+
+def test_a_run_waiting_on_a_lock_says_so_naming_the_lock_file(tmp_path, caplog):
+    import threading
+
+    from unlearn_pl.utils.io import acquire_saying_so
+
+    held, waiting, got = FileLock(str(tmp_path / "model.pt.lock")), FileLock(str(tmp_path / "model.pt.lock")), []
+
+    def wait_then_release() -> None:
+        acquire_saying_so(waiting, 0.05)
+        got.append(True)
+        waiting.release()
+
+    held.acquire()
+    waiter = threading.Thread(target=wait_then_release)
+    with caplog.at_level("WARNING", logger="unlearn_pl"):
+        waiter.start()
+        for _ in range(600):  # until it says so, whatever the machine's load
+            if any("waiting for" in r.getMessage() for r in caplog.records):
+                break
+            waiter.join(0.1)
+        held.release()
+        waiter.join(60)
+    assert not waiter.is_alive() and got == [True]
+    (record,) = [r for r in caplog.records if "waiting for" in r.getMessage()]
+    assert str(tmp_path / "model.pt.lock") in record.getMessage()

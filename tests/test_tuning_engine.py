@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from unlearn_pl.tuning.engine import journal_storage, run_trials
+from unlearn_pl.tuning.engine import journal_storage, run_trials, trial_cell
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned workers unpickle the toys by module name
 from _study_toys import GRID, CountingObjective  # noqa: E402
@@ -60,9 +60,10 @@ def test_a_killed_run_resumes_without_repeating_completed_trials(tmp_path):
 
     study = _run(tmp_path, 1)
     assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
-    stale = [t for t in study.trials if t.user_attrs.get("error", "").startswith("interrupted")]
+    stale = [t for t in study.trials if (t.user_attrs.get("error") or "").startswith("interrupted")]
     assert len(stale) == 1 and stale[0].state == optuna.trial.TrialState.FAIL
-    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == stale[0].number]
+    # Retried once by Optuna's RetryFailedTrialCallback, which names the failed trial.
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale[0].number]
     assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.COMPLETE
     assert done_before <= {t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
     ran = Counter(p.name.rsplit("-", 1)[0] for p in (tmp_path / "calls").iterdir())
@@ -78,3 +79,196 @@ def test_bad_arguments_are_rejected(tmp_path):
     run_trials(objective, study_name="t", storage=tmp_path / "s.log", n_trials=1)
     with pytest.raises(ValueError, match="directions"):
         run_trials(objective, study_name="t", storage=tmp_path / "s.log", n_trials=1, directions=("minimize",))
+
+
+# ----------------------------------------------------------------------------- failures, interrupts, damage
+def test_a_torn_last_journal_record_is_skipped_and_the_study_resumes(tmp_path):
+    # A full disk or a kill mid-write leaves the last record incomplete: the journal lost its last 40 bytes.
+    _run(tmp_path, 1, sleep=0.0)
+    log = tmp_path / "s.log"
+    log.write_bytes(log.read_bytes()[:-40])
+    with pytest.warns(UserWarning, match=f"{log}: its last record was incomplete"):
+        study = _run(tmp_path, 1, sleep=0.0)
+    assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
+    assert not log.read_bytes() or log.read_bytes().endswith(b"\n")
+    assert optuna.load_study(study_name="toy", storage=journal_storage(log)).trials  # readable again
+
+
+def test_a_journal_damaged_inside_is_named_with_its_recovery(tmp_path):
+    _run(tmp_path, 1, sleep=0.0)
+    log = tmp_path / "s.log"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join([*lines[:3], b'{"op_code": 4, "worker_id": \n', *lines[3:]]))
+    with pytest.raises(ValueError, match=f"the study journal {log} is damaged inside .*move it aside"):
+        _run(tmp_path, 1, sleep=0.0)
+
+
+def test_a_phantom_trial_without_parameters_is_failed_and_never_queued_again(tmp_path):
+    # A journal of the earlier engine: a trial created by the sampler, left RUNNING without
+    # parameters by a worker that is gone, and its retry queued without parameters.
+    storage = journal_storage(tmp_path / "s.log")
+    study = optuna.create_study(study_name="toy", storage=storage, direction="maximize")
+    gone = multiprocessing.get_context("spawn").Process(target=int)
+    gone.start()
+    gone.join()
+    phantom = study.ask()
+    phantom.set_user_attr("host", __import__("socket").gethostname())
+    phantom.set_user_attr("pid", gone.pid)
+    study = _run(tmp_path, 1, sleep=0.0)
+    assert len(_cells(study)) == 7
+    assert all(t.params for t in study.trials if t.number != phantom.number)  # nothing queued without parameters
+    assert study.trials[phantom.number].state == optuna.trial.TrialState.FAIL
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
+
+
+def test_more_workers_than_cells_create_no_trial_without_parameters(tmp_path):
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    study = run_trials(CountingObjective(str(calls), sleep=0.5), study_name="toy", storage=journal_storage(tmp_path / "s.log"),
+                       sampler=optuna.samplers.GridSampler({"x": [0], "seed": [0]}), workers=2)
+    assert [(t.state, t.params) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, {"x": 0, "seed": 0})]
+
+
+def test_a_cell_queued_twice_runs_once(tmp_path):
+    # Two processes that start a study at the same moment both queue its cells.
+    from unlearn_pl.tuning.engine import Grid, queue_cells
+
+    storage = journal_storage(tmp_path / "s.log")
+    study = optuna.create_study(study_name="toy", storage=storage, direction="maximize")
+    grid = Grid.product(GRID)
+    assert queue_cells(study, grid) == 8 and queue_cells(study, grid) == 0
+    study.enqueue_trial({"x": 0, "seed": 0})  # the other process's copy, queued before it saw ours
+    study = _run(tmp_path, 1, sleep=0.0)
+    assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
+    (copy,) = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert copy.state == optuna.trial.TrialState.PRUNED and trial_cell(copy) == {"x": 0, "seed": 0}
+
+
+def test_a_failed_cell_is_not_run_again_unless_asked(tmp_path):
+    first = len(_run(tmp_path, 1, sleep=0.0).trials)
+    assert len(_run(tmp_path, 1, sleep=0.0).trials) == first == 8  # a second run changes nothing
+    retried = run_trials(CountingObjective(str(tmp_path / "calls"), sleep=0.0), study_name="toy",
+                         storage=journal_storage(tmp_path / "s.log"), sampler=optuna.samplers.GridSampler(GRID),
+                         retry_failed=True)
+    assert len(retried.trials) == first + 1
+    assert [(t.params, t.state) for t in retried.trials[-1:]] == [({"x": 3, "seed": 1}, optuna.trial.TrialState.FAIL)]
+
+
+def test_a_full_disk_keeps_the_completed_trials(tmp_path, monkeypatch):
+    import errno
+
+    from optuna.storages.journal import JournalFileBackend
+
+    append, writes = JournalFileBackend.append_logs, []
+
+    def fills_up(self, logs):
+        writes.append(logs)
+        if len(writes) > 40:
+            raise OSError(errno.ENOSPC, "No space left on device", self._file_path)
+        append(self, logs)
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", fills_up)
+    with pytest.raises(OSError, match="No space left on device"):
+        _run(tmp_path, 1, sleep=0.0)
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append)
+    kept = optuna.load_study(study_name="toy", storage=journal_storage(tmp_path / "s.log"))
+    done = {t.number for t in kept.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert done
+    study = _run(tmp_path, 1, sleep=0.0)  # the same command, after freeing space, completes the grid
+    assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
+    assert done <= {t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+
+
+def test_a_dead_worker_is_named_and_its_trial_retried_once_by_the_next_run(tmp_path):
+    from unlearn_pl.tuning.engine import WorkerDied
+
+    with pytest.raises(WorkerDied, match=r"worker \d \(pid \d+\) exited with status 3; run the same command again to resume"):
+        _run(tmp_path, 2, die_on=(2, 0), sleep=0.0)
+    study = _run(tmp_path, 2, sleep=0.0)
+    assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
+    (dead,) = [t for t in study.trials if (t.user_attrs.get("error") or "").startswith("interrupted: the run of process")]
+    assert [t.state for t in study.trials if t.system_attrs.get("failed_trial") == dead.number] == [
+        optuna.trial.TrialState.COMPLETE]
+
+
+def test_a_retry_whose_worker_dies_too_ends_the_chain(tmp_path):
+    from unlearn_pl.tuning.engine import WorkerDied
+
+    for _ in range(2):  # the trial, then its retry
+        with pytest.raises(WorkerDied):
+            _run(tmp_path, 2, die_on=(2, 0), sleep=0.0)
+    study = _run(tmp_path, 2, die_on=(2, 0), sleep=0.0)  # nothing of that cell is left to run
+    cell = [t for t in study.trials if t.params == {"x": 2, "seed": 0}]
+    assert len(cell) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in cell)
+    assert cell[1].system_attrs["failed_trial"] == cell[0].number
+
+
+def _journal_pids(log: Path, state=optuna.trial.TrialState.RUNNING) -> set[int]:
+    if not log.is_file():
+        return set()
+    try:
+        study = optuna.load_study(study_name="toy", storage=journal_storage(log))
+    except KeyError:  # not created yet
+        return set()
+    return {t.user_attrs["pid"] for t in study.get_trials(states=(state,)) if "pid" in t.user_attrs}
+
+
+def _start_toy(tmp_path: Path, workers: int, sleep: float):
+    import subprocess
+
+    toys = Path(__file__).parent / "_study_toys.py"
+    return subprocess.Popen([sys.executable, str(toys), str(tmp_path), str(workers), str(sleep)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, what: str, timeout: float = 300.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow  # a study in a subprocess, stopped and resumed: ~20 s
+def test_ctrl_c_stops_every_worker_and_the_next_run_resumes(tmp_path):
+    import signal
+
+    log = tmp_path / "s.log"
+    parent = _start_toy(tmp_path, 2, 600.0)
+    _wait_for(lambda: len(_journal_pids(log)) == 2, "two running trials")
+    workers = _journal_pids(log)
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130 and "Traceback" not in err, err
+    assert not any(_alive(pid) for pid in workers)
+    study = optuna.load_study(study_name="toy", storage=journal_storage(log))
+    stopped = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert len(stopped) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in stopped)
+    # The interrupted cells are queued again: the next run completes the grid.
+    study = _run(tmp_path, 1, sleep=0.0)
+    assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
+
+
+@pytest.mark.slow  # a study in a subprocess whose parent is killed: ~15 s
+def test_killing_the_parent_stops_its_workers(tmp_path):
+    log = tmp_path / "s.log"
+    parent = _start_toy(tmp_path, 2, 600.0)
+    _wait_for(lambda: len(_journal_pids(log)) == 2, "two running trials")
+    workers = _journal_pids(log)
+    parent.kill()
+    parent.communicate(timeout=60)
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), "the workers to stop", timeout=120)
+    study = optuna.load_study(study_name="toy", storage=journal_storage(log))
+    assert [t.state for t in study.trials if t.user_attrs.get("pid") in workers] == [optuna.trial.TrialState.FAIL] * 2

@@ -28,6 +28,15 @@ def debugging() -> bool:
 USER_ERRORS = (ValueError, FileNotFoundError)
 
 
+class CLIExit(SystemExit):
+    """The CLI's exit after printing a one-line error (status 2); ``message`` keeps that line for
+    a caller that runs the CLI in-process, as a study's trial does."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(code)
+        self.message = message
+
+
 def root_cause(error: BaseException) -> BaseException:
     """The innermost exception of a ``raise … from …`` chain: where jsonargparse wraps a
     constructor's ``ValueError`` in "Does not validate against any of the Union subtypes", this
@@ -83,5 +92,6 @@ class ConciseErrorParser(LightningArgumentParser):
             super().error(message, ex)
         # The program is `unlearn-pl` whether started as the console script or `python -m unlearn_pl`.
         words = ["unlearn-pl", *self.prog.replace(" [options]", "").split()[1:]]
-        print(f"error: {condense_parse_error(message)}  (see `{' '.join(words)} --help`)", file=sys.stderr)
-        self.exit(2)
+        line = condense_parse_error(message)
+        print(f"error: {line}  (see `{' '.join(words)} --help`)", file=sys.stderr)
+        raise CLIExit(line)

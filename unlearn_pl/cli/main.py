@@ -10,7 +10,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
-from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
+from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, CLIExit, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.cli.run_folder import reserve_versions, run_name
 from unlearn_pl.cli.subcommands import CLISubcommands
 from unlearn_pl.cli.ulira import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
@@ -57,7 +57,7 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCL
     def _exit_with_error(message: str, traceback_hint: bool = True) -> NoReturn:
         hint = f"  (set {DEBUG_ENV}=true for the traceback)" if traceback_hint else ""
         print(f"error: {message}{hint}", file=sys.stderr)
-        raise SystemExit(2)
+        raise CLIExit(message)
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         super().add_arguments_to_parser(parser)

@@ -2,7 +2,7 @@
 
 The command takes the audited run's config (the same ``--config`` files as ``fit``), trains K
 shadow models and T target models as trials of a study on the study engine
-(:func:`unlearn_pl.shadow.build_bank`), attacks the target models, and writes into the bank
+(:func:`unlearn_pl.ulira.shadow.build_bank`), attacks the target models, and writes into the bank
 folder ``ulira_<variance>.json`` (the results), ``ulira_<variance>_per_example.csv`` and
 ``ulira_<variance>_success.png`` (the histogram of per-example attack success)::
 

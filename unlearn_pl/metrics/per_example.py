@@ -70,6 +70,11 @@ class PerExampleStats(Metric):
         index, values = deduplicate(dim_zero_cat(self.index), {f: dim_zero_cat(getattr(self, f)) for f in FIELDS})
         return {"index": index, **values}
 
+    def per_example(self) -> dict[str, Tensor]:
+        """:meth:`compute` with every value 1-D: torchmetrics squeezes a one-element result to a
+        0-d tensor, which a split of one example would otherwise get."""
+        return {k: v.reshape(-1) for k, v in self.compute().items()}
+
 
 class EvaluationOutputs(nn.Module):
     """Per-example statistics of every evaluated model on every split.
@@ -99,7 +104,7 @@ class EvaluationOutputs(nn.Module):
             model, split = key.split("/")
             if models is not None and model not in models:
                 continue
-            out.setdefault(model, {})[split] = {k: v.cpu() for k, v in self.stats[key].compute().items()}
+            out.setdefault(model, {})[split] = {k: v.cpu() for k, v in self.stats[key].per_example().items()}
         return out
 
     def reset(self) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from unlearn_pl.utils.io import acquire_saying_so
+
 
 def default_cache_dir() -> Path:
     """``$UNLEARN_PL_CACHE`` if set, else ``~/.cache/unlearn_pl``."""
@@ -25,7 +27,7 @@ def cache_lock(path: Path) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(f"{path}.lock")
-        lock.acquire()
+        acquire_saying_so(lock)
     except OSError:
         yield
         return

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import move_data_to_device
 
 from unlearn_pl.protocols import UnlearningData, eval_splits
 from unlearn_pl.utils.describe import content_hash
-from unlearn_pl.utils.io import atomic_write
+from unlearn_pl.utils.io import acquire_saying_so, atomic_write
 
 
 def evaluation_key(weights: Sequence[tuple[str, str]], data: Sequence[str], batch_size: int | None,
@@ -129,7 +129,7 @@ class ReferenceEvaluation(Callback):
         loaded = None
         if trainer.is_global_zero:
             lock = self.store.lock(key)
-            lock.acquire()
+            acquire_saying_so(lock)
             loaded = self.store.load(key)
             if loaded is None:
                 self._lock = lock  # held until finish(): concurrent runs wait for this run's results

@@ -24,6 +24,7 @@ it gives the one-process run's optimizer steps and metrics.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -56,6 +57,8 @@ class TuningTrainer(pl.Trainer):
         seed_keys: list[str] | None = None,
         base_config: str = "",
         logger_save_dir: bool = False,
+        retry_failed: bool = False,
+        heartbeat_interval: PositiveInt = 60,
     ) -> Any:
         """Run (or resume) a study: every candidate once per seed, each an ``unlearn-pl fit`` run
         scored on validation data (:func:`unlearn_pl.tuning.runner.run_study`).
@@ -80,16 +83,44 @@ class TuningTrainer(pl.Trainer):
             seed_keys: the dotted keys a seed sets (default: ``study.SEED_KEYS``).
             base_config: the composed model/data/trainer config (filled in by the CLI).
             logger_save_dir: whether its logger takes save_dir/name (filled in by the CLI).
+            retry_failed: queue the cells whose trials failed once more.
+            heartbeat_interval: seconds between a trial's heartbeats in an RDB ``storage``; a trial
+                silent for twice as long (its machine died) is failed and retried once.
+
+        Exits with status 0 when every cell has a completed trial, 1 when some failed or the trials
+        stopped (a dead worker, a full disk; one line says which and how to resume), 2 on a bad
+        value (one line, before the first trial), 130 on Ctrl-C (the tables of what completed are
+        written, and the same command resumes).
         """
-        from unlearn_pl.tuning.runner import run_study  # the runner imports the CLI lazily, and vice versa
+        from unlearn_pl.tuning.engine import StudyInterrupted, WorkerDied
+        from unlearn_pl.tuning.runner import (
+            run_study,  # the runner imports the CLI lazily, and vice versa
+        )
 
         folder_root = output_dir if output_dir is not None else f"{self.default_root_dir}/studies"
-        return run_study(
-            [], base_config=base_config, space=space, grid=grid, seeds=seeds if seeds is not None else [0], goal=goal,
-            lambdas=lambdas, search=search, n_trials=n_trials, workers=workers, storage=storage, study_name=study_name,
-            output_dir=folder_root, seed_keys=seed_keys if seed_keys is not None else SEED_KEYS, noise_floor=noise_floor,
-            logger_save_dir=logger_save_dir, logger=self.logger,
-        )
+        try:
+            result = run_study(
+                [], base_config=base_config, space=space, grid=grid, seeds=seeds if seeds is not None else [0],
+                goal=goal, lambdas=lambdas, search=search, n_trials=n_trials, workers=workers, storage=storage,
+                study_name=study_name, output_dir=folder_root, seed_keys=seed_keys if seed_keys is not None else SEED_KEYS,
+                noise_floor=noise_floor, logger_save_dir=logger_save_dir, logger=self.logger, retry_failed=retry_failed,
+                heartbeat_interval=heartbeat_interval,
+            )
+        except StudyInterrupted:
+            print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
+        except WorkerDied as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        except OSError as e:
+            print(f"error: the study could not be saved ({e.strerror or e}: {e.filename or 'its storage'}); the completed "
+                  "trials are kept: free space (or fix the storage) and run the same command again to resume",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        if result.incomplete:
+            print(f"error: {result.incomplete_line()}", file=sys.stderr, flush=True)
+            raise SystemExit(1)
+        return result
 
 
 #: Every argument of ``tune`` (removed from the config before it is saved as the base config).

@@ -24,8 +24,9 @@ def pareto(trials: Sequence[Mapping[str, Any]], selection: Sequence[Mapping[str,
     ax = fig.subplots()
     done = [r for r in trials if r.get("state") == "COMPLETE" and f"goal_{goal}" in r]
     ax.scatter([r["val_acc"] for r in done], [r[f"goal_{goal}"] for r in done], s=8, color="0.7", label="trials")
-    for point in dict.fromkeys(_labels(r) for r in selection):
-        sel = [r for r in selection if _labels(r) == point]
+    scored = [r for r in selection if "val_acc" in r]  # a point none of whose trials completed has no mean
+    for point in dict.fromkeys(_labels(r) for r in scored):
+        sel = [r for r in scored if _labels(r) == point]
         ax.scatter([r["val_acc"] for r in sel], [r["goal"] for r in sel], s=[40 + 400 * r["lambda"] for r in sel],
                    alpha=0.7, label=point or "chosen")
     ax.set(xlabel="validation accuracy", ylabel=f"goal ({goal})", title="chosen per λ (marker size: λ), mean over seeds")

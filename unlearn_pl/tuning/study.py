@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
+from unlearn_pl.tuning.engine import Grid
 from unlearn_pl.tuning.objective import check_goal, goal_values
 
 #: The dotted keys a seed sets.
@@ -49,6 +51,35 @@ SEED_KEYS: tuple[str, ...] = ("seed_everything", "data.init_args.seed", "model.i
 
 #: Added to the model seeds (not the data's) for the noise floor's independent retrain.
 NOISE_FLOOR_SEED_OFFSET = 1000
+
+#: How a grid study records a trial's seed: any seed in NumPy's range, so a resumed study may add
+#: seeds (Optuna refuses to change a categorical parameter's choices within a study).
+SEED_DISTRIBUTION = IntDistribution(0, 2**32 - 1)
+
+
+def stored_seed_choices(study: optuna.Study) -> list[int] | None:
+    """The fixed seed choices of a study whose trials drew ``seed`` from a categorical (an open
+    search, or a study begun before seeds could be added), or None."""
+    for t in study.get_trials(deepcopy=False):
+        d = t.distributions.get("seed")
+        if d is not None:
+            return [int(c) for c in d.choices] if isinstance(d, CategoricalDistribution) else None  # type: ignore[arg-type]
+    return None
+
+
+def claim_run_dir(root: Path, number: int) -> str:
+    """A new folder ``root/<number>`` for trial ``number``, or ``<number>.<k>`` when another study
+    (an emptied or replaced journal restarts the numbers) left that folder; created here, so two
+    processes never share one. Returns the folder's name."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k in itertools.count():
+        name = f"{number}.{k}" if k else str(number)
+        try:
+            (root / name).mkdir()
+            return name
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def short_key(key: str) -> str:
@@ -143,11 +174,11 @@ def override_args(overrides: Sequence[tuple[str, Any]]) -> list[str]:
     return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides]
 
 
-def run_cli(args: Sequence[str], run: bool = True) -> Any:
+def run_cli(args: Sequence[str], run: bool = True, **kwargs: Any) -> Any:
     """Run ``unlearn-pl ARGS`` in this process and return the CLI object (its trainer and model).
 
     With ``run=False``, ``ARGS`` has no subcommand and the CLI only builds the trainer, model and
-    data module (``LightningCLI(run=False)``)."""
+    data module (``LightningCLI(run=False)``); ``kwargs`` go to the CLI class."""
     from unlearn_pl.cli import UnlearningCLI  # the CLI imports this package
 
     with warnings.catch_warnings():
@@ -155,7 +186,7 @@ def run_cli(args: Sequence[str], run: bool = True) -> Any:
         # a notebook kernel's) besides `args`: these are complete.
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        return UnlearningCLI(args=list(args), run=run)
+        return UnlearningCLI(args=list(args), run=run, **kwargs)
 
 
 def callback_metrics(trainer: Any) -> dict[str, float]:
@@ -176,9 +207,11 @@ def trial_goals(metrics: Mapping[str, float], loss_attack_on_val: bool) -> dict[
 @dataclass
 class StudyObjective:
     """The objective of a study's trials (picklable: worker processes receive it): ``base_args``
-    are the base config's ``fit`` arguments, a trial's run folder is ``<folder>/trials/<number>``,
-    and ``logger_save_dir`` says the base config's logger takes ``save_dir``/``name`` (then trials
-    log in the folder too)."""
+    are the base config's ``fit`` arguments, a trial's run folder is ``<folder>/trials/<number>``
+    (see :func:`claim_run_dir`), and ``logger_save_dir`` says the base config's logger takes
+    ``save_dir``/``name`` (then trials log in the folder too). ``seed_choices``: the categorical
+    seeds of a study that has them (:func:`stored_seed_choices`); else seeds are
+    :data:`SEED_DISTRIBUTION`'s."""
 
     base_args: list[str]
     candidates: list[Candidate]
@@ -187,6 +220,7 @@ class StudyObjective:
     folder: str
     seed_keys: list[str] = field(default_factory=lambda: list(SEED_KEYS))
     logger_save_dir: bool = False
+    seed_choices: list[int] | None = None
 
     def __post_init__(self) -> None:
         check_goal(self.goal)
@@ -196,7 +230,26 @@ class StudyObjective:
         """The Optuna search space: candidate names × seeds."""
         return {"candidate": list(self.by_name), "seed": list(self.seeds)}
 
-    def fit_args(self, candidate: Candidate, seed: int, number: int, subcommand: str | None = "fit",
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """How a trial records its candidate and seed."""
+        seed = CategoricalDistribution(self.seed_choices) if self.seed_choices is not None else SEED_DISTRIBUTION
+        return {"candidate": CategoricalDistribution(list(self.by_name)), "seed": seed}
+
+    def grid(self) -> Grid:
+        """Every candidate once per seed, for the engine's queue."""
+        return Grid([{"candidate": c, "seed": s} for s in self.seeds for c in self.by_name], self.distributions())
+
+    def suggest_seed(self, trial: optuna.Trial) -> int:
+        """The trial's seed."""
+        if self.seed_choices is not None:
+            return int(trial.suggest_categorical("seed", self.seed_choices))
+        return trial.suggest_int("seed", SEED_DISTRIBUTION.low, SEED_DISTRIBUTION.high)
+
+    def suggest(self, trial: optuna.Trial) -> tuple[Candidate, int]:
+        """The trial's candidate and seed."""
+        return self.by_name[trial.suggest_categorical("candidate", list(self.by_name))], self.suggest_seed(trial)
+
+    def fit_args(self, candidate: Candidate, seed: int, number: int | str, subcommand: str | None = "fit",
                  model_offset: int = 0, subfolder: str = "trials") -> list[str]:
         """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``);
         ``subcommand=None`` leaves the subcommand out (for ``run_cli(..., run=False)``)."""
@@ -211,10 +264,11 @@ class StudyObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         from unlearn_pl.metrics.mia import LossAttack
 
-        candidate = self.by_name[trial.suggest_categorical("candidate", list(self.by_name))]
-        seed = trial.suggest_categorical("seed", self.seeds)
+        candidate, seed = self.suggest(trial)
+        run_dir = claim_run_dir(Path(self.folder) / "trials", trial.number)
+        trial.set_user_attr("run_dir", f"trials/{run_dir}")
         start = time.perf_counter()
-        cli = run_cli(self.fit_args(candidate, seed, trial.number))
+        cli = run_cli(self.fit_args(candidate, seed, run_dir))
         metrics = {**callback_metrics(cli.trainer), "seconds": time.perf_counter() - start}
         on_val = any(isinstance(m, LossAttack) and m.nonmembers == "val" for m in cli.model.metrics)
         if self.goal == "privacy_mia" and not on_val:
@@ -243,10 +297,16 @@ class NoiseFloorObjective:
     def space(self) -> dict[str, list[Any]]:
         return {"point": sorted(self.points()), "seed": list(self.study.seeds)}
 
+    def grid(self) -> Grid:
+        """Every point once per seed, for the engine's queue."""
+        d = {"point": CategoricalDistribution(sorted(self.points())), "seed": self.study.distributions()["seed"]}
+        return Grid([{"point": p, "seed": s} for s in self.study.seeds for p in sorted(self.points())], d)
+
     def __call__(self, trial: optuna.Trial) -> float:
         candidate = self.points()[trial.suggest_categorical("point", sorted(self.points()))]
-        seed = trial.suggest_categorical("seed", self.study.seeds)
-        args = self.study.fit_args(candidate, seed, trial.number, None, NOISE_FLOOR_SEED_OFFSET, "noise_floor")
+        seed = self.study.suggest_seed(trial)
+        run_dir = claim_run_dir(Path(self.study.folder) / "noise_floor", trial.number)
+        args = self.study.fit_args(candidate, seed, run_dir, None, NOISE_FLOOR_SEED_OFFSET, "noise_floor")
         cli = run_cli([*args, "--model.init_args.report=false"], run=False)
         cli.model.prepare_models(cli.datamodule)
         cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)

@@ -1,13 +1,22 @@
-"""Small file helpers shared by the package: atomic writes so a killed run never leaves half a file."""
+"""Small file helpers shared by the package: atomic writes so a killed run never leaves half a
+file, and file locks that say when a run waits on one."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from filelock import BaseFileLock, Timeout
+
+_log = logging.getLogger(__name__)
+
+#: Seconds a run waits on a lock before it says so.
+LOCK_NOTICE_S = 5.0
 
 
 def current_umask() -> int:
@@ -50,3 +59,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Atomically write a text file."""
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def acquire_saying_so(lock: BaseFileLock, notice_after: float = LOCK_NOTICE_S) -> None:
+    """``lock.acquire()``, with a warning naming the lock file when another run has held it for
+    ``notice_after`` seconds (a run that waits silently looks hung)."""
+    try:
+        lock.acquire(timeout=notice_after)
+        return
+    except Timeout:
+        _log.warning("waiting for %s: another run holds it (it is making or evaluating the same reference model); "
+                     "this run goes on when it is released", lock.lock_file)
+    lock.acquire()
