@@ -44,7 +44,7 @@ from unlearn_pl.functional.lira import (
     tpr_at_fpr,
 )
 from unlearn_pl.metrics.base import EvaluationCallback, Results
-from unlearn_pl.stats import Estimate, mean_ci
+from unlearn_pl.stats import UNIT_RANGE, Estimate, mean_ci
 
 if TYPE_CHECKING:
     from unlearn_pl.classifier import TrainingRecipe
@@ -326,8 +326,8 @@ class BankAttack:
     tolerance: float
 
     def interval(self, name: str = "after") -> Estimate:
-        """Mean and 95% t-interval of the balanced accuracy over the target models."""
-        return mean_ci(self.per_model[name].tolist())
+        """Mean and 95% t-interval of the balanced accuracy over the target models (clipped to [0, 1])."""
+        return mean_ci(self.per_model[name].tolist(), value_range=UNIT_RANGE)
 
 
 def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
