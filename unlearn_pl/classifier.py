@@ -22,6 +22,7 @@ from unlearn_pl.optim import (
     check_sgd,
     sgd_cosine,
 )
+from unlearn_pl.seeds import isolated_rng
 
 
 @dataclass
@@ -97,12 +98,10 @@ class ClassifierModule(pl.LightningModule):
 def train_classifier(network: nn.Module, loader: DataLoader, recipe: TrainingRecipe, progress_bar: bool = True) -> nn.Module:
     """Train ``network`` in place on ``loader`` with a single-device Trainer; returns it in eval mode.
 
-    The global RNG state is isolated, so a run that trains references and one that finds them
-    cached continue with identical random streams.
+    The global RNG state (and the seed a DDP strategy re-seeds with) is isolated, so a run that
+    trains references and one that finds them cached continue with identical random streams.
     """
-    from lightning.pytorch.utilities.seed import isolate_rng
-
-    with isolate_rng():
+    with isolated_rng():
         pl.seed_everything(recipe.seed, verbose=False)
         trainer = pl.Trainer(
             max_epochs=recipe.epochs,

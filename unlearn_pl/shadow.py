@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 
 from unlearn_pl.classifier import TrainingRecipe
@@ -42,6 +41,7 @@ from unlearn_pl.functional.lira import balanced_membership, logit_confidence
 from unlearn_pl.metrics.ulira import ShadowBank
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import ReferenceModels
+from unlearn_pl.seeds import isolated_rng
 
 if TYPE_CHECKING:
     import optuna
@@ -205,7 +205,7 @@ def train_and_unlearn(spec: ShadowSpec, model: int) -> tuple[np.ndarray, np.ndar
         network=network, localizer=copy.deepcopy(spec.localizer), unlearner=copy.deepcopy(spec.unlearner),
         references=references, metrics=[], report=False,
     )
-    with isolate_rng():
+    with isolated_rng():
         module.prepare_models(dm)
         phi_original = _phi(module.network, targets_data)
         pl.seed_everything(seed, verbose=False)
