@@ -8,7 +8,6 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from conftest import tiny_cnn, tiny_mlp
-
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from unlearn_pl.functional import selected_fraction

@@ -36,7 +36,7 @@ def derived_seed(purpose: str, seed: int | None = None) -> int:
     stream is unrelated to the run's own: the network's initial weights are drawn from the global
     generator seeded with the run seed, and a mask drawn from that same seed would be tied to them.
 
-    >>> derived_seed("Random localizer", 0) == derived_seed("Random localizer", 0) != derived_seed("Random localizer", 1)
+    >>> derived_seed("mask", 0) == derived_seed("mask", 0) != derived_seed("mask", 1)
     True
     """
     seed = run_seed() if seed is None else seed

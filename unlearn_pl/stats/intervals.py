@@ -111,7 +111,8 @@ def difference_range(metric_range: Range | None) -> Range | None:
     return low - high, high - low
 
 
-def present_values(values: Sequence[float], value_range: Range | None = None, allow_infinite: bool = False) -> np.ndarray:
+def present_values(values: Sequence[float], value_range: Range | None = None,
+                   allow_infinite: bool = False) -> np.ndarray:
     """``values`` without NaN (and ``None``: missing), as floats. A value outside ``value_range``,
     or an infinite one unless ``allow_infinite``, raises a ``ValueError`` naming it."""
     checked = check_range(value_range)

@@ -45,6 +45,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
@@ -73,7 +74,7 @@ VERDICT_KINDS: tuple[str, ...] = ("higher", "lower", "equivalent", "inconclusive
 
 
 def _check_level(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < 1:
         raise ValueError(f"{name} must be in (0, 1); got {value!r}")
     return float(value)
 
@@ -192,7 +193,7 @@ def _difference_array(differences: Sequence[float] | Mapping[Any, float], value_
 def _check_margin(margin: float | None) -> float | None:
     if margin is None:
         return None
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (math.isfinite(margin) and margin > 0):
+    if isinstance(margin, bool) or not isinstance(margin, Real) or not (math.isfinite(margin) and margin > 0):
         raise ValueError(f"an equivalence margin must be a positive finite number or None; got {margin!r}")
     return float(margin)
 
@@ -383,7 +384,8 @@ def verdict_rows(
     comparisons: list[PairedComparison] = []
     for row in rows:
         if "metric" not in row or per_seed not in row:
-            raise ValueError(f"a row needs 'metric' and {per_seed!r} (its per-seed differences); got keys {sorted(row)}")
+            raise ValueError(f"a row needs 'metric' and {per_seed!r} (its per-seed differences); "
+                             f"got keys {sorted(row)}")
         metric = row["metric"]
         value_range = ranges[metric] if metric in ranges else metric_range(metric)
         try:
