@@ -13,7 +13,7 @@ sys.path.insert(0, {tests!r})
 from conftest import FAST_RECIPE, tiny_cnn
 from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.data import Digits, RandomForget
-from unlearn_pl.localizers import DEL, Localizer
+from unlearn_pl.localizers import DEL, Localizer, Random
 from unlearn_pl.unlearners import ResetFinetune
 
 class PidSeeded(Localizer):
@@ -24,12 +24,18 @@ class PidSeeded(Localizer):
         return {{n: torch.rand(p.shape, generator=g) < 0.3 for n, p in model.named_parameters()}}
 
 torch.set_num_threads(1)  # two ranks on two cores: more threads oversubscribe the machine
-localizer = DEL(budget=0.3) if {which!r} == "del" else PidSeeded(budget=0.3)
+localizer = {{"del": lambda: DEL(budget=0.3), "pid": lambda: PidSeeded(budget=0.3),
+              "random": lambda: Random(budget=0.3)}}[{which!r}]()
 pl.seed_everything(0)
 dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=32, seed=0)
 module = UnlearningModule(tiny_cnn(), localizer=localizer, unlearner=ResetFinetune(lr=0.05, weight_decay=5e-3),
                           references=ReferenceModels(recipe=FAST_RECIPE, oracle=False))  # cache: $UNLEARN_PL_CACHE
 module.prepare_models(dm)
+if {which!r} == "random":
+    # Each rank its own run seed (the one DDP's setup re-seeds with): Random's default draws would
+    # differ unless rank 0's is broadcast.
+    pl.seed_everything(100 + int(os.environ.get("LOCAL_RANK", "0")))
+    own_draw = Random(budget=0.3).localize(module.network, None)
 original = {{n: p.detach().clone() for n, p in module.network.named_parameters()}}
 trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, logger=False,
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -43,13 +49,14 @@ out = {{
     "mask": {{n: m.flatten().nonzero().flatten().tolist() for n, m in masks.items()}},
     "weights": float(sum(p.double().sum() for p in module.network.parameters())),
     "unselected_fixed": unselected_fixed,
+    "own_draw_is_the_mask": {which!r} == "random" and all(torch.equal(own_draw[n], masks[n]) for n in masks),
 }}
 with open(f"rank{{trainer.global_rank}}-{which}.json", "w") as f:
     json.dump(out, f)
 '''
 
 
-@pytest.mark.parametrize("which", ["del", "pid"])
+@pytest.mark.parametrize("which", ["del", "pid", "random"])
 def test_two_process_ddp_fit_agrees_on_the_mask(tmp_path, which):
     from conftest import REPO
 
@@ -61,3 +68,5 @@ def test_two_process_ddp_fit_agrees_on_the_mask(tmp_path, which):
     assert sum(len(v) for v in r0["mask"].values()) > 0
     assert r0["weights"] == pytest.approx(r1["weights"], rel=1e-6), "DDP keeps replicas in sync"
     assert r0["unselected_fixed"] and r1["unselected_fixed"]
+    if which == "random":  # the mask is rank 0's own draw from its run seed, not rank 1's
+        assert r0["own_draw_is_the_mask"] and not r1["own_draw_is_the_mask"]

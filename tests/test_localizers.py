@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from conftest import tiny_cnn, tiny_mlp
+from lightning.pytorch.utilities.seed import isolate_rng
 
 from unlearn_pl.functional import selected_fraction
 from unlearn_pl.localizers import DEL, Gradient, Layers, Magnitude, Random, SalUnSaliency
@@ -22,6 +24,30 @@ def test_random_is_reproducible_per_seed_and_differs_across_seeds():
     m0 = Random(budget=0.3, seed=0).localize(net, None)
     assert _equal(m0, Random(budget=0.3, seed=0).localize(net, None))
     assert not _equal(m0, Random(budget=0.3, seed=1).localize(net, None))
+
+
+def _random_mask(run_seed: int, **kwargs) -> dict:
+    """Random's mask in a run seeded with ``run_seed`` (the global RNG disturbed after seeding, as
+    a run's weight init and reference training would)."""
+    net = tiny_cnn()  # seeds torch itself: before the run's seed
+    pl.seed_everything(run_seed, verbose=False)
+    torch.rand(1000)
+    return Random(budget=0.3, **kwargs).localize(net, None)
+
+
+def test_random_draws_a_new_mask_per_run_seed_unless_given_a_seed():
+    m0, m1 = _random_mask(0), _random_mask(1)
+    assert not _equal(m0, m1), "two run seeds draw two masks by default"
+    assert _equal(m0, _random_mask(0)), "the same run seed draws the same mask"
+    # An explicit seed fixes the mask whatever the run seed.
+    fixed = _random_mask(0, seed=7)
+    assert _equal(fixed, _random_mask(1, seed=7))
+    # Lightning's isolate_rng (around reference training) restores the run seed for the draw.
+    net = tiny_cnn()
+    pl.seed_everything(0, verbose=False)
+    with isolate_rng():
+        pl.seed_everything(123, verbose=False)
+    assert _equal(m0, Random(budget=0.3).localize(net, None))
 
 
 def test_random_takes_whole_channels_to_the_budget():
@@ -40,9 +66,10 @@ def test_random_seed_does_not_touch_global_rng():
     net = tiny_mlp()
     torch.manual_seed(5)
     expected = torch.rand(3)
-    torch.manual_seed(5)
-    Random(budget=0.3, seed=0).localize(net, None)
-    assert torch.equal(torch.rand(3), expected)
+    for seed in (0, None):
+        torch.manual_seed(5)
+        Random(budget=0.3, seed=seed).localize(net, None)
+        assert torch.equal(torch.rand(3), expected)
 
 
 def test_magnitude_and_gradient_are_del_variants(digits_dm):
@@ -104,6 +131,7 @@ def test_layers_errors_name_the_problem():
     [
         (lambda: Random(budget=0.0), "budget"),
         (lambda: Random(granularity="block"), "granularity"),
+        (lambda: Random(seed=1.5), "seed must be an int, or None"),
         (lambda: Magnitude(top_h=0.0), "top_h"),
         (lambda: Gradient(data="test"), "data"),
         (lambda: SalUnSaliency(budget=1.5), "budget"),

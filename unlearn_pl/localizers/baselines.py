@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -20,7 +21,8 @@ from unlearn_pl.functional.selection import (
 )
 from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
 from unlearn_pl.localizers.del_ import DEL, TopH
-from unlearn_pl.utils.arguments import PositiveInt, check_arguments, check_value
+from unlearn_pl.utils.arguments import PositiveInt, check_arguments
+from unlearn_pl.utils.seeds import derived_seed, run_seed
 
 
 class Full(Localizer):
@@ -41,23 +43,34 @@ class Random(Localizer):
     Groups are DEL's (output channels by default), ranked in a seeded random order and taken
     whole until ``budget`` of the scalars is selected, exactly as DEL takes its ranked groups.
 
+    By default (``seed=None``) the order is drawn anew for every run seed: its seed is derived from
+    the run's (``seed_everything``; :func:`~unlearn_pl.utils.seeds.derived_seed`), so replicates over
+    seeds vary the mask as they vary the data and the weights, and a comparison with DEL is not
+    conditional on one draw. The same run seed gives the same mask. An explicit ``seed`` fixes
+    the mask whatever the run seed. Either way the mask is drawn on rank 0 and broadcast, and kept
+    in the callback state, so a resumed run keeps it.
+
     Args:
         budget: fraction of trainable scalars to select, in (0, 1].
-        seed: seed of the random order; the same seed gives the same mask.
+        seed: seed of the random order (``None``: derived from the run's seed).
         granularity: ``channel`` (default), ``parameter`` or ``layer``.
     """
 
     requires_data = False
 
-    def __init__(self, budget: Budget = 0.3, seed: int = 0, granularity: Granularity = "channel") -> None:
+    def __init__(self, budget: Budget = 0.3, seed: int | None = None, granularity: Granularity = "channel") -> None:
         super().__init__(budget=budget)
-        check_value("granularity", granularity, Granularity)
+        check_arguments(Random.__init__, locals())
         self.seed = seed
         self.granularity = granularity
 
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         shapes = {n: p.shape for n, p in trainable_parameters(model).items()}
-        generator = torch.Generator().manual_seed(self.seed)
+        seed = self.seed
+        if seed is None:
+            seed = derived_seed("unlearn_pl.localizers.Random")
+            rank_zero_info(f"Random: groups drawn with seed {seed}, derived from the run's seed {run_seed()}")
+        generator = torch.Generator().manual_seed(seed)
         scores = random_group_scores(shapes, self.granularity, generator)
         # Scores are constant within a group, so top_h=1.0 (the group mean) is the drawn value.
         return masks_from_scores(scores, self.budget, self.granularity, top_h=1.0)

@@ -11,12 +11,12 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.models.execution import NetworkExecution
 from unlearn_pl.references.recipe import ClassifierModule, TrainingRecipe
+from unlearn_pl.utils.seeds import isolated_rng
 
 if TYPE_CHECKING:
     from unlearn_pl.protocols import UnlearningData
@@ -78,7 +78,7 @@ def train_classifier(
     several = recipe.devices > 1
     if several:
         _check_can_spawn(data)
-    with isolate_rng(), _environment_kept("MASTER_PORT"):
+    with isolated_rng(), _environment_kept("MASTER_PORT"):
         pl.seed_everything(recipe.seed, verbose=False)
         trainer = pl.Trainer(
             max_epochs=recipe.epochs,

@@ -37,13 +37,29 @@ import yaml
 from optuna.trial import TrialState
 
 from unlearn_pl.report import format_rows, jsonable, rows_to_csv
-from unlearn_pl.tuning.checks import check_candidates, check_seeds
-from unlearn_pl.tuning.engine import (HEARTBEAT_INTERVAL, StudyInterrupted, WorkerDied, final_failure, journal_storage,
-                                      open_storage, run_trials, trial_cell)
-from unlearn_pl.tuning.objective import check_lambdas, select, objective as j_value
 from unlearn_pl.stats import mean_ci, paired_difference
-from unlearn_pl.tuning.study import (SEED_KEYS, Candidate, NoiseFloorObjective, StudyObjective, expand_space, short_key,
-                                     stored_seed_choices)
+from unlearn_pl.tuning.checks import check_candidates, check_seeds
+from unlearn_pl.tuning.engine import (
+    HEARTBEAT_INTERVAL,
+    StudyInterrupted,
+    WorkerDied,
+    final_failure,
+    journal_storage,
+    open_storage,
+    run_trials,
+    trial_cell,
+)
+from unlearn_pl.tuning.objective import check_lambdas, select
+from unlearn_pl.tuning.objective import objective as j_value
+from unlearn_pl.tuning.study import (
+    SEED_KEYS,
+    Candidate,
+    NoiseFloorObjective,
+    StudyObjective,
+    expand_space,
+    short_key,
+    stored_seed_choices,
+)
 from unlearn_pl.utils.io import write_json, write_text
 
 #: Metrics shown first in the tables (when present).

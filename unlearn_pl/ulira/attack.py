@@ -21,7 +21,7 @@ from unlearn_pl.functional.lira import (
     per_model_accuracy,
     tpr_at_fpr,
 )
-from unlearn_pl.stats import Estimate, mean_ci
+from unlearn_pl.stats import UNIT_RANGE, Estimate, mean_ci
 from unlearn_pl.ulira.bank import ShadowBank
 
 #: The false-positive rates at which the true-positive rate is reported (Carlini et al. 2022).
@@ -84,8 +84,8 @@ class BankAttack:
     tolerance: float
 
     def interval(self, name: str = "after") -> Estimate:
-        """Mean and 95% t-interval of the balanced accuracy over the target models."""
-        return mean_ci(self.per_model[name].tolist())
+        """Mean and 95% t-interval of the balanced accuracy over the target models (clipped to [0, 1])."""
+        return mean_ci(self.per_model[name].tolist(), value_range=UNIT_RANGE)
 
 
 def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:

@@ -60,8 +60,9 @@ def summary_text(attack: BankAttack, variance: str) -> str:
     for label, name, values in rows:
         e = attack.interval(name)
         tprs = ", ".join(f"TPR@{f:g} {fmt(values[f'ulira_tpr_at_fpr_{f:g}'])}" for f in LOW_FPRS)
+        clipped = " clipped to [0, 1]" if e.clipped else ""
         lines.append(f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {e.mean:.4f}, 95% CI "
-                     f"[{e.low:.4f}, {e.high:.4f}], n={e.n}), AUC {fmt(values['ulira_auc'])}, {tprs}")
+                     f"[{e.low:.4f}, {e.high:.4f}]{clipped}, n={e.n}), AUC {fmt(values['ulira_auc'])}, {tprs}")
     return "\n".join(lines)
 
 
@@ -75,5 +76,5 @@ def results_dict(attack: BankAttack) -> dict[str, Any]:
                "population_after_unlearning": "population", "population_before_unlearning": "population_before"}[name]
         e = attack.interval(key)
         out[name] = {**values, "per_model_acc": attack.per_model[key].tolist(), "per_model_acc_mean": e.mean,
-                     "per_model_acc_ci95": [e.low, e.high]}
+                     "per_model_acc_ci95": [e.low, e.high], "per_model_acc_ci95_clipped": e.clipped}
     return out

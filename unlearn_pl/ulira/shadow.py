@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
@@ -42,6 +41,7 @@ from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import ReferenceModels
 from unlearn_pl.ulira.bank import ShadowBank
 from unlearn_pl.ulira.design import SHADOW_TRAINER_SETTINGS, ShadowSpec, check_targets, shadow_datamodule
+from unlearn_pl.utils.seeds import isolated_rng
 
 if TYPE_CHECKING:
     import optuna
@@ -78,7 +78,7 @@ def train_and_unlearn(spec: ShadowSpec, model: int) -> tuple[np.ndarray, np.ndar
         network=network, localizer=copy.deepcopy(spec.localizer), unlearner=copy.deepcopy(spec.unlearner),
         references=references, metrics=[], report=False, execution=copy.deepcopy(spec.execution),
     )
-    with isolate_rng():
+    with isolated_rng():
         module.prepare_models(dm)
         phi_original = _phi(module.network, targets_data)
         pl.seed_everything(seed, verbose=False)
