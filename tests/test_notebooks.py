@@ -3,8 +3,9 @@
 The committed copies hold outputs from Fashion-MNIST runs, or none at all (a notebook whose code
 changed has its outputs cleared until it is re-executed on Fashion-MNIST: the outputs must come
 from the code beside them); here each notebook runs from scratch
-(outputs discarded) with ``UNLEARN_PL_NOTEBOOK_DATA=digits`` and this session's isolated model
-cache, so a notebook that no longer matches the code fails the suite.
+(outputs discarded) with ``UNLEARN_PL_NOTEBOOK_DATA=digits``, the smaller training pool of
+``notebook_digits_pool.yaml`` and this session's isolated model cache, so a notebook that no
+longer matches the code fails the suite.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def test_a_failing_cell_fails_the_run(tmp_path, monkeypatch):
         _execute(path, monkeypatch)
 
 
-def test_code_after_the_first_cell_runs_there_and_stays_out_of_the_notebook(tmp_path, monkeypatch):
+def test_code_after_the_first_cell_runs_there_and_stays_out_of_the_notebook(tmp_path):
     """The test's own settings (the smaller training pool) run between the first cell and the rest."""
     cells = [nbformat.v4.new_code_cell("POOL = ['data_digits.yaml']"), nbformat.v4.new_code_cell("print(POOL)")]
     path = tmp_path / "settings.ipynb"
