@@ -18,7 +18,8 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def execute(path: str | os.PathLike, data: str | None = None, timeout: int = 3600, save: bool = True) -> nbformat.NotebookNode:
+def execute(path: str | os.PathLike, data: str | None = None, timeout: int = 3600, save: bool = True,
+            after_first_cell: str | None = None) -> nbformat.NotebookNode:
     """Run every cell of the notebook at ``path`` (working directory: its folder) and return it.
 
     Args:
@@ -27,6 +28,9 @@ def execute(path: str | os.PathLike, data: str | None = None, timeout: int = 360
             ``None`` keeps the environment's value.
         timeout: seconds allowed per cell.
         save: write the executed notebook back to ``path``.
+        after_first_cell: code run in a cell of its own right after the first code cell (the one
+            that picks the data), as papermill injects parameters: settings of a run that are not
+            the notebook's own. The cell is left out of the notebook returned and saved.
 
     Raises:
         nbclient.exceptions.CellExecutionError: if a cell raises.
@@ -35,8 +39,15 @@ def execute(path: str | os.PathLike, data: str | None = None, timeout: int = 360
     if data is not None:
         os.environ["UNLEARN_PL_NOTEBOOK_DATA"] = data
     nb = nbformat.read(path, as_version=4)
+    injected = None
+    if after_first_cell is not None:
+        first = next(k for k, cell in enumerate(nb.cells) if cell.cell_type == "code")
+        injected = nbformat.v4.new_code_cell(after_first_cell)
+        nb.cells.insert(first + 1, injected)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     client.execute()
+    if injected is not None:
+        nb.cells.remove(injected)
     if save:
         nbformat.write(nb, path)
     return nb

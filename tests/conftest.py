@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -17,13 +17,31 @@ from unlearn_pl.models import MLP, SmallCNN
 
 REPO = Path(__file__).resolve().parents[1]
 
+# One intra-op thread in every process of the suite: the pytest process (and each pytest-xdist
+# worker), and through OMP_NUM_THREADS the processes it starts (CLI runs, DDP ranks, notebook
+# kernels). Tiny models run faster that way, and several threads per process would spin-wait for
+# cores the other workers hold.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test session gets its own model cache (shared by the tests of one session)."""
-    cache = tmp_path_factory.getbasetemp() / "model-cache"
-    monkeypatch.setenv("UNLEARN_PL_CACHE", str(cache))
-    return cache
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tests first (in their collected order): the pytest-xdist workers share out the
+    long tests while there are many, and then finish together on the short ones."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test run gets its own model cache, shared by all its tests and pytest-xdist workers
+    (the cache locks an entry while it is written), so a reference model is trained once per run.
+    Set for the whole session, it is in place for fixtures of every scope."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own (pytest-xdist's documented pattern)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UNLEARN_PL_CACHE", str(root / "model-cache"))
+        yield root / "model-cache"
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +49,6 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every test in its own folder, so nothing (Lightning's default_root_dir is the working
     directory) can write run outputs into the repository."""
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Run a test on one intra-op thread: tiny models run ~10x faster that way when the CPU is
-    shared (no spin-waiting). Opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

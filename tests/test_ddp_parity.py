@@ -23,6 +23,7 @@ agree within 1e-6, as in validation parity.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +34,9 @@ from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import LossAttack, MIAEfficacy, SplitAccuracy, TugOfWar
 from unlearn_pl.unlearners import ResetFinetune
+
+#: Both tests read the files of one two-process run: they share a worker.
+pytestmark = pytest.mark.xdist_group("ddp_parity")
 
 WEIGHT_TOL = 1e-5
 LOSS_TOL = 1e-5
@@ -62,6 +66,8 @@ def outcome(module: UnlearningModule) -> dict:
     }
 
 
+#: Both tests of this file in one pair of processes: the unlearning run, then the BatchNorm one
+#: (the process group the first trainer starts serves the next).
 SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
@@ -69,7 +75,12 @@ import lightning.pytorch as pl
 import torch
 
 torch.set_num_threads(1)  # one core per process
+from conftest import FAST_RECIPE, tiny_cnn
 from test_ddp_parity import BATCH, EPOCHS, make, outcome
+from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
+from unlearn_pl.data import Digits, RandomForget
+from unlearn_pl.localizers import DEL
+from unlearn_pl.unlearners import ResetFinetune
 
 if __name__ == "__main__":
     pl.seed_everything(0, verbose=False)
@@ -84,13 +95,31 @@ if __name__ == "__main__":
     rank = trainer.global_rank
     json.dump(outcome(module), open(f"outcome-{{rank}}.json", "w"))
     torch.save(module.network.state_dict(), f"weights-{{rank}}.pt")
+
+    # BatchNorm recalibration after a ResetFinetune fit of a small CNN.
+    dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=600, batch_size=32, seed=0)
+    module = UnlearningModule(tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
+                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False), metrics=[], report=False)
+    module.prepare_models(dm)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=".")
+    trainer.fit(module, datamodule=dm)
+    torch.save(module.network.state_dict(), f"bn-{{trainer.global_rank}}.pt")
 """
 
 
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the two-process run of :data:`SCRIPT`."""
+    folder = tmp_path_factory.mktemp("ddp_parity")
+    run_script(SCRIPT.format(tests=str(REPO / "tests")), folder)
+    return folder
+
+
 @pytest.mark.slow  # two fresh processes importing torch and Lightning: ~25 s on 2 busy cores
-def test_ddp_unlearning_matches_one_process(tmp_path):
+def test_ddp_unlearning_matches_one_process(ddp_run, tmp_path):
     torch.set_num_threads(1)
-    # One process first: it also trains the reference models into the cache the script reuses.
     import lightning.pytorch as pl
 
     pl.seed_everything(0, verbose=False)
@@ -100,13 +129,12 @@ def test_ddp_unlearning_matches_one_process(tmp_path):
     fast_trainer(tmp_path / "single").validate(module, datamodule=dm, verbose=False)
     single = json.loads(json.dumps(outcome(module)))
 
-    run_script(SCRIPT.format(tests=str(REPO / "tests")), tmp_path)
-    ranks = [json.loads((tmp_path / f"outcome-{r}.json").read_text()) for r in (0, 1)]
+    ranks = [json.loads((ddp_run / f"outcome-{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1], "every process holds the same mask and reports the same metrics"
     ddp = ranks[0]
 
     assert ddp["mask"] == single["mask"], "DDP selects exactly the single-process mask"
-    weights = torch.load(tmp_path / "weights-0.pt", weights_only=True)
+    weights = torch.load(ddp_run / "weights-0.pt", weights_only=True)
     for name, value in module.network.state_dict().items():
         diff = float((weights[name] - value).abs().max())
         assert diff <= WEIGHT_TOL, f"{name}: DDP and single-process weights differ by {diff}"
@@ -128,42 +156,15 @@ def test_ddp_unlearning_matches_one_process(tmp_path):
     assert acc["unlearned"]["forget_acc"] < acc["original"]["forget_acc"]
 
 
-BN_SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-import lightning.pytorch as pl
-import torch
-
-torch.set_num_threads(1)
-from conftest import FAST_RECIPE, tiny_cnn
-from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
-from unlearn_pl.data import Digits, RandomForget
-from unlearn_pl.localizers import DEL
-from unlearn_pl.unlearners import ResetFinetune
-
-if __name__ == "__main__":
-    dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=600, batch_size=32, seed=0)
-    module = UnlearningModule(tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
-                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False), metrics=[], report=False)
-    module.prepare_models(dm)
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=".")
-    trainer.fit(module, datamodule=dm)
-    torch.save(module.network.state_dict(), f"bn-{{trainer.global_rank}}.pt")
-"""
-
-
 @pytest.mark.slow  # two fresh processes: ~20 s
-def test_ddp_batchnorm_recalibration_uses_the_whole_retain_set_on_every_rank(tmp_path):
+def test_ddp_batchnorm_recalibration_uses_the_whole_retain_set_on_every_rank(ddp_run):
     """Rank 0 recomputes the statistics over the whole retain set (not its shard) and every
     process ends with exactly those statistics."""
     from torch.optim.swa_utils import update_bn
 
     from conftest import tiny_cnn
 
-    run_script(BN_SCRIPT.format(tests=str(REPO / "tests")), tmp_path)
-    states = [torch.load(tmp_path / f"bn-{r}.pt", weights_only=True) for r in (0, 1)]
+    states = [torch.load(ddp_run / f"bn-{r}.pt", weights_only=True) for r in (0, 1)]
     stats = [k for k in states[0] if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert stats
     for key in states[0]:

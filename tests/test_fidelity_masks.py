@@ -25,8 +25,6 @@ from torch import nn
 from unlearn_pl.localizers import DEL, SalUnSaliency
 from unlearn_pl.models import SmallCNN, cifar_resnet18
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 # ----------------------------------------------------------------- reference transcriptions
 def _ranks_below(scores: dict[str, torch.Tensor], ratio: float, stable: bool) -> dict[str, torch.Tensor]:

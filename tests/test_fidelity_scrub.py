@@ -32,8 +32,6 @@ from unlearn_pl.localizers import Full
 from unlearn_pl.unlearners import SCRUB
 from unlearn_pl.unlearners.scrub import decayed_lr
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 # ----------------------------------------------------------------- reference transcription
 class Args:

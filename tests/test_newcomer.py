@@ -13,11 +13,12 @@ import pytest
 import torch
 from conftest import FAST_RECIPE, REPO, fast_trainer, tiny_cnn
 
-from unlearn_pl import ReferenceModels, UnlearningModule
-from unlearn_pl.utils.io import atomic_write, write_json, write_text
+from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.cli import main
 from unlearn_pl.cli.errors import condense_parse_error
+from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.utils.describe import NotDescribable, describe
+from unlearn_pl.utils.io import atomic_write, write_json, write_text
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import DecisionRegions, SplitAccuracy
 from unlearn_pl.models import MLP, ImageClassifier, SmallCNN, cifar_resnet18
@@ -162,33 +163,46 @@ def test_models_check_their_arguments_from_python(build):
 
 
 # ---------------------------------------------------------------- Python path
-@pytest.fixture
-def fitted(tmp_path, digits_dm, capfd):
-    """A module fit and validated from Python as the README does, with a TensorBoard logger."""
+def fit_from_python(folder: Path) -> tuple[UnlearningModule, pl.Trainer, Path]:
+    """A module fit and validated from Python as the README does, with a TensorBoard logger and
+    its own model cache in ``folder``: (module, trainer, unlearned checkpoint)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     pl.seed_everything(0)
-    dm = digits_dm()
+    dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64)
     module = UnlearningModule(
         network=tiny_cnn(),
         localizer=DEL(budget=0.3),
         unlearner=ResetFinetune(lr=0.015),
-        references=ReferenceModels(recipe=FAST_RECIPE, cache_dir=tmp_path / "cache"),
+        references=ReferenceModels(recipe=FAST_RECIPE, cache_dir=folder / "cache"),
         metrics=[SplitAccuracy(), DecisionRegions(num_planes=1, resolution=4, plot_resolution=8)],
     )
     module.prepare_models(dm)
-    logger = TensorBoardLogger(tmp_path / "tb", name="run")
-    trainer = fast_trainer(tmp_path, logger=logger, enable_model_summary=True, log_every_n_steps=5)
+    logger = TensorBoardLogger(folder / "tb", name="run")
+    trainer = fast_trainer(folder, logger=logger, enable_model_summary=True, log_every_n_steps=5)
     trainer.fit(module, datamodule=dm)
     trainer.validate(module, datamodule=dm, verbose=False)
-    ckpt = tmp_path / "unlearned.ckpt"
+    ckpt = folder / "unlearned.ckpt"
     trainer.save_checkpoint(ckpt)
+    return module, trainer, ckpt
+
+
+#: The tests that read the files of one shared run from Python: they share a worker.
+SHARED_RUN = pytest.mark.xdist_group("newcomer_python_run")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> tuple[UnlearningModule, pl.Trainer, Path, Path]:
+    """One run of :func:`fit_from_python` for the tests that read its results: (module, trainer,
+    checkpoint, its folder)."""
+    folder = tmp_path_factory.mktemp("python_run")
+    return (*fit_from_python(folder), folder)
+
+
+def test_python_path_prints_no_spurious_warnings(tmp_path, capfd):
+    fit_from_python(tmp_path)  # its own run, so that its whole output is captured
     captured = capfd.readouterr()
-    return module, trainer, ckpt, captured.out + captured.err
-
-
-def test_python_path_prints_no_spurious_warnings(fitted):
-    _, _, _, output = fitted
+    output = captured.out + captured.err
     assert "will override existing callbacks" not in output
     assert "Total FLOPs: 0" not in output and "Total FLOPs" in output  # the summary knows the input size
     assert "was called before the ``update`` method" not in output
@@ -250,6 +264,7 @@ def test_the_tip_filter_drops_only_the_advertisements():
         assert passes(other), other
 
 
+@SHARED_RUN
 def test_load_from_checkpoint_of_a_python_run(fitted):
     module, _, ckpt, _ = fitted
     loaded = UnlearningModule.load_from_checkpoint(ckpt)
@@ -275,6 +290,7 @@ def test_an_undescribable_part_is_passed_to_load_from_checkpoint(tmp_path):
     assert "network" not in module.hparams and module.hparams["localizer"] is None
 
 
+@SHARED_RUN
 def test_region_plots_and_metrics_reach_tensorboard(fitted):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -286,10 +302,11 @@ def test_region_plots_and_metrics_reach_tensorboard(fitted):
     assert {"unlearned/forget_acc", "oracle/test_acc", "unlearned/region_change"} <= set(tags["scalars"])
 
 
-def test_result_files_follow_the_umask(fitted, tmp_path):
-    _, trainer, _, _ = fitted
+@SHARED_RUN
+def test_result_files_follow_the_umask(fitted):
+    _, trainer, _, folder = fitted
     run = Path(trainer.logger.log_dir)
-    written = [run / "results.csv", run / "results.json", run / "split.json", *(tmp_path / "cache").glob("*.pt")]
+    written = [run / "results.csv", run / "results.json", run / "split.json", *(folder / "cache").glob("*.pt")]
     assert len(written) == 5  # the original's and the oracle's cache files
     for path in written:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask(), path

@@ -3,31 +3,38 @@
 The committed copies hold outputs from Fashion-MNIST runs, or none at all (a notebook whose code
 changed has its outputs cleared until it is re-executed on Fashion-MNIST: the outputs must come
 from the code beside them); here each notebook runs from scratch
-(outputs discarded) with ``UNLEARN_PL_NOTEBOOK_DATA=digits`` and this session's isolated model
-cache, so a notebook that no longer matches the code fails the suite.
+(outputs discarded) with ``UNLEARN_PL_NOTEBOOK_DATA=digits``, the smaller training pool of
+``notebook_digits_pool.yaml`` and this session's isolated model cache, so a notebook that no
+longer matches the code fails the suite.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
 from conftest import REPO
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
+_spec = importlib.util.spec_from_file_location("notebook_executor", REPO / "notebooks" / "execute.py")
+executor = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(executor)
+
+#: Run right after the first cell of the notebooks that compose config files (the cell that picks
+#: the data): a smaller training pool after the digits overlay. Notebook 04 sets its own quick scale.
+SMALLER_POOL = f"DATA_FILES = [*DATA_FILES, Path({str(REPO / 'tests' / 'notebook_digits_pool.yaml')!r})]"
+AFTER_FIRST_CELL = {"01_tour": SMALLER_POOL, "02_del_experiments": SMALLER_POOL, "03_width_study": SMALLER_POOL,
+                    "05_del_defaults": SMALLER_POOL}
+
 
 def _execute(path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
-    nb = nbformat.read(path, as_version=4)
     # The kernel inherits os.environ: the data switch, and the isolated cache set by conftest.
     monkeypatch.setenv("UNLEARN_PL_NOTEBOOK_DATA", "digits")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    return nb
+    return executor.execute(path, timeout=600, save=False, after_first_cell=AFTER_FIRST_CELL.get(path.stem))
 
 
 def test_there_are_notebooks():
@@ -54,6 +61,16 @@ def test_a_failing_cell_fails_the_run(tmp_path, monkeypatch):
     nbformat.write(nb, path)
     with pytest.raises(CellExecutionError, match="broken cell"):
         _execute(path, monkeypatch)
+
+
+def test_code_after_the_first_cell_runs_there_and_stays_out_of_the_notebook(tmp_path):
+    """The test's own settings (the smaller training pool) run between the first cell and the rest."""
+    cells = [nbformat.v4.new_code_cell("POOL = ['data_digits.yaml']"), nbformat.v4.new_code_cell("print(POOL)")]
+    path = tmp_path / "settings.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    nb = executor.execute(path, save=False, after_first_cell="POOL = [*POOL, 'smaller.yaml']")
+    assert [c.source for c in nb.cells] == [c.source for c in cells]
+    assert nb.cells[1].outputs[0].text == "['data_digits.yaml', 'smaller.yaml']\n"
 
 
 def test_committed_notebooks_show_fashion_mnist_outputs_or_none():

@@ -26,8 +26,6 @@ from unlearn_pl.localizers import Random
 from unlearn_pl.references import load_weights
 from unlearn_pl.unlearners import Finetune, NegGradPlus, ResetFinetune
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(autouse=True)
 def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,6 @@ from unlearn_pl.models import MLP
 from unlearn_pl.ulira.shadow import build_bank, make_spec, open_bank
 from unlearn_pl.unlearners import Finetune, Retrain
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Memorizes its 200-example halves of the pool within seconds.
 RECIPE = TrainingRecipe(epochs=30, lr=0.05, weight_decay=0.0, batch_size=32, accelerator="cpu")
