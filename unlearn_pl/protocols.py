@@ -30,12 +30,19 @@ class UnlearningData(Protocol):
     every batch is ``(dataset index, images, labels)``.
     """
 
-    #: The data's name for messages (e.g. ``digits``).
-    name: str
-    num_classes: int
+    @property
+    def name(self) -> str:
+        """The data's name for messages (e.g. ``digits``)."""
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def eval_splits(self) -> Sequence[str]:
+        """The splits evaluated, in the order of the validation loaders."""
+
     batch_size: int
     eval_batch_size: int
-    eval_splits: Sequence[str]
 
     def setup(self, stage: str | None = None) -> None: ...
 
