@@ -18,7 +18,6 @@ from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import LossAttack, SplitAccuracy
 from unlearn_pl.unlearners import NegGradPlus
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pair(**kwargs) -> tuple[UnlearningDataModule, UnlearningDataModule]:

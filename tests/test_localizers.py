@@ -131,7 +131,7 @@ def test_layers_errors_name_the_problem():
     [
         (lambda: Random(budget=0.0), "budget"),
         (lambda: Random(granularity="block"), "granularity"),
-        (lambda: Random(seed=1.5), "seed must be an int, or None"),
+        (lambda: Random(seed=1.5), "seed must be an int or None"),
         (lambda: Magnitude(top_h=0.0), "top_h"),
         (lambda: Gradient(data="test"), "data"),
         (lambda: SalUnSaliency(budget=1.5), "budget"),
