@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from filelock import FileLock
 
 from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
 from unlearn_pl.data import Digits, RandomForget
@@ -31,17 +33,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this test run, shared by its pytest-xdist workers (each worker's
+    own folder is inside it: pytest-xdist's documented pattern)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def shared_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``<run folder>/<name>`` filled by ``make(folder)`` once per test run: the first
+    worker to ask makes it while holding a file lock; the others wait and read it. A ``make`` that
+    raises leaves no folder to read, so every test that asks fails alike."""
+    folder = run_folder(tmp_path_factory) / name
+    complete = folder / ".complete"
+    with FileLock(f"{folder}.lock"):
+        if not complete.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            make(folder)
+            complete.touch()
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test run gets its own model cache, shared by all its tests and pytest-xdist workers
     (the cache locks an entry while it is written), so a reference model is trained once per run.
     Set for the whole session, it is in place for fixtures of every scope."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above each worker's own (pytest-xdist's documented pattern)
+    cache = run_folder(tmp_path_factory) / "model-cache"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UNLEARN_PL_CACHE", str(root / "model-cache"))
-        yield root / "model-cache"
+        patch.setenv("UNLEARN_PL_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_script
-
-#: Both tests read the files of one two-process run: they share a worker.
-pytestmark = pytest.mark.xdist_group("ddp_fit")
+from conftest import REPO, run_script, shared_run
 
 LOCALIZERS = ["del", "pid", "random"]
 
@@ -67,10 +64,10 @@ for which in {localizers!r}:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of one two-process run that fits once with each localizer."""
-    folder = tmp_path_factory.mktemp("ddp_fit")
-    run_script(SCRIPT.format(tests=str(REPO / "tests"), localizers=LOCALIZERS), folder)
-    return folder
+    """The folder of one two-process run that fits once with each localizer (once per test run,
+    whichever worker asks first)."""
+    script = SCRIPT.format(tests=str(REPO / "tests"), localizers=LOCALIZERS)
+    return shared_run(tmp_path_factory, "ddp_fit", lambda folder: run_script(script, folder))
 
 
 @pytest.mark.parametrize("which", LOCALIZERS)

@@ -27,16 +27,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST_RECIPE, REPO, fast_trainer, run_script, tiny_mlp
+from conftest import FAST_RECIPE, REPO, fast_trainer, run_script, shared_run, tiny_mlp
 
 from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import LossAttack, MIAEfficacy, SplitAccuracy, TugOfWar
 from unlearn_pl.unlearners import ResetFinetune
-
-#: Both tests read the files of one two-process run: they share a worker.
-pytestmark = pytest.mark.xdist_group("ddp_parity")
 
 WEIGHT_TOL = 1e-5
 LOSS_TOL = 1e-5
@@ -111,10 +108,10 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of the two-process run of :data:`SCRIPT`."""
-    folder = tmp_path_factory.mktemp("ddp_parity")
-    run_script(SCRIPT.format(tests=str(REPO / "tests")), folder)
-    return folder
+    """The folder of the two-process run of :data:`SCRIPT` (once per test run, whichever worker
+    asks first)."""
+    script = SCRIPT.format(tests=str(REPO / "tests"))
+    return shared_run(tmp_path_factory, "ddp_parity", lambda folder: run_script(script, folder))
 
 
 @pytest.mark.slow  # two fresh processes importing torch and Lightning: ~25 s on 2 busy cores

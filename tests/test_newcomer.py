@@ -187,14 +187,10 @@ def fit_from_python(folder: Path) -> tuple[UnlearningModule, pl.Trainer, Path]:
     return module, trainer, ckpt
 
 
-#: The tests that read the files of one shared run from Python: they share a worker.
-SHARED_RUN = pytest.mark.xdist_group("newcomer_python_run")
-
-
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[UnlearningModule, pl.Trainer, Path, Path]:
-    """One run of :func:`fit_from_python` for the tests that read its results: (module, trainer,
-    checkpoint, its folder)."""
+    """One run of :func:`fit_from_python` for the tests of this module that read its results (one
+    per pytest-xdist worker that runs them): (module, trainer, checkpoint, its folder)."""
     folder = tmp_path_factory.mktemp("python_run")
     return (*fit_from_python(folder), folder)
 
@@ -264,7 +260,6 @@ def test_the_tip_filter_drops_only_the_advertisements():
         assert passes(other), other
 
 
-@SHARED_RUN
 def test_load_from_checkpoint_of_a_python_run(fitted):
     module, _, ckpt, _ = fitted
     loaded = UnlearningModule.load_from_checkpoint(ckpt)
@@ -290,7 +285,6 @@ def test_an_undescribable_part_is_passed_to_load_from_checkpoint(tmp_path):
     assert "network" not in module.hparams and module.hparams["localizer"] is None
 
 
-@SHARED_RUN
 def test_region_plots_and_metrics_reach_tensorboard(fitted):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -302,7 +296,6 @@ def test_region_plots_and_metrics_reach_tensorboard(fitted):
     assert {"unlearned/forget_acc", "oracle/test_acc", "unlearned/region_change"} <= set(tags["scalars"])
 
 
-@SHARED_RUN
 def test_result_files_follow_the_umask(fitted):
     _, trainer, _, folder = fitted
     run = Path(trainer.logger.log_dir)
