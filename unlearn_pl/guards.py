@@ -5,9 +5,10 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
 
 from unlearn_pl.names import ORIGINAL, accuracy, logged
-from unlearn_pl.protocols import UnlearningData
+from unlearn_pl.protocols import UnlearningData, attached_data
 from unlearn_pl.references.checkpoints import check_finite
 
 #: A supplied original that scores 100% on the n validation examples is flagged when a model with
@@ -44,11 +45,11 @@ class OutcomeGuard(Callback):
         """Warn when a supplied original scores perfectly on validation data but not on test data:
         it has likely seen the validation examples, which must be unseen for every model."""
         source = getattr(getattr(pl_module, "references", None), "original", None)
-        metrics, data = trainer.callback_metrics, trainer.datamodule
+        metrics, data = trainer.callback_metrics, attached_data(trainer)
         val, test = (metrics.get(logged(ORIGINAL, accuracy(s))) for s in ("val", "test"))
         if source is None or val is None or test is None or trainer.sanity_checking or not isinstance(data, UnlearningData):
             return
-        n = len(data.split_dataset("val"))
+        n = len(data.split_dataset("val"))  # type: ignore[arg-type]  # map-style datasets have a length
         chance = float(test) ** n
         if float(val) >= 1.0 - 1e-9 and chance < SEEN_VALIDATION_P:
             rank_zero_warn(
@@ -67,7 +68,7 @@ class OutcomeGuard(Callback):
     @staticmethod
     def check_network(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Raise ``ValueError`` if the network's weights hold NaN or infinity, saying where they came from."""
-        network = pl_module.network  # type: ignore[attr-defined]
+        network: nn.Module = getattr(pl_module, "network")  # noqa: B009  # the UnlearningModule's
         if trainer.state.fn == "fit":
             check_finite(
                 network, f"the network after unlearning with {type(getattr(pl_module, 'unlearner', None)).__name__} "

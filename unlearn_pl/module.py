@@ -18,7 +18,7 @@ from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.per_example import EvaluationOutputs
 from unlearn_pl.metrics.run_report import RunReport
 from unlearn_pl.models import ImageClassifier, NetworkExecution
-from unlearn_pl.protocols import UnlearningData, eval_splits
+from unlearn_pl.protocols import UnlearningData, attached_data, eval_splits
 from unlearn_pl.references import ReferenceModels
 from unlearn_pl.references.checkpoints import RUN_KEY, check_resumable, run_fingerprint
 from unlearn_pl.references.results import ReferenceEvaluation, ReferenceResults
@@ -53,6 +53,9 @@ class UnlearningModule(pl.LightningModule):
     Checkpoints carry these arguments as ``class_path`` blocks: ``load_from_checkpoint`` rebuilds the module.
     """
 
+    # The untrained network (see __init__); like the reference models, outside the state dict.
+    _initial: nn.Module
+
     def __init__(
         self,
         network: ImageClassifier,
@@ -79,11 +82,9 @@ class UnlearningModule(pl.LightningModule):
         self._guard = OutcomeGuard()
         #: The results table of the last ``validate``/``test`` (``None`` with ``report=False``).
         self.run_report = RunReport() if report else None
-        if unlearner is not None:
-            self.automatic_optimization = unlearner.automatic_optimization
+        self.automatic_optimization = unlearner.automatic_optimization if unlearner is not None else True
         # The untrained network both references train from; unregistered: not in checkpoints, never moved.
         object.__setattr__(self, "_initial", copy.deepcopy(network))
-        # Reference models live outside the state dict (checkpoints hold the unlearned network only).
         self._reference_nets: dict[str, nn.Module] = {}
         self._reference_hashes: tuple[tuple[str, str], ...] = ()
         self._per_example: dict[str, Any] | None = None
@@ -123,7 +124,7 @@ class UnlearningModule(pl.LightningModule):
         return self._reference_nets[name].to(self.device)
 
     def _run_fingerprint(self) -> dict[str, Any]:
-        data = self.trainer.datamodule if self._trainer is not None else None
+        data = attached_data(self.trainer) if self._trainer is not None else None
         return run_fingerprint(data.split_fingerprint() if isinstance(data, UnlearningData) else None, self.localizer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -134,12 +135,12 @@ class UnlearningModule(pl.LightningModule):
 
     # ------------------------------------------------------------ delegation
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.unlearner is None:
+        datamodule, unlearner = attached_data(self.trainer), self.unlearner
+        if stage == "fit" and unlearner is None:
             raise ValueError("fit needs an unlearner; pass unlearner= (e.g. unlearn_pl.unlearners.ResetFinetune)")
-        datamodule = self.trainer.datamodule
-        if stage == "fit" and isinstance(datamodule, UnlearningData):
+        if stage == "fit" and unlearner is not None and isinstance(datamodule, UnlearningData):
             # The module tells the data module what to serve; the data module never reads the model.
-            datamodule.serve(tuple(self.unlearner.requires), self.unlearner.combine_mode, self.unlearner.batch_sizes)
+            datamodule.serve(tuple(unlearner.requires), unlearner.combine_mode, unlearner.batch_sizes)
         if not self.prepared and self.trainer.world_size > 1:
             raise RuntimeError("call module.prepare_models(datamodule) before trainer.fit/validate when running on "
                                "several processes (the unlearn-pl CLI does this)")
@@ -161,7 +162,7 @@ class UnlearningModule(pl.LightningModule):
         # next trainer.validate(...) attaches them afresh instead of warning they override others.
         if self._trainer is not None:
             own = set(map(id, self.configure_callbacks()))
-            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]  # type: ignore[attr-defined]  # set by Lightning, not declared
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         assert self.unlearner is not None
@@ -185,7 +186,7 @@ class UnlearningModule(pl.LightningModule):
     # ------------------------------------------------------------ evaluation
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         index, x, y = batch
-        split = eval_splits(self.trainer.datamodule)[dataloader_idx]
+        split = eval_splits(attached_data(self.trainer))[dataloader_idx]
         self.evaluation.update("unlearned", split, self.network(x), y, index)
         if not self.reference_evaluation.reuse:
             for name in self._reference_nets:

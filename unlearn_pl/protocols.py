@@ -9,13 +9,13 @@ it provides these members.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import lightning.pytorch as pl
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    import lightning.pytorch as pl
     from torch.utils.data import DataLoader, Dataset
 
 #: The splits an unlearning data module evaluates, in loader order.
@@ -31,7 +31,7 @@ class UnlearningData(Protocol):
     """
 
     @property
-    def name(self) -> str:
+    def data_name(self) -> str:
         """The data's name for messages (e.g. ``digits``)."""
 
     @property
@@ -64,6 +64,12 @@ class UnlearningData(Protocol):
 
 
 
+def attached_data(trainer: pl.Trainer) -> Any:
+    """The data module attached to ``trainer``, or ``None``. Lightning sets ``trainer.datamodule``
+    when one is attached but does not declare the attribute on ``Trainer``, so type checkers miss it."""
+    return getattr(trainer, "datamodule", None)
+
+
 def eval_splits(datamodule: Any) -> tuple[str, ...]:
     """The splits ``datamodule`` evaluates, in loader order (:data:`EVAL_SPLITS` for a data module
     that does not say)."""
@@ -73,16 +79,25 @@ def eval_splits(datamodule: Any) -> tuple[str, ...]:
 class UnlearningModel(Protocol):
     """What localizers, unlearners and metrics use of the module that runs them."""
 
-    network: nn.Module
-    trainer: pl.Trainer
-    device: Any
-    current_epoch: int
+    @property
+    def network(self) -> nn.Module:
+        """The network being unlearned."""
+
+    @property
+    def trainer(self) -> pl.Trainer: ...
+
+    @property
+    def device(self) -> Any: ...
+
+    @property
+    def current_epoch(self) -> int: ...
     #: The reference-model provider; ``references.recipe`` is how the original and oracle were trained.
     references: Any
     localizer: Any
     unlearner: Any
-    #: The reference models' per-example results this evaluation reuses, with their key (or ``None``).
-    reference_results: Any
+    @property
+    def reference_results(self) -> Any:
+        """The reference models' per-example results this evaluation reuses, with their key (or ``None``)."""
 
     @property
     def masks(self) -> dict[str, Tensor]:
@@ -98,8 +113,13 @@ class UnlearningModel(Protocol):
     def per_example(self) -> dict[str, dict[str, dict[str, Tensor]]]:
         """``{model: {split: {field: tensor}}}`` of the current evaluation epoch."""
 
-    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None: ...
+    # Lightning's own methods, as an unlearner calls them (``log``; with manual optimization,
+    # ``optimizers`` and ``manual_backward``).
+    @property
+    def log(self) -> Callable[..., None]: ...
 
-    def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None: ...
+    @property
+    def manual_backward(self) -> Callable[..., None]: ...
 
-    def optimizers(self, use_pl_optimizer: bool = True) -> Any: ...
+    @property
+    def optimizers(self) -> Callable[..., Any]: ...

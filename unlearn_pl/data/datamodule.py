@@ -115,7 +115,7 @@ class UnlearningDataModule(LightningDataModule):
         return self.dataset.num_classes
 
     @property
-    def name(self) -> str:
+    def data_name(self) -> str:
         """The dataset's name (e.g. ``digits``), for messages."""
         return self.dataset.name
 
@@ -275,7 +275,7 @@ class UnlearningDataModule(LightningDataModule):
             )
             for name in requires
         }
-        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)
+        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)  # type: ignore[arg-type]  # a mode serve() was given; CombinedLoader checks it
 
     def train_dataloader(self) -> CombinedLoader | SequentialLoader:
         requires, mode, batch_sizes = self._serve

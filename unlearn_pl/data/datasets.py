@@ -135,7 +135,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     Datasets may define ``fingerprint()``; otherwise the class name, length and labels are hashed.
     """
     if hasattr(dataset, "fingerprint"):
-        return dataset.fingerprint()  # type: ignore[no-any-return]
+        return str(dataset.fingerprint())
     return content_hash({"class": type(dataset).__qualname__, "size": len(dataset),  # type: ignore[arg-type]
                          "targets": dataset_targets(dataset)})
 

@@ -28,8 +28,9 @@ class _EpochForwarder:
     def set_epoch(self, epoch: int) -> None:
         for loader in self.loaders:
             for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
-                if callable(getattr(sampler, "set_epoch", None)):
-                    sampler.set_epoch(epoch)
+                set_epoch = getattr(sampler, "set_epoch", None)
+                if callable(set_epoch):
+                    set_epoch(epoch)
 
 
 class SequentialLoader:

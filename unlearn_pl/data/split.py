@@ -76,10 +76,10 @@ class SplitManifest:
             extra = sorted(set(self.relabels) - set(self.forget))[:10]
             raise ValueError(f"relabels name indices {extra} outside the forget set; only forget examples may be relabeled")
         if num_classes is not None:
-            bad = {i: y for i, y in self.relabels.items() if not 0 <= y < num_classes}
-            if bad:
+            outside = {i: y for i, y in self.relabels.items() if not 0 <= y < num_classes}
+            if outside:
                 raise ValueError(
-                    f"relabels {dict(list(sorted(bad.items()))[:10])} are outside the classes 0..{num_classes - 1}"
+                    f"relabels {dict(list(sorted(outside.items()))[:10])} are outside the classes 0..{num_classes - 1}"
                 )
 
     def save(self, path: str | Path) -> Path:

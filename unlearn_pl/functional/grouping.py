@@ -164,7 +164,7 @@ def masks_from_scores(
                          f"selectable, fewer than budget={budget} asks; raise the cap or lower the budget")
     take = torch.zeros_like(sizes)
     if budget_rounding == "exact":
-        take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], wanted)
+        take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], int(wanted))
     else:
         take[eligible] = torch.where(select_to_budget(per_unit[eligible], sizes[eligible], wanted), sizes[eligible], 0)
     masks: dict[str, Tensor] = {}

@@ -24,8 +24,9 @@ def fresh_parameters(model: nn.Module, seed: int) -> dict[str, Tensor]:
             own = list(module.parameters(recurse=False))
             if not own:
                 continue
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
                 continue
             with torch.no_grad():
                 for p in own:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
-from unlearn_pl.protocols import UnlearningModel
+from unlearn_pl.protocols import UnlearningModel, attached_data
 from unlearn_pl.utils.arguments import PositiveFraction, PositiveInt, check_arguments
 
 LocalizationData = Literal["forget", "train", "retain"]
@@ -89,16 +89,25 @@ class Localizer(Callback, ABC):
         if self.masks is None:
             masks = None
             if trainer.is_global_zero:
-                loader = self.localization_loader(trainer.datamodule) if self.requires_data else None
+                loader = self.localization_loader(attached_data(trainer)) if self.requires_data else None
                 masks = {n: m.detach().bool().cpu() for n, m in self.localize(pl_module.network, loader).items()}
-            self.masks = trainer.strategy.broadcast(masks, src=0)
+            self.masks = masks = trainer.strategy.broadcast(masks, src=0)
+            assert masks is not None
             budget = f" (budget {self.budget:.1%})" if self.budget is not None and self.budget < 1.0 else ""
             rank_zero_info(
-                f"{type(self).__name__}: selected {selected_fraction(self.masks):.1%} of the trainable parameters{budget}"
+                f"{type(self).__name__}: selected {selected_fraction(masks):.1%} of the trainable parameters{budget}"
             )
+        assert self.masks is not None
         return self.masks
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    @property
+    def selection_budget(self) -> float:
+        """The budget of a localizer that selects to one (its constructor requires it)."""
+        if self.budget is None:
+            raise ValueError(f"{type(self).__name__} selects to a budget; give budget= in (0, 1]")
+        return self.budget
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         # Whether an unlearner's fit-start work (a reset, a dampening) ran before this or not,
         # it changed selected scalars only, so the guard's snapshot of the unselected ones is the
         # original's either way.

@@ -73,7 +73,7 @@ class Random(Localizer):
         generator = torch.Generator().manual_seed(seed)
         scores = random_group_scores(shapes, self.granularity, generator)
         # Scores are constant within a group, so top_h=1.0 (the group mean) is the drawn value.
-        return masks_from_scores(scores, self.budget, self.granularity, top_h=1.0)
+        return masks_from_scores(scores, self.selection_budget, self.granularity, top_h=1.0)
 
 
 class Magnitude(DEL):

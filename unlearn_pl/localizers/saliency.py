@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unlearn_pl.functional.grouping import masks_from_scores
+from unlearn_pl.functional.grouping import BudgetRounding, masks_from_scores
 from unlearn_pl.functional.scores import Aggregate, loss_gradients
 from unlearn_pl.localizers.base import Budget, LocalizationData, Localizer
 from unlearn_pl.utils.arguments import PositiveInt, check_arguments
@@ -59,7 +59,7 @@ class SalUnSaliency(Localizer):
         if dataloader is None:
             raise ValueError("SalUnSaliency needs the forget-set dataloader; got None")
         # Parameter granularity makes every scalar its own group: the global top-budget ranking.
-        rounding = "exact" if self.aggregate == "batch_sum" else "group"
+        rounding: BudgetRounding = "exact" if self.aggregate == "batch_sum" else "group"
         return masks_from_scores(
-            self.saliency(model, dataloader), self.budget, "parameter", top_h=1.0, budget_rounding=rounding
+            self.saliency(model, dataloader), self.selection_budget, "parameter", top_h=1.0, budget_rounding=rounding
         )

@@ -63,7 +63,7 @@ class EvaluationCallback(Callback):
             return False
         return self.during_fit or trainer.state.fn != TrainerFn.FITTING
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         if not self.should_evaluate(trainer):
             return
         self.results = self._evaluate_synced(trainer, pl_module)
@@ -74,7 +74,7 @@ class EvaluationCallback(Callback):
                 # tells Lightning the value is valid on every rank (no sync_dist advice under DDP).
                 pl_module.log(f"{model}/{name}", float(value), sync_dist=True, reduce_fx="max")
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         self.on_validation_epoch_end(trainer, pl_module)
 
     def _evaluate_synced(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> Results:

@@ -50,6 +50,7 @@ class PerExampleStats(Metric):
     across processes and de-duplicated by index (a dict of 1-D tensors incl. ``index``)."""
 
     full_state_update = False
+    index: list[Tensor] | Tensor  # torchmetrics state: batches until synced, then one tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,8 +59,7 @@ class PerExampleStats(Metric):
             self.add_state(f, default=[], dist_reduce_fx="cat")
 
     def update(self, logits: Tensor, target: Tensor, index: Tensor) -> None:
-        self.index.append(index.long())
-        for k, v in example_stats(logits.detach(), target).items():
+        for k, v in {"index": index.long(), **example_stats(logits.detach(), target)}.items():
             getattr(self, k).append(v)
 
     def compute(self) -> dict[str, Tensor]:
@@ -83,9 +83,11 @@ class EvaluationOutputs(nn.Module):
     fixed order, so every process syncs the same metrics in the same order.
     """
 
+    stats: dict[str, PerExampleStats]  # an nn.ModuleDict of PerExampleStats
+
     def __init__(self) -> None:
         super().__init__()
-        self.stats = nn.ModuleDict()
+        self.stats = nn.ModuleDict()  # type: ignore[assignment]  # a registered container, typed by its content
 
     def update(self, model: str, split: str, logits: Tensor, target: Tensor, index: Tensor) -> None:
         key = f"{model}/{split}"

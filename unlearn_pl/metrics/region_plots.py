@@ -87,6 +87,7 @@ def plot_regions(
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))  # one entry per marker kind, not per anchor
     fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=len(unique), fontsize=8)
+    assert image is not None  # there is at least one grid
     fig.colorbar(image, ax=list(axes), ticks=range(num_classes), label="predicted class")
     if title:
         fig.suptitle(title, fontsize=11)
@@ -104,11 +105,12 @@ def log_figure(trainer: pl.Trainer, tag: str, figure: Figure, path: Path) -> lis
     """
     used = []
     for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if callable(getattr(experiment, "add_figure", None)):
-            experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-        elif callable(getattr(logger, "log_image", None)):
-            logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
+        add_figure = getattr(getattr(logger, "experiment", None), "add_figure", None)
+        log_image = getattr(logger, "log_image", None)
+        if callable(add_figure):
+            add_figure(tag, figure, global_step=trainer.global_step, close=False)
+        elif callable(log_image):
+            log_image(key=tag, images=[str(path)], step=trainer.global_step)
         else:
             continue
         used.append(type(logger).__name__)

@@ -31,7 +31,7 @@ from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.metrics.region_plots import log_figure, plot_regions
 from unlearn_pl.metrics.run_report import run_dir
 from unlearn_pl.names import MODEL_ORDER, ORIGINAL, REGION_CHANGE, REGION_SIMILARITY, Results
-from unlearn_pl.protocols import UnlearningData
+from unlearn_pl.protocols import UnlearningData, attached_data
 from unlearn_pl.report import unique_path
 from unlearn_pl.utils.arguments import (
     IntAtLeastTwo,
@@ -162,7 +162,8 @@ class DecisionRegions(EvaluationCallback):
         for _ in range(_MAX_DRAWS):
             items = [dataset[int(k)] for k in rng.choice(len(dataset), size=3, replace=False)]
             try:
-                plane = make_plane(*(torch.as_tensor(x).to(device) for _, x, _ in items))
+                x1, x2, x3 = (torch.as_tensor(x).to(device) for _, x, _ in items)
+                plane = make_plane(x1, x2, x3)
             except ValueError as e:  # duplicated images: draw again
                 error = e
                 continue
@@ -181,7 +182,7 @@ class DecisionRegions(EvaluationCallback):
         return {m: pl_module.network if m == "unlearned" else pl_module.reference(m) for m in names}
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
-        datamodule = trainer.datamodule
+        datamodule = attached_data(trainer)
         if not isinstance(datamodule, UnlearningData):
             raise ValueError("DecisionRegions needs an unlearning data module (split_dataset(split)), e.g. UnlearningDataModule")
         models = self.models(pl_module)

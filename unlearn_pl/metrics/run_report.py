@@ -11,6 +11,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from unlearn_pl.data.split import SplitManifest
 from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.names import MODEL_ORDER, Results
+from unlearn_pl.protocols import attached_data
 from unlearn_pl.report import format_table, jsonable, to_csv, unique_path
 from unlearn_pl.utils.io import write_json, write_text
 
@@ -55,7 +56,7 @@ class RunReport(Callback):
         self.written: list[Path] = []
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        split = getattr(trainer.datamodule, "split", None)
+        split = getattr(attached_data(trainer), "split", None)
         folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if split is not None and trainer.is_global_zero:
             # A folder that holds another run's manifest keeps it; this run's goes next to it
@@ -69,7 +70,7 @@ class RunReport(Callback):
             split.save(path)
 
     def _report(self, trainer: pl.Trainer) -> None:
-        self.last_results = merge_results(trainer.callbacks)  # type: ignore[arg-type]
+        self.last_results = merge_results(trainer.callbacks)  # type: ignore[attr-defined]  # set by Lightning, not declared
         folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if not trainer.is_global_zero or not self.last_results:
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -12,8 +14,11 @@ from unlearn_pl.utils.arguments import (
     restricted_number_type,
 )
 
-#: A width scale of the channel counts, in (0, 4] (the overparameterization study uses 1/64 to 1).
-NetworkWidth = restricted_number_type("NetworkWidth", float, [(">", 0.0), ("<=", 4.0)], join="and")
+if TYPE_CHECKING:
+    NetworkWidth = float
+else:
+    #: A width scale of the channel counts, in (0, 4] (the overparameterization study uses 1/64 to 1).
+    NetworkWidth = restricted_number_type("NetworkWidth", float, [(">", 0.0), ("<=", 4.0)], join="and")
 
 
 class BasicBlock(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import timm
 from torch import nn
@@ -15,7 +16,7 @@ def timm_model(
     num_classes: PositiveInt = 10,
     in_channels: PositiveInt = 3,
     pretrained_file: str | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> nn.Module:
     """``timm.create_model(name)`` with ``num_classes``/``in_channels``; weights from ``pretrained_file``.
 

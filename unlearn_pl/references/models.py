@@ -174,7 +174,7 @@ def check_network_fits(network: nn.Module, datamodule: UnlearningData) -> None:
         takes = getattr(network, "in_channels", None)
         channels = f" (the network takes in_channels={takes}, the data has {x.shape[0]} channels)" if takes else ""
         raise ValueError(
-            f"the network ({type(network).__name__}) cannot process {datamodule.name}'s inputs of shape "
+            f"the network ({type(network).__name__}) cannot process {datamodule.data_name}'s inputs of shape "
             f"{tuple(x.shape)}{channels}: configure its input size/channels for this data (e.g. in_channels="
             f"{x.shape[0]}), or the data's (ImageFolder(channels=...))\n{e}"
         ) from e
@@ -184,6 +184,6 @@ def check_network_fits(network: nn.Module, datamodule: UnlearningData) -> None:
     if outputs != datamodule.num_classes:
         raise ValueError(
             f"the network ({type(network).__name__}) outputs {outputs if outputs is not None else tuple(logits.shape)} "
-            f"classes but the data ({datamodule.name}) has {datamodule.num_classes}; set the network's "
+            f"classes but the data ({datamodule.data_name}) has {datamodule.num_classes}; set the network's "
             f"num_classes={datamodule.num_classes}"
         )

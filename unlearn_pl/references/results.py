@@ -24,7 +24,7 @@ from filelock import FileLock
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import move_data_to_device
 
-from unlearn_pl.protocols import UnlearningData, eval_splits
+from unlearn_pl.protocols import UnlearningData, attached_data, eval_splits
 from unlearn_pl.utils.describe import content_hash
 from unlearn_pl.utils.io import acquire_saying_so, atomic_write
 
@@ -108,7 +108,7 @@ class ReferenceEvaluation(Callback):
     def start(self, trainer: pl.Trainer, weights: Sequence[tuple[str, str]], device: torch.device) -> bool:
         """Begin an evaluation epoch of reference models with content hashes ``weights``
         (``(name, hash)`` pairs) on the trainer's data; returns whether their results are reused."""
-        datamodule = trainer.datamodule
+        datamodule = attached_data(trainer)
         known = isinstance(datamodule, UnlearningData)
         self.key = key = evaluation_key(
             weights,

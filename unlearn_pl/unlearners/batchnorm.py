@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from unlearn_pl.protocols import UnlearningData, UnlearningModel
+from unlearn_pl.protocols import UnlearningData, UnlearningModel, attached_data
 
 
 def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -42,7 +42,7 @@ def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModel, split: s
     buffers = batchnorm_buffers(module.network)
     if not buffers:
         return False
-    datamodule = trainer.datamodule
+    datamodule = attached_data(trainer)
     if not isinstance(datamodule, UnlearningData):
         raise ValueError(
             "recomputing BatchNorm statistics needs a data module with dataloader(split), e.g. "

@@ -109,8 +109,8 @@ class SalUn(RandomLabel):
         """The saliency mask (``None`` before fit start or without ``saliency_budget``)."""
         return self.saliency.masks if self.saliency is not None else None
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
-        super().on_fit_start(trainer, pl_module)
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
+        super().on_fit_start(trainer, pl_module)  # type: ignore[arg-type]  # the UnlearningModule
         if self.saliency is not None:
             self.saliency.on_fit_start(trainer, pl_module)
 

@@ -20,7 +20,7 @@ from unlearn_pl.utils.arguments import (
 )
 
 
-class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
+class ResetFinetune(BatchNormRecalibration, SGDUnlearner):  # type: ignore[misc]  # hooks typed for UnlearningModule
     """Reset + Finetune (DEL): re-initialize the masked scalars, then train on the retain set only.
 
     The reset draws a seeded fresh initialization of each module type; fine-tuning is SGD with
@@ -60,7 +60,7 @@ class ResetFinetune(BatchNormRecalibration, SGDUnlearner):
         self.recalibrate_bn = recalibrate_bn
         self.reset_done = False
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         super().on_fit_start(trainer, pl_module)
         # A resumed run restores ``reset_done`` from its checkpoint: never reset twice.
         if not self.reset_done:

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 
 from unlearn_pl.functional.init import reset_selected_
-from unlearn_pl.protocols import UnlearningData, UnlearningModel
+from unlearn_pl.protocols import UnlearningData, UnlearningModel, attached_data
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
@@ -79,7 +79,7 @@ class Retrain(Unlearner):
     def training_epochs(self, recipe: Any, configured: int | None) -> int:
         return self.epochs if self.epochs is not None else recipe.epochs
 
-    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:  # type: ignore[override]  # run by UnlearningModule only
         if stage != "fit":
             return
         hp = self.resolved(pl_module)
@@ -87,7 +87,7 @@ class Retrain(Unlearner):
             rank_zero_info(f"Retrain: training for {hp['epochs']} epochs (was max_epochs={trainer.fit_loop.max_epochs})")
         # Set before configure_optimizers, so the cosine schedule spans the right number of steps.
         trainer.fit_loop.max_epochs = hp["epochs"]
-        datamodule = trainer.datamodule
+        datamodule = attached_data(trainer)
         batch_size = datamodule.batch_size if isinstance(datamodule, UnlearningData) else None
         if batch_size is not None and batch_size != pl_module.references.recipe.batch_size:
             rank_zero_warn(
@@ -96,7 +96,7 @@ class Retrain(Unlearner):
             )
 
     @torch.no_grad()
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         if self.reset_done:  # resumed: never reset twice
             return
         masks = pl_module.masks

@@ -132,7 +132,7 @@ class SCRUB(Unlearner):
         """The learning rate of 0-based ``epoch``."""
         return decayed_lr(self.lr, epoch, self.lr_decay_epochs, self.lr_decay_rate)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         lr = float(self.lr_at(trainer.current_epoch))
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
-from unlearn_pl.protocols import UnlearningModel
+from unlearn_pl.protocols import UnlearningModel, attached_data
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import NonNegativeFloat, PositiveInt, check_arguments
 
@@ -46,12 +46,12 @@ class SSD(Unlearner):
 
     def factors(self, module: UnlearningModel) -> dict[str, Tensor]:
         """SSD's per-scalar factors for the module's current network (before dampening)."""
-        dm = module.trainer.datamodule
+        dm = attached_data(module.trainer)
         forget = fisher_diagonal(module.network, dm.dataloader("forget", batch_size=self.batch_size))
         train = fisher_diagonal(module.network, dm.dataloader("train", batch_size=self.batch_size))
         return ssd_factors(forget, train, self.alpha, self.dampening)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
         if self.done:  # a resumed run: the checkpointed weights are already dampened
             return
         masks = pl_module.masks  # computed (and its guard snapshot taken) before we change anything

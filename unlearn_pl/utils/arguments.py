@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse.typing import (
     ClosedUnitInterval,
@@ -36,12 +36,17 @@ from jsonargparse.typing import (
     restricted_number_type,
 )
 
-#: A fraction in (0, 1] (a budget, a top-h share).
-PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
-#: A fraction in [0, 1).
-HalfOpenFraction = restricted_number_type("HalfOpenFraction", float, [(">=", 0.0), ("<", 1.0)], join="and")
-#: An integer ≥ 2 (cross-validation folds, grid points per axis).
-IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
+if TYPE_CHECKING:  # to a type checker, a restricted type is its base type
+    PositiveFraction = float
+    HalfOpenFraction = float
+    IntAtLeastTwo = int
+else:
+    #: A fraction in (0, 1] (a budget, a top-h share).
+    PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
+    #: A fraction in [0, 1).
+    HalfOpenFraction = restricted_number_type("HalfOpenFraction", float, [(">=", 0.0), ("<", 1.0)], join="and")
+    #: An integer ≥ 2 (cross-validation folds, grid points per axis).
+    IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
 #: SGD/Adam learning rate, > 0.
 LearningRate = PositiveFloat
 #: SGD momentum, in [0, 1].

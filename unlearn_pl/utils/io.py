@@ -27,7 +27,7 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Write ``path`` via ``write(tmp_path)`` on a temporary file in the same folder, then rename.
 
     The rename is atomic on POSIX, so readers see either the old file or the complete new one.

@@ -54,7 +54,7 @@ class ImageFolder(DatasetReader):
 
     def _classes(self) -> dict[str, int]:
         for split in ("train", "test"):
-            folder = self._folder(split)  # type: ignore[arg-type]
+            folder = self._folder(split)
             if not folder.is_dir():
                 raise FileNotFoundError(
                     f"ImageFolder: {str(folder)!r} is not a directory. Expected "
