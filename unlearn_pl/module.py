@@ -53,8 +53,7 @@ class UnlearningModule(pl.LightningModule):
     Checkpoints carry these arguments as ``class_path`` blocks: ``load_from_checkpoint`` rebuilds the module.
     """
 
-    # The untrained network (see __init__); like the reference models, outside the state dict.
-    _initial: nn.Module
+    _initial: nn.Module  # the untrained network (see __init__); like the references, not in the state dict
 
     def __init__(
         self,
