@@ -283,7 +283,7 @@ def test_report_rows_refuse_per_seed_values_that_do_not_belong_to_the_row():
 
 
 def test_the_attack_accuracy_interval_over_target_models_stays_in_zero_to_one():
-    from unlearn_pl.metrics.ulira import BankAttack
+    from unlearn_pl.ulira import BankAttack
 
     per_model = np.array([0.99, 1.0, 0.97])
     attack = BankAttack(summary={}, before={}, population={}, population_before={}, per_model={"after": per_model},
