@@ -254,3 +254,19 @@ def test_the_tune_subcommand_runs_on_lightnings_own_trainer(tmp_path, monkeypatc
     cli = run_cli(["--config", str(tmp_path / "base.yaml")], run=False)
     assert type(cli.trainer) is Trainer and not hasattr(cli.trainer, "tune")
     assert callable(UnlearningCLI.tune) and UnlearningCLI.trial_runner is run_cli
+
+
+def test_the_one_setting_competes_among_the_cells_completed_on_the_most_seeds():
+    from unlearn_pl.tuning.choice import Run, best_setting
+
+    a, b, c = expand_space(None, {"toy.lr": [0.1, 0.2, 0.3]})
+
+    def run(candidate, order, seed, val):
+        return Run(candidate, order, seed, {"val_acc": val, "forget_acc": val}, {"privacy": 1.0})
+
+    # lr 0.1 is best but failed on seed 2; lr 0.3 beats lr 0.2 on the three seeds both completed.
+    per_seed = {0: [run(a, 0, 0, 0.99), run(b, 1, 0, 0.80), run(c, 2, 0, 0.85)],
+                1: [run(a, 0, 1, 0.99), run(b, 1, 1, 0.80), run(c, 2, 1, 0.85)],
+                2: [run(b, 1, 2, 0.80), run(c, 2, 2, 0.85)]}
+    assert {s: r.cell for s, r in best_setting(per_seed, "privacy", 0.5).items()} == {0: "lr=0.3", 1: "lr=0.3", 2: "lr=0.3"}
+    assert best_setting({}, "privacy", 0.5) == {}

@@ -67,8 +67,9 @@ class TuneSubcommand:
         score_on: Literal["val", "test"] | None = None,
         margin: dict[str, float] | None = None,
     ) -> StudyResult:
-        """Run (or resume) a study: every candidate once per seed, each an ``unlearn-pl fit`` run
-        chosen on validation data (:func:`unlearn_pl.tuning.run_study`).
+        """Run (or resume) a study: every candidate once per seed, each one ``unlearn-pl fit`` run.
+
+        The choice is made on validation data and scored on held-out data (:func:`unlearn_pl.tuning.run_study`).
 
         Args:
             model: unused (each trial builds its own from the config), as ``datamodule``.
