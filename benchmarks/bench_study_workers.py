@@ -68,6 +68,7 @@ def base_config(args: argparse.Namespace, folder: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> dict[int, float]:
     import optuna
 
+    from unlearn_pl.cli import run_cli
     from unlearn_pl.tuning import run_study
 
     args = parse(argv)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
     with cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         os.environ["UNLEARN_PL_CACHE"] = cache  # the worker processes inherit it
         base = base_config(args, Path(tmp))
-        common = dict(seeds=args.seeds, noise_floor=False, quiet=True, output_dir=tmp)
+        common = dict(runner=run_cli, seeds=args.seeds, noise_floor=False, quiet=True, output_dir=tmp)
         run_study(base, grid={key: args.lrs[:1]}, study_name="warmup", **common)  # reference models, not timed
         for workers in (1, 2):
             load = os.getloadavg()[0]

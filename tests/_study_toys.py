@@ -76,3 +76,55 @@ if __name__ == "__main__":
     import sys
 
     run_toy_study(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+
+
+# ----------------------------------------------------------------------------- a study's trials without training
+class ToyCLI:
+    """What a trial runner returns (``trainer``, ``model``, ``datamodule``), its metrics made up by
+    :func:`toy_metrics` from the trial's ``--toy.arm``, ``--toy.lr`` and seeds instead of trained."""
+
+    def __init__(self, args: list[str]) -> None:
+        from types import SimpleNamespace
+
+        from unlearn_pl.metrics import SplitAccuracy
+
+        given = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        model_seed, data_seed = int(given["seed_everything"]), int(given["data.init_args.seed"])
+        metrics = toy_metrics(given.get("toy.arm", "a"), float(given.get("toy.lr", 0.1)), data_seed,
+                              retrain=model_seed != data_seed)
+        self.trainer = SimpleNamespace(callback_metrics=metrics, validate=lambda *a, **k: None)
+        self.model = SimpleNamespace(metrics=[SplitAccuracy()], prepare_models=lambda datamodule: None)
+        self.datamodule = SimpleNamespace(val_fraction=0.1)
+
+
+def toy_runner(args: list[str], run: bool = True, **kwargs: object) -> ToyCLI:
+    """A trial runner (top level: picklable) whose trials are :class:`ToyCLI`'s made-up runs."""
+    return ToyCLI(list(args))
+
+
+def toy_metrics(arm: str, lr: float, seed: int, retrain: bool = False) -> dict[str, float]:
+    """Made-up metrics of a trial (``unlearned/…`` and ``oracle/…``, as a run logs them).
+
+    lr 0.1 and 0.2 give the same metrics (a tie in every J); lr 0.3 is the best cell on seed 0 and
+    the worst elsewhere. Arm ``b`` forgets 0.03 less than ``a`` (its forget accuracy is higher),
+    its test accuracy is within ±0.002 of ``a``'s. The oracle's forget accuracy is 0.69 + 0.01·seed,
+    the independent retrain's 0.02 higher. Retain accuracy crowds 1 (its interval must be clipped).
+    """
+    jitter = (seed % 3) - 1  # -1, 0, 1
+    sign = 1 if seed % 2 else -1
+    if lr < 0.25:
+        val, forget = 0.90 + 0.005 * jitter, 0.85 + 0.005 * jitter
+    else:
+        val, forget = (0.95, 0.93) if seed == 0 else (0.80, 0.70)
+    test = 0.88 + 0.003 * jitter
+    mia_loss, mia_efficacy = 0.55, 0.40 + 0.01 * jitter
+    if arm == "b":
+        forget += 0.03 + 0.002 * (seed % 2)
+        test += 0.002 * sign
+        mia_loss += 0.01 * sign
+        mia_efficacy += 0.02 * sign
+    unlearned = {"val_acc": val, "forget_acc": forget, "test_acc": test, "retain_acc": 0.999 if seed % 2 else 0.96,
+                 "mia_loss_acc": mia_loss, "mia_efficacy": mia_efficacy}
+    oracle = {"val_acc": 0.9, "forget_acc": 0.69 + 0.01 * seed + (0.02 if retrain else 0.0), "test_acc": 0.9,
+              "retain_acc": 0.99, "mia_loss_acc": 0.5, "mia_efficacy": 0.30 + (0.04 if retrain else 0.0)}
+    return {**{f"unlearned/{k}": v for k, v in unlearned.items()}, **{f"oracle/{k}": v for k, v in oracle.items()}}

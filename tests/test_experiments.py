@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -10,9 +12,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from unlearn_pl.cli import UnlearningCLI
+from unlearn_pl.cli import UnlearningCLI, run_cli
+from unlearn_pl.cli.tune import TUNE_ARGS
 from unlearn_pl.tuning import expand_space, parse_chosen, run_study
-from unlearn_pl.tuning.cli import TUNE_ARGS
 from unlearn_pl.tuning.study import StudyObjective
 
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -56,7 +58,7 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
     base_file = tmp_path / "base.yaml"
     base_file.write_text(yaml.safe_dump({k: v for k, v in study.items() if k not in TUNE_ARGS and k != "subcommand"}))
     base = ["--config", str(base_file)]
-    objective = StudyObjective(base, candidates, study["seeds"], study["goal"], str(tmp_path))
+    objective = StudyObjective(base, candidates, study["seeds"], study["goal"], str(tmp_path), runner=run_cli)
     for c in candidates[:: max(1, len(candidates) // 8)]:  # a spread of points: each parse takes ~0.3 s
         config = _resolved(objective.fit_args(c, seed=0, number=0), capsys)
         model = config["model"]["init_args"]
@@ -174,7 +176,7 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
              "budget": [{"name": "0.1", "set": {"model.init_args.localizer.init_args.budget": 0.1}},
                         {"name": "0.5", "set": {"model.init_args.localizer.init_args.budget": 0.5},
                          "grid": {"model.init_args.unlearner.init_args.lr": [0.01, 0.1]}}]}
-    result = run_study(_tiny_base(tmp_path), space=space, grid={"trainer.max_epochs": [1]}, seeds=[0, 1],
+    result = run_study(_tiny_base(tmp_path), runner=run_cli, space=space, grid={"trainer.max_epochs": [1]}, seeds=[0, 1],
                        lambdas=[0.2, 0.6], output_dir=tmp_path / "out", quiet=True)
     assert [r["state"] for r in result.trials] == ["COMPLETE"] * 12
     # One original/oracle pair per network and seed, reused across budgets; plus the noise floor's
@@ -195,8 +197,24 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     assert float(chosen["J(0.6)"]) == max(float(t["J(0.6)"]) for t in point)
     floor = list(csv.DictReader((folder / "noise_floor.csv").open()))
     assert len(floor) == 8 and {"hidden", "budget", "seed", "forget_acc_gap_noise_floor", "test_acc_gap_noise_floor"} <= set(floor[0])
+    # The one setting per point and λ, scored on test beside validation; gaps to the mean of the two retrains.
+    assert {"setting", "setting_J", "setting_J_per_seed", "J_test", "goal_test", "abs_forget_acc_target_gap",
+            "forget_acc_target_gap"} <= set(sel[0]) and {r["target_retrains"] for r in sel} == {"2"}
+    # Per seed the target lies halfway between the oracle and the independent retrain, half the floor from the
+    # oracle: over seeds, the gaps to the target and to the oracle differ by at most half the mean floor.
+    for r in sel:
+        shift = abs(float(r["forget_acc_target_gap"]) - float(r["forget_acc_gap"]))
+        assert shift <= float(r["forget_acc_gap_noise_floor"]) / 2 + 1e-9
     diffs = list(csv.DictReader((folder / "differences.csv").open()))
     assert {d["comparison"] for d in diffs} == {"[32] - [16]", "0.5 - 0.1"}
+    assert {"n", "mde", "margin", "tost_p", "verdict", "verdict_holm", "claim", "split"} <= set(diffs[0])
+    verdict = re.compile(r"^(higher|lower|inconclusive \(could detect ≥ [0-9.e-]+\))$")  # no margin: no equivalence
+    assert all(verdict.match(d["verdict"]) and verdict.match(d["verdict_holm"]) for d in diffs)
+    for d in diffs:  # accuracies' differences stay within [-1, 1]
+        if d["metric"].endswith("_acc"):
+            assert -1 <= float(d["ci_low"]) and float(d["ci_high"]) <= 1
+    summary = json.loads((folder / "study.json").read_text())
+    assert len(summary["answer"]) == 8 and summary["score_on"] == "test" and summary["claims"]
     assert (folder / "pareto.png").is_file() and (folder / "differences.png").is_file() and (folder / "study.log").is_file()
 
 

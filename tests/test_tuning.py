@@ -17,7 +17,7 @@ from conftest import REPO
 from scipy import stats
 
 from unlearn_pl import UnlearningModule
-from unlearn_pl.cli import UnlearningCLI
+from unlearn_pl.cli import UnlearningCLI, run_cli
 from unlearn_pl.references import ReferenceResults, ReferenceResultsStore
 from unlearn_pl.tuning import (
     best_index,
@@ -34,8 +34,7 @@ from unlearn_pl.tuning import (
     select,
 )
 from unlearn_pl.stats import Estimate
-from unlearn_pl.tuning.runner import DIFFERENCE_COLUMNS, check_same_base, format_chosen
-from unlearn_pl.tuning.study import StudyObjective
+from unlearn_pl.tuning import DIFFERENCE_COLUMNS, StudyObjective, check_same_base, format_chosen
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned processes unpickle the helpers by module name
 import _study_toys  # noqa: E402
@@ -231,8 +230,8 @@ def _comparable(rows):
 def test_two_workers_give_the_trials_table_of_one_worker(tmp_path):
     base = _base(tmp_path)
     kwargs = dict(space=SPACE, grid=GRID, seeds=[0, 1], noise_floor=False, quiet=True)
-    one = run_study(base, output_dir=tmp_path / "one", workers=1, **kwargs)
-    two = run_study(base, output_dir=tmp_path / "two", workers=2, **kwargs)
+    one = run_study(base, runner=run_cli, output_dir=tmp_path / "one", workers=1, **kwargs)
+    two = run_study(base, runner=run_cli, output_dir=tmp_path / "two", workers=2, **kwargs)
     assert [r["state"] for r in one.trials] == ["COMPLETE"] * 8
     assert _comparable(one.trials) == _comparable(two.trials)
     assert (tmp_path / "two" / "study" / "trials.csv").is_file() and (tmp_path / "two" / "study" / "pareto.png").is_file()
@@ -245,7 +244,7 @@ def test_two_workers_give_the_trials_table_of_one_worker(tmp_path):
 
 @pytest.mark.slow  # one study point with its noise floor: ~20 s
 def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
-    result = run_study(_base(tmp_path), grid={"trainer.max_epochs": [1]}, seeds=[0, 1], lambdas=[0.5],
+    result = run_study(_base(tmp_path), runner=run_cli, grid={"trainer.max_epochs": [1]}, seeds=[0, 1], lambdas=[0.5],
                        output_dir=tmp_path / "s", quiet=True)
     (row,) = result.selection
     assert row["n"] == 2
@@ -260,19 +259,19 @@ def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
 def test_an_open_search_runs_n_trials_with_a_multi_objective_sampler(tmp_path):
     import json
 
-    result = run_study(_base(tmp_path), space=SPACE, grid=GRID, seeds=[0, 1], search="open", n_trials=2,
+    result = run_study(_base(tmp_path), runner=run_cli, space=SPACE, grid=GRID, seeds=[0, 1], search="open", n_trials=2,
                        noise_floor=False, output_dir=tmp_path / "open", quiet=True)
     assert len(result.trials) == 2 and result.study.directions[1].name == "MAXIMIZE"
     summary = json.loads((tmp_path / "open" / "study" / "study.json").read_text())
     assert summary["search"] == "open" and summary["pareto_front"]  # the front of validation accuracy vs goal
     with pytest.raises(ValueError, match="'open' with n_trials"):
-        run_study(_base(tmp_path), grid=GRID, search="open", output_dir=tmp_path / "x")
+        run_study(_base(tmp_path), runner=run_cli, grid=GRID, search="open", output_dir=tmp_path / "x")
 
 
 def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
     base = _base(tmp_path)
-    objective = StudyObjective(base, expand_space(SPACE, GRID), [3], "privacy", str(tmp_path / "s"))
+    objective = StudyObjective(base, expand_space(SPACE, GRID), [3], "privacy", str(tmp_path / "s"), runner=run_cli)
     candidate = objective.candidates[3]  # ft, lr=0.05
     args = objective.fit_args(candidate, seed=3, number=7)
     with pytest.raises(SystemExit):
@@ -310,12 +309,12 @@ def _count_reference_forwards(monkeypatch) -> list[str]:
 def test_a_study_evaluates_each_reference_once_per_key(tmp_path, monkeypatch):
     calls = _count_reference_forwards(monkeypatch)
     kwargs = dict(noise_floor=False, quiet=True)
-    one = run_study(_base(tmp_path), seeds=[0], output_dir=tmp_path / "one", **kwargs)
+    one = run_study(_base(tmp_path), runner=run_cli, seeds=[0], output_dir=tmp_path / "one", **kwargs)
     per_key = len(calls)  # one trial: one validation of each reference model
     assert [r["state"] for r in one.trials] == ["COMPLETE"] and per_key > 0
     calls.clear()
     # 2 candidates × 2 seeds: the candidates of a seed share its references; the other seed's differ.
-    four = run_study(_base(tmp_path), grid=GRID, seeds=[0, 1], output_dir=tmp_path / "four", **kwargs)
+    four = run_study(_base(tmp_path), runner=run_cli, grid=GRID, seeds=[0, 1], output_dir=tmp_path / "four", **kwargs)
     assert [r["state"] for r in four.trials] == ["COMPLETE"] * 4
     assert len(calls) == 2 * per_key
     stored = sorted((tmp_path / "four" / "study" / "reference_results").glob("results-*.pt"))
@@ -397,9 +396,9 @@ def test_a_trial_on_two_ddp_processes_gives_the_metrics_of_one(tmp_path):
     config["trainer"]["max_epochs"] = 2
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
     base, kwargs = ["--config", str(tmp_path / "base.yaml")], dict(seeds=[0], noise_floor=False, quiet=True)
-    (one,) = run_study(base, output_dir=tmp_path / "one", **kwargs).trials
+    (one,) = run_study(base, runner=run_cli, output_dir=tmp_path / "one", **kwargs).trials
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp_spawn", "--data.init_args.batch_size", "32"]
-    (two,) = run_study([*base, *ddp], output_dir=tmp_path / "two", **kwargs).trials
+    (two,) = run_study([*base, *ddp], runner=run_cli, output_dir=tmp_path / "two", **kwargs).trials
     assert (one["state"], two["state"]) == ("COMPLETE", "COMPLETE"), two["error"]
     metrics = [k for k, v in one.items() if "/" in k or k.endswith(("_acc", "_loss", "_gap")) and isinstance(v, float)]
     assert len(metrics) > 20 and one["forget_acc"] != one["original/forget_acc"]  # it did unlearn
@@ -423,9 +422,23 @@ def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     assert len(rows) == 1 + 2 and rows[0].startswith("trial,state,candidate,lr,seed,duration_s,")
     assert (folder / "study.log").is_file() and (folder / "base.yaml").is_file()
     assert "grid" not in yaml.safe_load((folder / "base.yaml").read_text())  # the base is a plain fit config
-    # Running it again resumes the finished study: no new trial.
+    # Running it again resumes the finished study: no new trial. It also resumes when the stored
+    # config predates an argument whose default the resolved config now shows.
+    import optuna
+
+    from unlearn_pl.tuning import journal_storage
+
+    stored = optuna.load_study(study_name="s", storage=journal_storage(folder / "study.log"))
+    older = yaml.safe_load(stored.user_attrs["base_config"])
+    del older["model"]["init_args"]["references"]["init_args"]["recipe"]["precision"]
+    stored.set_user_attr("base_config", yaml.safe_dump(older))
+    capsys.readouterr()
     UnlearningCLI(args=["tune", "--config", str(path), "--lambdas", "[0.1, 0.9]", "--study_name", "s"])
     assert len((folder / "trials.csv").read_text().splitlines()) == 3
+    printed = capsys.readouterr().out
+    # The summary shows the chosen cells, the one setting and that one point has nothing to compare.
+    assert "seed 0: lr=0.01" in printed or "seed 0: lr=0.05" in printed
+    assert "setting" in printed and "no paired differences to report" in printed
     # Resuming with another base config is refused, naming the changed value, and loses nothing:
     # the trials and the base.yaml they ran stay as they were.
     base, trials = (folder / "base.yaml").read_text(), (folder / "trials.csv").read_text()

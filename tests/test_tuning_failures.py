@@ -13,10 +13,9 @@ import optuna
 import pytest
 import yaml
 
-from unlearn_pl.cli import UnlearningCLI
-from unlearn_pl.tuning import run_study
+from unlearn_pl.cli import UnlearningCLI, run_cli
+from unlearn_pl.tuning import check_seed_choices, run_study
 from unlearn_pl.tuning.engine import journal_storage
-from unlearn_pl.tuning.runner import check_seed_choices
 from unlearn_pl.tuning.study import claim_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -95,7 +94,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
     ({"grid": {"seed_everything": [5, 6]}}, "the study's space or grid sets seed_everything"),
     ({"space": {"s": {"key": "data.init_args.seed", "values": [5, 6]}}}, "sets data.init_args.seed"),
     ({"goal": "privacy_mia"}, "goal privacy_mia needs the loss attack against validation data"),
-], ids=["grid-value", "negative-seed", "seed-too-large", "grid-seed-key", "axis-seed-key", "goal-without-metric"])
+    ({"goal": "privacy_mia", "score_on": "test"}, "so it cannot be scored on test data too: give score_on val"),
+    ({"margin": {"test_acc": 0}}, "margin['test_acc'] must be a positive finite number in the metric's units; got 0"),
+], ids=["grid-value", "negative-seed", "seed-too-large", "grid-seed-key", "axis-seed-key", "goal-without-metric",
+        "goal-not-on-test", "zero-margin"])
 def test_bad_study_values_are_refused_before_the_first_trial(tmp_path, capsys, settings, message):
     path = _study_file(tmp_path, **settings)
     assert _tune(path) == 2
@@ -117,8 +119,8 @@ def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
 @pytest.mark.slow  # 1 + 1 trials of a tiny MLP: ~15 s
 def test_adding_seeds_on_resume_runs_the_new_seeds(tmp_path):
     kwargs = dict(noise_floor=False, quiet=True, output_dir=tmp_path)
-    one = run_study(_base(tmp_path), seeds=[0], **kwargs)
-    two = run_study(_base(tmp_path), seeds=[0, 1], **kwargs)
+    one = run_study(_base(tmp_path), runner=run_cli, seeds=[0], **kwargs)
+    two = run_study(_base(tmp_path), runner=run_cli, seeds=[0, 1], **kwargs)
     assert [(r["seed"], r["state"]) for r in two.trials] == [(0, "COMPLETE"), (1, "COMPLETE")]
     assert two.trials[0]["val_acc"] == one.trials[0]["val_acc"]  # seed 0 did not run again
     assert all(r["n"] == 2 and r["n_per_cell"] == "base: 2" and r["missing"] == "" for r in two.selection)

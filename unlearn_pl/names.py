@@ -42,3 +42,32 @@ def logged(model: str, metric: str) -> str:
 
 
 VAL_ACC, FORGET_ACC, TEST_ACC, RETAIN_ACC = (accuracy(s) for s in ("val", "forget", "test", "retain"))
+
+# ----------------------------------------------------------------------------- study columns
+#: A study's selection score J(λ) = (1 − λ)·val_acc + λ·goal, and its goal, both on validation data.
+J, GOAL = "J", "goal"
+#: The model a gap is taken against in a study: per seed, the mean of its two retrains (the oracle
+#: and the noise floor's independent retrain).
+TARGET = "target"
+#: The privacy readouts a study compares beside forget accuracy.
+PRIVACY_READOUTS: tuple[str, ...] = (MIA_LOSS_ACC, MIA_EFFICACY)
+
+
+def scored_on(score: str, split: str) -> str:
+    """The column of a study score recomputed on another split: ``J_test``, ``goal_test``."""
+    return f"{score}_{split}"
+
+
+def target_gap(metric: str) -> str:
+    """The column of a metric's gap to the study's target (model − target): ``forget_acc_target_gap``."""
+    return f"{metric}_{TARGET}_gap"
+
+
+def absolute(column: str) -> str:
+    """The column of a signed column's absolute value: ``abs_forget_acc_target_gap``."""
+    return f"abs_{column}"
+
+
+def noise_floor(metric: str) -> str:
+    """The column of a metric's noise floor, |oracle − independent retrain|: ``forget_acc_gap_noise_floor``."""
+    return f"{gap(metric)}_noise_floor"

@@ -1,9 +1,6 @@
-"""One-line errors for the ``unlearn-pl`` command.
-
-jsonargparse reports a bad value inside nested ``class_path`` blocks as its usage (about 50
-lines) plus an indented tree of every union alternative that failed, and a constructor's own
-``ValueError`` arrives wrapped in two tracebacks. A user needs one line: which argument, and why.
-``JSONARGPARSE_DEBUG=true`` restores the full reports.
+"""One-line errors for the ``unlearn-pl`` command: the parser that prints a bad argument as one
+line (condensed by :mod:`unlearn_pl.utils.errors`) and the exit that carries that line.
+``JSONARGPARSE_DEBUG=true`` restores jsonargparse's full reports and tracebacks.
 """
 
 from __future__ import annotations
@@ -13,6 +10,11 @@ import sys
 from typing import NoReturn
 
 from lightning.pytorch.cli import LightningArgumentParser
+
+from unlearn_pl.utils.errors import USER_ERRORS, condense_parse_error, one_line_error, root_cause
+
+__all__ = ["DEBUG_ENV", "USER_ERRORS", "CLIExit", "ConciseErrorParser", "condense_parse_error", "debugging", "one_line_error",
+           "root_cause"]
 
 #: ``JSONARGPARSE_DEBUG=true`` shows full tracebacks instead of one-line errors; it is the
 #: variable jsonargparse itself reads for the same purpose (values ``true``/``false``).
@@ -24,10 +26,6 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "").lower() == "true"
 
 
-#: Errors that name a bad argument or file; the CLI prints their message on one line.
-USER_ERRORS = (ValueError, FileNotFoundError)
-
-
 class CLIExit(SystemExit):
     """The CLI's exit after printing a one-line error (status 2); ``message`` keeps that line for
     a caller that runs the CLI in-process, as a study's trial does."""
@@ -35,52 +33,6 @@ class CLIExit(SystemExit):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(code)
         self.message = message
-
-
-def root_cause(error: BaseException) -> BaseException:
-    """The innermost exception of a ``raise … from …`` chain: where jsonargparse wraps a
-    constructor's ``ValueError`` in "Does not validate against any of the Union subtypes", this
-    is the constructor's own message."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
-
-
-def one_line_error(error: BaseException) -> str:
-    """``error``'s root cause as ``TypeName: first line of the message``."""
-    cause = root_cause(error)
-    message = str(cause)
-    first = message.strip().splitlines()[0] if message.strip() else ""
-    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
-
-
-def condense_parse_error(message: str) -> str:
-    """One line from jsonargparse's nested parse error: the key path and the innermost reason.
-
-    jsonargparse explains a bad value inside ``class_path`` blocks as an indented tree (``Parser
-    key "model": … Problem with given class_path … Parser key "width": Not of type
-    PositiveFloat …``) followed by every union alternative that also failed. The deepest line is
-    the reason; the ``Parser key`` lines above it, at decreasing indentation, are its path.
-    """
-    lines = [line for line in message.splitlines() if line.strip()]
-    noise = ("Given value", "Subtypes:", "Errors:", "Does not validate", "- Expected a <class 'NoneType'>")
-
-    def depth(line: str) -> int:
-        return len(line) - len(line.lstrip())
-
-    reasons = [i for i, line in enumerate(lines) if not line.strip().startswith(noise)]
-    if not reasons:
-        return lines[0].strip() if lines else message
-    deepest = max(reasons, key=lambda i: (depth(lines[i]), -i))
-    path: list[str] = []
-    level = depth(lines[deepest])
-    for line in reversed(lines[:deepest]):
-        stripped = line.strip()
-        if depth(line) < level and stripped.startswith("Parser key "):
-            path.insert(0, stripped[len("Parser key "):].rstrip(":").strip('"'))
-            level = depth(line)
-    reason = lines[deepest].strip().lstrip("- ").rstrip(":")
-    return f"{' > '.join(path)}: {reason}" if path else reason
 
 
 class ConciseErrorParser(LightningArgumentParser):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import NoReturn
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -13,11 +14,25 @@ from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_call
 from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, CLIExit, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.cli.run_folder import reserve_versions, run_name
 from unlearn_pl.cli.subcommands import CLISubcommands
+from unlearn_pl.cli.tune import TuneSubcommand  # `unlearn-pl tune` (studies)
 from unlearn_pl.cli.ulira import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
-from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
+
+
+def run_cli(args: Sequence[str], run: bool = True, **kwargs: Any) -> UnlearningCLI:
+    """Run ``unlearn-pl ARGS`` in this process and return the CLI object (its trainer and model):
+    the trial runner of ``unlearn-pl tune`` (:class:`~unlearn_pl.tuning.TrialRunner`).
+
+    With ``run=False``, ``ARGS`` has no subcommand and the CLI only builds the trainer, model and
+    data module (``LightningCLI(run=False)``); ``kwargs`` go to the CLI class."""
+    with warnings.catch_warnings():
+        # LightningCLI warns when the process has command-line arguments of its own (the tuner's,
+        # a notebook kernel's) besides `args`: these are complete.
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        return UnlearningCLI(args=list(args), run=run, **kwargs)
 
 
 class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
@@ -39,6 +54,8 @@ class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCL
     - a bad argument or file prints one line (``error: ValueError: …``) and exits with status 2;
       set ``JSONARGPARSE_DEBUG=true`` for the traceback.
     """
+
+    trial_runner = staticmethod(run_cli)
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("subclass_mode_model", True)

@@ -1,5 +1,6 @@
-"""Statistics of replicated runs: means and intervals over seeds (:mod:`.intervals`), and verdicts
-on paired comparisons with their power, equivalence tests and Holm adjustment (:mod:`.verdicts`)."""
+"""Statistics of replicated runs: means and intervals over seeds (:mod:`.intervals`), what n seeds
+can detect (:mod:`.power`), verdicts on paired comparisons with equivalence tests and Holm
+adjustment (:mod:`.verdicts`), and those verdicts on the rows of a table of differences (:mod:`.tables`)."""
 
 from unlearn_pl.stats.intervals import (
     CONFIDENCE,
@@ -11,21 +12,15 @@ from unlearn_pl.stats.intervals import (
     paired_difference,
     paired_values,
 )
+from unlearn_pl.stats.power import ALPHA, POWER, detectable_effect_size, minimal_detectable_effect
+from unlearn_pl.stats.tables import HOLM_COLUMNS, VERDICT_COLUMNS, metric_range, verdict_rows
 from unlearn_pl.stats.verdicts import (
-    ALPHA,
-    HOLM_COLUMNS,
-    POWER,
-    VERDICT_COLUMNS,
     VERDICT_KINDS,
     PairedComparison,
     compare_differences,
     compare_paired,
-    detectable_effect_size,
     holm,
-    metric_range,
-    minimal_detectable_effect,
     summarize,
-    verdict_rows,
 )
 
 __all__ = [

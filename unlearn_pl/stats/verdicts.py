@@ -40,7 +40,6 @@ setting. :func:`summarize` counts the settings per verdict (``lower in 3 of 6 (H
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,71 +49,14 @@ from typing import Any, Literal
 
 import numpy as np
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
-from unlearn_pl.stats.intervals import (
-    UNIT_RANGE,
-    Estimate,
-    Range,
-    check_range,
-    difference_range,
-    present_values,
-    t_interval,
-)
-
-#: Two-sided significance level of every test (the intervals are at 1 − α = 95%).
-ALPHA = 0.05
-#: Power at which the minimal detectable effect is stated.
-POWER = 0.8
+from unlearn_pl.stats.intervals import Estimate, Range, check_range, difference_range, present_values, t_interval
+from unlearn_pl.stats.power import ALPHA, POWER, check_level, minimal_detectable_effect
 
 VerdictKind = Literal["higher", "lower", "equivalent", "inconclusive"]
 #: The verdict words, in the order :func:`summarize` lists ties.
 VERDICT_KINDS: tuple[str, ...] = ("higher", "lower", "equivalent", "inconclusive")
-
-
-def _check_level(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1); got {value!r}")
-    return float(value)
-
-
-@functools.lru_cache(maxsize=1024)
-def detectable_effect_size(n: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """``d_min``: the smallest standardized mean difference (mean/sd of the differences) that the
-    two-sided one-sample t-test on ``n`` paired differences detects with ``power`` at level ``alpha``.
-
-    Solved with statsmodels' ``TTestPower`` as a one-sided test at ``alpha / 2``: the two-sided
-    power adds the opposite tail, which is below 10⁻⁵ of the power at ``d_min`` (the two agree to
-    6 significant digits for n = 2–40 and α = 0.05/k, k ≤ 30), while statsmodels' two-sided power
-    is NaN for 1–2 degrees of freedom at small α (scipy's noncentral-t lower tail), where its solver
-    then returns the edge of its search bracket.
-
-    >>> round(detectable_effect_size(5), 2), round(detectable_effect_size(3), 2)
-    (1.68, 3.26)
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"a paired t-test needs n >= 2 differences; got n = {n!r}")
-    alpha, power = _check_level("alpha", alpha), _check_level("power", power)
-    solver = TTestPower()
-    d = float(solver.solve_power(effect_size=None, nobs=int(n), alpha=alpha / 2, power=power, alternative="larger"))
-    reached = float(solver.power(effect_size=d, nobs=int(n), alpha=alpha / 2, alternative="larger"))
-    if not (math.isfinite(d) and abs(reached - power) < 1e-4):
-        raise RuntimeError(f"statsmodels' power solver did not converge for n = {n}, alpha = {alpha}, "
-                           f"power = {power} (d = {d}, power reached {reached})")
-    return d
-
-
-def minimal_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """``d_min · sd``: the MDE in the metric's units for ``n`` differences with standard deviation
-    ``sd`` (NaN when ``n < 2`` or ``sd`` is NaN: nothing can be detected).
-
-    >>> round(minimal_detectable_effect(0.05, 5), 4)
-    0.0841
-    """
-    if n < 2 or math.isnan(sd):
-        return math.nan
-    return detectable_effect_size(n, alpha, power) * sd
 
 
 @dataclass(frozen=True)
@@ -220,7 +162,7 @@ def compare_differences(
     >>> compare_differences([0.08, -0.05, 0.02], margin=0.05).verdict
     'inconclusive (could detect ≥ 0.212)'
     """
-    alpha, power = _check_level("alpha", alpha), _check_level("power", power)
+    alpha, power = check_level("alpha", alpha), check_level("power", power)
     margin = _check_margin(margin)
     checked = check_range(value_range)
     d = _difference_array(differences, checked)
@@ -286,7 +228,7 @@ def holm(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
         out = [math.nan] * len(values)
         if tested:
             corrected = multipletests([values[i] for i in tested], alpha=alpha, method="holm")[1]
-            for i, p in zip(tested, corrected):
+            for i, p in zip(tested, corrected, strict=True):
                 out[i] = float(p)
         return out
 
@@ -296,7 +238,7 @@ def holm(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
     return [
         dataclasses.replace(c, p_value=p, tost_p=t, adjustment="Holm",
                             mde=minimal_detectable_effect(c.sd, c.n, alpha / max(k, 1), c.power))
-        for c, p, t in zip(comparisons, p_values, tost_ps)
+        for c, p, t in zip(comparisons, p_values, tost_ps, strict=True)
     ]
 
 
@@ -320,112 +262,3 @@ def summarize(comparisons: Sequence[PairedComparison]) -> str:
     text = ", ".join(f"{words[kind]} in {counts[kind]} of {total}" for kind in order)
     adjustments = {c.adjustment for c in comparisons if c.adjustment}
     return f"{text} ({adjustments.pop()})" if len(adjustments) == 1 else text
-
-
-def metric_range(metric: str) -> Range | None:
-    """The range of a study metric by its name (a ``model/`` prefix such as ``oracle/`` ignored):
-    accuracies (``*_acc``), attack scores (``mia_efficacy``, ``mia_loss_acc``), goals, J, the
-    decision-region scores and noise floors (``|acc − acc|``) lie in [0, 1]; gaps to the oracle
-    (``*_acc_gap``) in [−1, 1]; anything else (losses, seconds, tug of war) is unbounded: ``None``.
-
-    >>> metric_range("oracle/test_acc"), metric_range("forget_acc_gap"), metric_range("forget_loss")
-    ((0.0, 1.0), (-1.0, 1.0), None)
-    """
-    name = metric.rsplit("/", 1)[-1]
-    if name.endswith("_acc_gap"):
-        return (-1.0, 1.0)
-    if (name.endswith(("_acc", "_noise_floor"))
-            or name in {"mia_efficacy", "goal", "J", "region_change", "region_similarity"}):
-        return UNIT_RANGE
-    return None
-
-
-#: Columns :func:`verdict_rows` writes (besides the input row's own).
-VERDICT_COLUMNS = ("difference", "ci_low", "ci_high", "ci_clipped", "n", "sd", "p_value", "mde", "margin",
-                   "tost_p", "verdict")
-#: Columns :func:`verdict_rows` adds when rows are grouped into claims.
-HOLM_COLUMNS = ("p_value_holm", "tost_p_holm", "mde_holm", "verdict_holm", "claim")
-
-
-def verdict_rows(
-    rows: Iterable[Mapping[str, Any]],
-    margins: Mapping[str, float] | None = None,
-    ranges: Mapping[str, Range | None] | None = None,
-    claim_keys: Sequence[str] | None = None,
-    per_seed: str = "per_seed",
-    alpha: float = ALPHA,
-    power: float = POWER,
-) -> list[dict[str, Any]]:
-    """Rows of paired differences (``differences.csv``'s: ``metric``, ``difference``, ``ci_low``,
-    ``ci_high``, ``n``, other columns) with their per-seed differences under ``per_seed`` (a
-    ``{seed: difference}`` mapping or a sequence), turned into rows with :data:`VERDICT_COLUMNS`.
-
-    Every statistic is recomputed from the per-seed values; a row whose ``difference`` or ``n``
-    disagrees with them raises a ``ValueError`` (its per-seed values belong to another row).
-
-    Args:
-        rows: the input rows; every other column is kept.
-        margins: ``{metric: m}``, the equivalence margin per metric (metrics without one get no
-            TOST: ``margin`` and ``tost_p`` are NaN).
-        ranges: ``{metric: (low, high) or None}``, the range of a metric's *values*, overriding
-            :func:`metric_range`; the interval is clipped to the range of a difference.
-        claim_keys: columns that name one claim (e.g. ``("comparison", "metric")``): the rows
-            sharing their values are its settings, Holm-adjusted together (:func:`holm`), and get
-            :data:`HOLM_COLUMNS`, ``claim`` being :func:`summarize` of the claim.
-        per_seed: the key of the per-seed differences.
-        alpha, power: as in :func:`compare_differences`.
-
-    >>> rows = verdict_rows([{"metric": "test_acc", "per_seed": {0: -0.03, 1: -0.05, 2: -0.04}}])
-    >>> rows[0]["verdict"], round(rows[0]["difference"], 3)
-    ('lower', -0.04)
-    """
-    margins, ranges = dict(margins or {}), dict(ranges or {})
-    out: list[dict[str, Any]] = []
-    comparisons: list[PairedComparison] = []
-    for row in rows:
-        if "metric" not in row or per_seed not in row:
-            raise ValueError(f"a row needs 'metric' and {per_seed!r} (its per-seed differences); "
-                             f"got keys {sorted(row)}")
-        metric = row["metric"]
-        value_range = ranges[metric] if metric in ranges else metric_range(metric)
-        try:
-            c = compare_differences(row[per_seed], margins.get(metric), difference_range(value_range), alpha, power)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"metric {metric!r}: {error}") from None
-        _check_row_agrees(row, c)
-        e = c.estimate
-        out.append({**row, "difference": e.mean, "ci_low": e.low, "ci_high": e.high, "ci_clipped": e.clipped,
-                    "n": e.n, "sd": c.sd, "p_value": c.p_value, "mde": c.mde,
-                    "margin": math.nan if c.margin is None else c.margin, "tost_p": c.tost_p, "verdict": c.verdict})
-        comparisons.append(c)
-    if claim_keys is None:
-        return out
-    missing = [k for k in claim_keys if any(k not in row for row in out)]
-    if missing:
-        raise ValueError(f"claim_keys {missing} are not columns of every row; columns: {sorted(out[0]) if out else []}")
-    claims: dict[tuple[Any, ...], list[int]] = {}
-    for i, row in enumerate(out):
-        claims.setdefault(tuple(row[k] for k in claim_keys), []).append(i)
-    for members in claims.values():
-        adjusted = holm([comparisons[i] for i in members])
-        summary = summarize(adjusted)
-        for i, c in zip(members, adjusted):
-            out[i].update(p_value_holm=c.p_value, tost_p_holm=c.tost_p, mde_holm=c.mde, verdict_holm=c.verdict,
-                          claim=summary)
-    return out
-
-
-def _given(row: Mapping[str, Any], key: str) -> float:
-    """A row's number under ``key`` (NaN when absent or empty, as in a CSV cell)."""
-    value = row.get(key)
-    return math.nan if value is None or value == "" else float(value)
-
-
-def _check_row_agrees(row: Mapping[str, Any], c: PairedComparison) -> None:
-    given_n = _given(row, "n")
-    if not math.isnan(given_n) and given_n != c.n:
-        raise ValueError(f"metric {row['metric']!r}: n = {row['n']} but {c.n} per-seed differences")
-    given = _given(row, "difference")
-    if c.n and math.isfinite(given) and not math.isclose(given, c.estimate.mean, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"metric {row['metric']!r}: difference {given} is not the mean of its per-seed "
-                         f"differences ({c.estimate.mean})")

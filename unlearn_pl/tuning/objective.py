@@ -150,7 +150,7 @@ def select(val_accuracy: Sequence[float], goal_values: Sequence[float], lambdas:
                          "give one value per candidate in each")
     if not val_accuracy:
         raise ValueError("no candidates to select from")
-    return {float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values)]) for lam in lambdas}
+    return {float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values, strict=True)]) for lam in lambdas}
 
 
 def goal_values(forget_error: float, val_error: float, attack_accuracy: float | None = None) -> dict[str, float]:

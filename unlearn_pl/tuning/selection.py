@@ -1,0 +1,116 @@
+"""``selection.csv``: per point and λ, what the study chose on validation data and how it scores.
+
+One row per point and λ:
+
+- ``n`` and ``chosen``: each seed's best cell (:func:`~unlearn_pl.tuning.choice.chosen_per_seed`),
+  and per metric its mean over those seeds with a 95% t-interval (``<metric>``, ``<metric>_ci_low``,
+  ``<metric>_ci_high``; clipped to a bounded metric's range, the clipped ones named in
+  ``ci_clipped``). ``J`` is then optimistic: every seed keeps its own best cell;
+- ``setting``: the one cell with the highest mean J over seeds
+  (:func:`~unlearn_pl.tuning.choice.best_setting`), with its per-seed J (``setting_J_per_seed``),
+  their mean and interval, and the same for its held-out score (``setting_J_test``);
+- ``target_retrains``: on how many seeds the target is the mean of two retrains (else the oracle's);
+- with the grid's cell states: ``n_per_cell`` (completed seeds of each cell) and ``missing`` (each
+  cell and seed without a completed trial, and why), and a row for a point none of whose trials completed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from unlearn_pl.names import FORGET_ACC, GOAL, RETAIN_ACC, TEST_ACC, VAL_ACC, J, absolute, scored_on, target_gap
+from unlearn_pl.stats import Estimate, Range, mean_ci, metric_range
+from unlearn_pl.tuning.choice import Run, Runs, best_setting, format_chosen, format_per_seed
+from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
+from unlearn_pl.tuning.space import Candidate
+
+#: Metrics shown first in the tables (when present).
+KEY_METRICS = (J, GOAL, scored_on(J, "test"), scored_on(GOAL, "test"), VAL_ACC, FORGET_ACC, TEST_ACC, RETAIN_ACC,
+               *(absolute(target_gap(m)) for m in (FORGET_ACC, *PRIVACY_READOUTS)))
+
+
+def ordered(names: set[str]) -> list[str]:
+    """``names`` with :data:`KEY_METRICS` first, the rest sorted."""
+    return [m for m in KEY_METRICS if m in names] + sorted(names - set(KEY_METRICS))
+
+
+def value_range(metric: str, values: Sequence[float]) -> Range | None:
+    """The range of ``metric`` by its name, or None when a value lies outside it (a metric of
+    one's own whose name reads like a bounded one: its interval is then not clipped)."""
+    r = metric_range(metric)
+    if r is None or all(math.isnan(v) or r[0] - 1e-6 <= v <= r[1] + 1e-6 for v in values):
+        return r
+    return None
+
+
+def estimate(metric: str, values: Sequence[float]) -> Estimate:
+    """Mean and 95% t-interval of ``values``, clipped to ``metric``'s range (:func:`value_range`)."""
+    return mean_ci(values, value_range=value_range(metric, values))
+
+
+def scored(runs: Mapping[int, Run], goal: str, lam: float, score_on: str,
+           targets: Mapping[tuple[str, int], Retrains]) -> dict[int, dict[str, float]]:
+    """``{seed: every value a study reports of the seed's run}`` (:func:`~unlearn_pl.tuning.scores.seed_values`)."""
+    return {s: seed_values(r, goal, lam, score_on, targets.get((r.candidate.point, s))) for s, r in runs.items()}
+
+
+def _means(values: Mapping[int, Mapping[str, float]], prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Per metric its mean and interval over the seeds (``<prefix><metric>``, ``…_ci_low``, ``…_ci_high``),
+    and the metrics whose interval was clipped."""
+    row: dict[str, Any] = {}
+    clipped = []
+    for metric in ordered({k for m in values.values() for k in m}):
+        e = estimate(metric, [m.get(metric, math.nan) for m in values.values()])
+        row.update({f"{prefix}{metric}": e.mean, f"{prefix}{metric}_ci_low": e.low, f"{prefix}{metric}_ci_high": e.high})
+        if e.clipped:
+            clipped.append(f"{prefix}{metric}")
+    return row, clipped
+
+
+def selection_rows(runs: Runs, chosen: Mapping[str, Mapping[float, Mapping[int, Run]]],
+                   targets: Mapping[tuple[str, int], Retrains], labels: Mapping[str, Mapping[str, str]], goal: str,
+                   lambdas: Sequence[float], score_on: str = "val", status: Mapping[tuple[str, int], str] | None = None,
+                   candidates: Sequence[Candidate] = (), seeds: Sequence[int] = ()) -> list[dict[str, Any]]:
+    """One row per point and λ (see the module docstring). ``status`` (per candidate and seed, from
+    :func:`~unlearn_pl.tuning.trial_table.cell_status`) with the study's ``candidates`` and
+    ``seeds`` adds ``n_per_cell`` and ``missing``."""
+    cells: dict[str, list[Candidate]] = {}
+    for c in candidates if status else []:
+        cells.setdefault(c.point, []).append(c)
+    held = [scored_on(J, score_on)] if score_on != "val" else []
+    rows = []
+    for point in sorted(set(chosen) | set(cells)):
+        extra: dict[str, Any] = {}
+        if point in cells and status is not None:
+            label = {c.name: c.name.rsplit("/", 1)[-1] for c in cells[point]}
+            extra["n_per_cell"] = "; ".join(
+                f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in seeds)}" for c in cells[point])
+            extra["missing"] = "; ".join(f"{label[c.name]} seed {s}: {status[(c.name, s)]}" for s in seeds
+                                         for c in cells[point] if status.get((c.name, s), "COMPLETE") != "COMPLETE")
+        for lam in chosen.get(point) or [float(lam) for lam in lambdas]:
+            per_seed = chosen.get(point, {}).get(lam, {})
+            values = scored(per_seed, goal, lam, score_on, targets)
+            best = best_setting(runs.get(point, {}), goal, lam)
+            setting = scored(best, goal, lam, score_on, targets)
+            row: dict[str, Any] = {**labels[point], "lambda": lam, "n": len(values),
+                                   "chosen": format_chosen({s: r.candidate.name for s, r in per_seed.items()})}
+            row.update(_setting_columns(next(iter(best.values())).cell if best else "", setting, [J, *held]))
+            row.update(extra)
+            row["target_retrains"] = sum(targets[(point, s)].retrain is not None for s in per_seed if (point, s) in targets)
+            means, clipped = _means(values)
+            row.update(means)
+            row["ci_clipped"] = "; ".join(clipped)
+            rows.append(row)
+    return rows
+
+
+def _setting_columns(cell: str, values: Mapping[int, Mapping[str, float]], scores: Sequence[str]) -> dict[str, Any]:
+    """The one setting's columns: its cell, seeds, per-seed J, and the mean and interval of ``scores``."""
+    out: dict[str, Any] = {"setting": cell, "setting_n": len(values)}
+    out[f"setting_{J}_per_seed"] = format_per_seed({s: m[J] for s, m in values.items()})
+    for score in scores:
+        e = estimate(score, [m.get(score, math.nan) for m in values.values()])
+        out.update({f"setting_{score}": e.mean, f"setting_{score}_ci_low": e.low, f"setting_{score}_ci_high": e.high})
+    return out

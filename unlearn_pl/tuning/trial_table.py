@@ -1,0 +1,67 @@
+"""A study's trials as rows (``trials.csv``) and the state of each grid cell and seed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from unlearn_pl.names import GOAL, VAL_ACC, J, scored_on
+from unlearn_pl.tuning.engine import final_failure, trial_cell
+from unlearn_pl.tuning.objective import objective as j_value
+from unlearn_pl.tuning.scores import held_out
+from unlearn_pl.tuning.space import Candidate, short_key
+from unlearn_pl.tuning.study import StudyObjective
+
+
+def cell_status(study: optuna.Study, objective: StudyObjective) -> dict[tuple[str, int], str]:
+    """Per (candidate, seed) of the study: ``COMPLETE``, ``FAIL (<error>)`` or ``not run``."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    status = {(c, s): "not run" for s in objective.seeds for c in objective.by_name}
+    for t in trials:
+        key = (trial_cell(t).get("candidate"), trial_cell(t).get("seed"))
+        if key not in status or status[key] == "COMPLETE":
+            continue
+        if t.state == TrialState.COMPLETE:
+            status[key] = "COMPLETE"
+        elif final_failure(t, retried):
+            status[key] = f"FAIL ({t.user_attrs.get('error') or 'no error recorded'})"
+    return status
+
+
+def trial_rows(study: optuna.Study, candidates: Mapping[str, Candidate], goal: str, lambdas: Sequence[float],
+               score_on: str = "val") -> list[dict[str, Any]]:
+    """One row per trial: number, state, candidate, axes, grid params, seed, duration, metrics, goals,
+    J(λ) on validation and, unless ``score_on`` is ``val``, the goal and J(λ) on that split
+    (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, run folder."""
+    rows = []
+    trials = study.get_trials(deepcopy=False)
+    retry_of = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    for t in trials:
+        if not t.params or "duplicate_of" in t.user_attrs:
+            continue  # a copy of a cell queued twice, or a trial that never drew its parameters
+        c = candidates.get(t.params.get("candidate", ""))
+        metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}
+        row.update(dict(c.labels) if c else {}, **({short_key(k): v for k, v in c.params} if c else {}))
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        row.update(seed=t.params.get("seed"), duration_s=duration, **metrics, **{f"goal_{g}": v for g, v in goals.items()})
+        if goal in goals:
+            row.update({f"{J}({lam:g})": j_value(metrics[VAL_ACC], goals[goal], lam) for lam in lambdas})
+            if score_on != "val":
+                scores = [held_out(metrics, goal, lam, score_on) for lam in lambdas]
+                if scores[0]:
+                    row[f"goal_{goal}_{score_on}"] = scores[0][scored_on(GOAL, score_on)]
+                    row.update({f"{scored_on(J, score_on)}({lam:g})": s[scored_on(J, score_on)]
+                                for lam, s in zip(lambdas, scores, strict=True)})
+        row["error"] = t.user_attrs.get("error")
+        if row["error"] is None and t.state == TrialState.FAIL and t.number in retry_of:
+            row["error"] = f"interrupted: its worker stopped sending heartbeats; retried as trial {retry_of[t.number]}"
+        row["run_dir"] = t.user_attrs.get("run_dir")
+        if "failed_trial" in t.system_attrs:
+            row["retry_of"] = t.system_attrs["failed_trial"]
+        rows.append(row)
+    return rows
