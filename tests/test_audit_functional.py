@@ -27,14 +27,16 @@ from unlearn_pl.functional import (
     klom_margins,
     summarize_klom,
 )
+from unlearn_pl.functional import challenge_epsilons as epsilons_module
+from unlearn_pl.functional import challenge_logits as confidence_module
+from unlearn_pl.functional import challenge_scoring as score_module
 from unlearn_pl.functional import margin_divergence as klom_module
-from unlearn_pl.functional import unlearning_challenge as challenge_module
 from unlearn_pl.functional.lira import logit_confidence
 
 TOLERANCE = 1e-6
 
 
-@pytest.mark.parametrize("module", [challenge_module, klom_module, bootstrap_module])
+@pytest.mark.parametrize("module", [confidence_module, epsilons_module, score_module, klom_module, bootstrap_module])
 def test_docstring_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
