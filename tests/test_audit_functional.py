@@ -15,6 +15,7 @@ import torch
 
 from unlearn_pl.functional import bootstrap as bootstrap_module
 from unlearn_pl.functional import (
+    bootstrap_many_over_models,
     bootstrap_over_models,
     challenge_confidence,
     challenge_score,
@@ -551,3 +552,55 @@ def test_bootstrap_refuses_bad_arguments():
             bootstrap_over_models(lambda *a: 0.0, *banks, **kwargs)
     with pytest.raises(ValueError, match="finite value"):
         bootstrap_over_models(lambda a: math.nan, x)
+
+
+def test_several_statistics_share_one_set_of_resamples():
+    rng = np.random.default_rng(21)
+    first, second = rng.normal(0, 1, (9, 3)), rng.normal(1, 1, (9, 3))
+
+    def both(a, b):
+        return [float(a.mean()), float(b.mean() - a.mean())]
+
+    together = bootstrap_many_over_models(both, first, second, n_resamples=40, paired=True, seed=3)
+    alone = [bootstrap_over_models(lambda a, b, k=k: both(a, b)[k], first, second, n_resamples=40, paired=True, seed=3)
+             for k in range(2)]
+    assert together == alone  # the same draws: entry k is the one-number bootstrap of statistic k
+    with pytest.raises(ValueError, match="finite values"):
+        bootstrap_many_over_models(lambda a: [0.0, math.nan], first)
+
+
+def dense_window_cells(pos, neg, pos_range, neg_range, per_unit=100, buffer=2.0):
+    """The double-threshold rules' cells counted at every one of the published scorer's windows."""
+    n = len(pos)
+    if pos_range >= neg_range:
+        pos, neg = neg, pos
+    width = min(pos_range, neg_range)
+    low, high = pos[0] + width - buffer, pos[-1] + buffer
+    rights = np.linspace(low, high, num=math.ceil((high - low) * per_unit))
+    lefts = np.linspace(rights - width - buffer, rights - width + buffer, num=math.ceil(2 * buffer * per_unit), axis=1)
+
+    def inside(sample):
+        return np.maximum(np.searchsorted(sample, rights[:, None], side="right") - np.searchsorted(sample, lefts), 0)
+
+    return set((inside(pos) * (n + 1) + inside(neg)).ravel().tolist())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_window_rules_are_counted_where_their_edges_cross_the_values(seed):
+    """The crossings give the cells of all 160,000 windows, values on the edges and ties included."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    decimals = int(rng.integers(0, 4))  # rounded values fall on the 0.01-spaced edges
+    pos = np.sort(np.round(rng.normal(0, rng.uniform(0.01, 3), n), decimals))
+    neg = np.sort(np.round(rng.normal(rng.uniform(-2, 2), rng.uniform(0.01, 3), n), decimals))
+    ours = epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0)
+    assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
+
+
+def test_window_edges_with_a_zero_step_are_all_tried():
+    """Values so large that the left edges' step rounds to 0: np.linspace computes those edges
+    another way, and every window is tried instead of the crossings."""
+    pos = np.array([1e17, 1e17 + 64.0, 1e17 + 128.0])
+    neg = np.array([1e17 - 256.0, 1e17, 1e17 + 512.0])
+    ours = epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 1, 2.0)
+    assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg), per_unit=1)
