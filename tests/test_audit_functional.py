@@ -597,10 +597,12 @@ def test_window_rules_are_counted_where_their_edges_cross_the_values(seed):
     assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
 
 
-def test_window_edges_with_a_zero_step_are_all_tried():
-    """Values so large that the left edges' step rounds to 0: np.linspace computes those edges
-    another way, and every window is tried instead of the crossings."""
-    pos = np.array([1e17, 1e17 + 64.0, 1e17 + 128.0])
-    neg = np.array([1e17 - 256.0, 1e17, 1e17 + 512.0])
-    ours = epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 1, 2.0)
-    assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg), per_unit=1)
+def test_window_rules_without_crossings_try_every_window(monkeypatch):
+    """Where a row's left edges have a zero step (values near 1e17), np.linspace computes them
+    another way and every window is tried: the same cells."""
+    rng = np.random.default_rng(30)
+    pos, neg = np.sort(np.round(rng.normal(0, 1, 16), 2)), np.sort(np.round(rng.normal(0.5, 2, 16), 2))
+    crossed = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    monkeypatch.setattr(epsilons_module, "_crossings", lambda *args: None)
+    tried = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    assert tried == crossed == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
