@@ -26,6 +26,7 @@ from unlearn_pl.functional import (
     forgetting_quality,
     klom,
     klom_margins,
+    smoothed_bootstrap_over_models,
     summarize_klom,
 )
 from unlearn_pl.functional import challenge_epsilons as epsilons_module
@@ -606,3 +607,32 @@ def test_window_rules_without_crossings_try_every_window(monkeypatch):
     monkeypatch.setattr(epsilons_module, "_crossings", lambda *args: None)
     tried = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
     assert tried == crossed == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
+
+
+def test_the_smoothed_bootstrap_breaks_ties_and_centres_on_the_estimate():
+    rng = np.random.default_rng(31)
+    x = rng.normal(0, 1, (10, 5))
+    seen = []
+
+    def record(a, b, accuracy):
+        seen.append((a.copy(), b.copy(), accuracy.copy()))
+        return [float(np.median(a)), float(np.abs(a - b).max()), float(accuracy.mean())]
+
+    accuracy = rng.uniform(0.5, 1.0, (10, 1))
+    median, gap, acc = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False],
+                                                      n_resamples=40, seed=2)
+    a, b, resampled_accuracy = seen[-1]
+    assert len({tuple(row) for row in a}) == 10  # repeated models are distinct draws near them
+    assert np.array_equal(a, b)  # paired banks holding equal values keep them equal
+    assert set(resampled_accuracy.ravel()) <= set(accuracy.ravel())  # not smoothed: values of the bank
+    assert (gap.low, gap.mean, gap.high) == (0.0, 0.0, 0.0)
+    assert median.mean == np.median(x) and median.low < median.mean < median.high
+    assert acc.mean == pytest.approx(accuracy.mean()) and acc.n == 10
+    again = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False], n_resamples=40, seed=2)
+    assert again == [median, gap, acc]  # seeded
+    for kwargs, match in [({"smooth": [True]}, "one entry per bank"), ({"smooth": [True, True, False], "n_resamples": 1},
+                                                                       "n_resamples")]:
+        with pytest.raises(ValueError, match=match):
+            smoothed_bootstrap_over_models(record, x, x, accuracy, **kwargs)
+    with pytest.raises(ValueError, match="as many models"):
+        smoothed_bootstrap_over_models(record, x, x[:5], accuracy, smooth=[True, True, False])

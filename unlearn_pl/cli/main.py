@@ -9,6 +9,7 @@ from typing import NoReturn
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from unlearn_pl.cli.audit import AuditSubcommand  # `unlearn-pl audit` (challenge score and KLOM over seeds)
 from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
 from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.cli.run_folder import reserve_versions, run_name
@@ -20,7 +21,7 @@ from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoin
 from unlearn_pl.tuning.cli import TuneSubcommand  # `unlearn-pl tune` (validation-based tuning)
 
 
-class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
+class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before

@@ -1,6 +1,10 @@
 """Pure tensor functions behind localizers and unlearners; tested on hand-made tensors."""
 
-from unlearn_pl.functional.bootstrap import bootstrap_many_over_models, bootstrap_over_models
+from unlearn_pl.functional.bootstrap import (
+    bootstrap_many_over_models,
+    bootstrap_over_models,
+    smoothed_bootstrap_over_models,
+)
 from unlearn_pl.functional.challenge_epsilons import forgetting_epsilons
 from unlearn_pl.functional.challenge_logits import challenge_confidence
 from unlearn_pl.functional.challenge_scoring import (
@@ -45,5 +49,5 @@ __all__ = [
     "Plane", "make_plane", "plane_grid", "plane_points", "predict_plane", "region_similarity",
     "challenge_confidence", "challenge_score", "epsilon_buckets", "epsilon_histogram", "epsilon_points",
     "forgetting_epsilons", "forgetting_quality", "KLOMSummary", "klom", "klom_margins", "summarize_klom",
-    "bootstrap_many_over_models", "bootstrap_over_models",
+    "bootstrap_many_over_models", "bootstrap_over_models", "smoothed_bootstrap_over_models",
 ]
