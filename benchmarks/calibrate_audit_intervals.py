@@ -38,7 +38,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    from unlearn_pl.functional import bootstrap_many_over_models, forgetting_quality, klom, smoothed_bootstrap_over_models
+    from unlearn_pl.functional import (
+        bootstrap_many_over_models,
+        forgetting_quality,
+        klom,
+        smoothed_bootstrap_over_models,
+    )
 
     args = parse(argv)
     setup_torch(args.threads)

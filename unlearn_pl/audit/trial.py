@@ -66,6 +66,7 @@ Build = Callable[[list[str]], BuiltRun]
 def record_run(run: BuiltRun, plan: AuditPlan, store: AuditStore, root: str) -> dict[str, Any]:
     """Prepare, unlearn and record one run; returns its entry for :meth:`AuditStore.save`."""
     module, datamodule = run.module, run.datamodule
+    module.references.progress_bar = False  # one bar per reference model and trial would swamp the log
     start = time.perf_counter()
     module.prepare_models(datamodule)
     prepared = time.perf_counter()
