@@ -75,7 +75,7 @@ def test_audit_reports_every_method_and_resumes(tmp_path, capsys):
     per_example = read_csv(folder / "per_example.csv")
     assert {(r["method"], r["split"]) for r in per_example} == {(m, s) for m in rows for s in ("forget", "retain", "val")}
     assert sum(r["split"] == "retain" for r in per_example) == 3 * 50  # the retain sample
-    results = json.loads((folder / "audit_results.json").read_text())
+    results = json.loads((folder / "audit_results.json").read_text(), parse_constant=pytest.fail)  # strict JSON
     assert "bootstrap" in results["interval"] and results["seeds"] == [0, 1, 2]
     assert (folder / "klom.png").stat().st_size > 0 and (folder / "epsilon_histogram.png").stat().st_size > 0
 

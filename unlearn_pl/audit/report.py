@@ -6,8 +6,8 @@ Files in the audit folder:
   unlearning): F, the final score, the retain and test accuracy ratios, KLOM's median, quartiles
   and 95th percentile per split, each with ``_ci_low``/``_ci_high`` (a paired bootstrap over the
   seeds, :mod:`unlearn_pl.audit.scores`), the mean accuracies and the number of models ``n``;
-- ``epsilon_histogram.csv``: per method and ε bucket, its range, points, count and fraction (with
-  its interval);
+- ``epsilon_histogram.csv``: per method and ε bucket, its range (``epsilon_to`` empty for the last
+  bucket, which has no upper edge), points, count and fraction (with its interval);
 - ``per_example.csv``: per method, split and recorded example, its KLOM (and ε and points on the
   forget set);
 - ``klom.png`` and ``epsilon_histogram.png`` (with matplotlib).
@@ -15,7 +15,6 @@ Files in the audit folder:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,10 +60,10 @@ def histogram_rows(audits: Mapping[str, MethodAudit]) -> list[dict[str, Any]]:
     rows = []
     for name, a in audits.items():
         starts = np.concatenate([[0.0], a.bucket_edges])
-        ends = np.concatenate([a.bucket_edges, [math.inf]])
+        ends: list[float | None] = [*map(float, a.bucket_edges), None]  # the last bucket has no upper edge
         points = np.concatenate([a.bucket_points, [0.0]])
         for k, fraction in enumerate(a.histogram):
-            rows.append({"method": name, "bucket": k, "epsilon_from": float(starts[k]), "epsilon_to": float(ends[k]),
+            rows.append({"method": name, "bucket": k, "epsilon_from": float(starts[k]), "epsilon_to": ends[k],
                          "points": float(points[k]), "count": int(a.histogram_counts[k]),
                          **_estimate_columns("fraction", fraction)})
     return rows

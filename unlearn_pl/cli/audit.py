@@ -21,7 +21,8 @@ validation distributions, each with a bootstrap interval over the seeds::
   (``@<file stem>`` added when two methods share them).
 - **Resuming**: the audit folder (default ``<default_root_dir>/audits/<fingerprint>``) keeps each
   trial's outputs; the same command again runs only the missing trials, failed ones included, and
-  more seeds add trials. Workers on other machines join with ``--storage URL --study_name NAME``.
+  more seeds add trials. Workers on other machines that see the same folder join with
+  ``--storage URL --study_name NAME --folder FOLDER``.
 
 It prints a short table and ``results: <folder>``, and exits with status 1 and one line when
 trials failed.
