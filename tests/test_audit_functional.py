@@ -15,6 +15,7 @@ import torch
 
 from unlearn_pl.functional import bootstrap as bootstrap_module
 from unlearn_pl.functional import (
+    bootstrap_many_over_models,
     bootstrap_over_models,
     challenge_confidence,
     challenge_score,
@@ -25,16 +26,19 @@ from unlearn_pl.functional import (
     forgetting_quality,
     klom,
     klom_margins,
+    smoothed_bootstrap_over_models,
     summarize_klom,
 )
+from unlearn_pl.functional import challenge_epsilons as epsilons_module
+from unlearn_pl.functional import challenge_logits as confidence_module
+from unlearn_pl.functional import challenge_scoring as score_module
 from unlearn_pl.functional import margin_divergence as klom_module
-from unlearn_pl.functional import unlearning_challenge as challenge_module
 from unlearn_pl.functional.lira import logit_confidence
 
 TOLERANCE = 1e-6
 
 
-@pytest.mark.parametrize("module", [challenge_module, klom_module, bootstrap_module])
+@pytest.mark.parametrize("module", [confidence_module, epsilons_module, score_module, klom_module, bootstrap_module])
 def test_docstring_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -549,3 +553,86 @@ def test_bootstrap_refuses_bad_arguments():
             bootstrap_over_models(lambda *a: 0.0, *banks, **kwargs)
     with pytest.raises(ValueError, match="finite value"):
         bootstrap_over_models(lambda a: math.nan, x)
+
+
+def test_several_statistics_share_one_set_of_resamples():
+    rng = np.random.default_rng(21)
+    first, second = rng.normal(0, 1, (9, 3)), rng.normal(1, 1, (9, 3))
+
+    def both(a, b):
+        return [float(a.mean()), float(b.mean() - a.mean())]
+
+    together = bootstrap_many_over_models(both, first, second, n_resamples=40, paired=True, seed=3)
+    alone = [bootstrap_over_models(lambda a, b, k=k: both(a, b)[k], first, second, n_resamples=40, paired=True, seed=3)
+             for k in range(2)]
+    assert together == alone  # the same draws: entry k is the one-number bootstrap of statistic k
+    with pytest.raises(ValueError, match="finite values"):
+        bootstrap_many_over_models(lambda a: [0.0, math.nan], first)
+
+
+def dense_window_cells(pos, neg, pos_range, neg_range, per_unit=100, buffer=2.0):
+    """The double-threshold rules' cells counted at every one of the published scorer's windows."""
+    n = len(pos)
+    if pos_range >= neg_range:
+        pos, neg = neg, pos
+    width = min(pos_range, neg_range)
+    low, high = pos[0] + width - buffer, pos[-1] + buffer
+    rights = np.linspace(low, high, num=math.ceil((high - low) * per_unit))
+    lefts = np.linspace(rights - width - buffer, rights - width + buffer, num=math.ceil(2 * buffer * per_unit), axis=1)
+
+    def inside(sample):
+        return np.maximum(np.searchsorted(sample, rights[:, None], side="right") - np.searchsorted(sample, lefts), 0)
+
+    return set((inside(pos) * (n + 1) + inside(neg)).ravel().tolist())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_window_rules_are_counted_where_their_edges_cross_the_values(seed):
+    """The crossings give the cells of all 160,000 windows, values on the edges and ties included."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    decimals = int(rng.integers(0, 4))  # rounded values fall on the 0.01-spaced edges
+    pos = np.sort(np.round(rng.normal(0, rng.uniform(0.01, 3), n), decimals))
+    neg = np.sort(np.round(rng.normal(rng.uniform(-2, 2), rng.uniform(0.01, 3), n), decimals))
+    ours = epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0)
+    assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
+
+
+def test_window_rules_without_crossings_try_every_window(monkeypatch):
+    """Where a row's left edges have a zero step (values near 1e17), np.linspace computes them
+    another way and every window is tried: the same cells."""
+    rng = np.random.default_rng(30)
+    pos, neg = np.sort(np.round(rng.normal(0, 1, 16), 2)), np.sort(np.round(rng.normal(0.5, 2, 16), 2))
+    crossed = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    monkeypatch.setattr(epsilons_module, "_crossings", lambda *args: None)
+    tried = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    assert tried == crossed == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
+
+
+def test_the_smoothed_bootstrap_breaks_ties_and_centres_on_the_estimate():
+    rng = np.random.default_rng(31)
+    x = rng.normal(0, 1, (10, 5))
+    seen = []
+
+    def record(a, b, accuracy):
+        seen.append((a.copy(), b.copy(), accuracy.copy()))
+        return [float(np.median(a)), float(np.abs(a - b).max()), float(accuracy.mean())]
+
+    accuracy = rng.uniform(0.5, 1.0, (10, 1))
+    median, gap, acc = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False],
+                                                      n_resamples=40, seed=2)
+    a, b, resampled_accuracy = seen[-1]
+    assert len({tuple(row) for row in a}) == 10  # repeated models are distinct draws near them
+    assert np.array_equal(a, b)  # paired banks holding equal values keep them equal
+    assert set(resampled_accuracy.ravel()) <= set(accuracy.ravel())  # not smoothed: values of the bank
+    assert (gap.low, gap.mean, gap.high) == (0.0, 0.0, 0.0)
+    assert median.mean == np.median(x) and median.low < median.mean < median.high
+    assert acc.mean == pytest.approx(accuracy.mean()) and acc.n == 10
+    again = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False], n_resamples=40, seed=2)
+    assert again == [median, gap, acc]  # seeded
+    for kwargs, match in [({"smooth": [True]}, "one entry per bank"), ({"smooth": [True, True, False], "n_resamples": 1},
+                                                                       "n_resamples")]:
+        with pytest.raises(ValueError, match=match):
+            smoothed_bootstrap_over_models(record, x, x, accuracy, **kwargs)
+    with pytest.raises(ValueError, match="as many models"):
+        smoothed_bootstrap_over_models(record, x, x[:5], accuracy, smooth=[True, True, False])

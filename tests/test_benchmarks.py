@@ -240,3 +240,31 @@ def test_bench_study_workers(bench, capsys, tmp_path):
     ])
     assert set(ratios) == {"trials_per_minute[2_workers_over_1]"}
     assert summary.startswith("SUMMARY bench_study_workers:")
+
+
+def test_bench_audit_overhead(bench, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["unlearn-pl"])
+    ratios, _, summary = run_bench(bench, capsys, "bench_audit_overhead", [
+        "--seeds", "2", "--resamples", "5", "--cache-dir", str(tmp_path), "--",
+        "--model.init_args.network", "unlearn_pl.models.MLP", "--model.init_args.network.hidden", "[16]",
+        "--data.init_args.train_size", "150", "--data.init_args.forget.init_args.size", "20",
+        "--model.init_args.references.init_args.recipe.epochs", "2", "--trainer.max_epochs", "1",
+    ])
+    assert set(ratios) == {"audit_recording_over_training"}
+    assert summary.startswith("SUMMARY bench_audit_overhead:")
+
+
+def test_calibrate_audit_intervals(bench, capsys):
+    bench("calibrate_audit_intervals").main([
+        "--models", "4", "--forget", "3", "--examples", "20", "--repetitions", "2", "--resamples", "5", "--truth", "3",
+    ])
+    out = capsys.readouterr().out
+    coverage = {}
+    for line in out.splitlines():
+        if line.startswith("METRIC"):
+            m = LINE.match(line)
+            assert m, f"malformed line: {line!r}"
+            coverage[m[2]] = float(m[3])
+    assert set(coverage) == {f"coverage[{s},{m}]" for s in ("forget_quality", "klom_median") for m in ("plain", "smoothed")}
+    assert all(0.0 <= v <= 1.0 for v in coverage.values())
+    assert sum(line.startswith("SUMMARY calibrate_audit_intervals:") for line in out.splitlines()) == 1

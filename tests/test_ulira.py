@@ -21,6 +21,7 @@ from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.data import Digits, RandomForget
 from unlearn_pl.metrics import ULiRA
 from unlearn_pl.functional.lira import GaussianFit, likelihood_ratio, logit_confidence
+from unlearn_pl.stats import mean_ci
 from unlearn_pl.ulira import ShadowBank, attack_bank, attack_summary, config_parts
 from unlearn_pl.models import MLP
 from unlearn_pl.ulira.shadow import build_bank, make_spec, open_bank
@@ -184,3 +185,28 @@ def test_a_bank_folder_of_another_config_is_refused(tmp_path):
         bank.phi()
     with pytest.raises(FileNotFoundError, match="no shadow-model bank"):
         ShadowBank(tmp_path / "nowhere")
+
+
+def test_banks_over_several_pool_seeds_give_intervals_over_banks(tmp_path, monkeypatch, capsys):
+    """One bank per pool seed, each its own draw of the pool's halves and models; the summary's
+    interval is the t-interval of the banks' means (the replicate is a bank)."""
+    monkeypatch.setattr("sys.argv", ["unlearn-pl"])
+    root = tmp_path / "banks"
+    UnlearningCLI(args=[*_cli_args(root, 1, k=2, t=2), "--pool_seeds", "[3, 5]"])
+    banks = {s: ShadowBank(root / f"s{s}") for s in (3, 5)}
+    assert banks[3].fingerprint == banks[5].fingerprint  # one configuration ...
+    assert not np.array_equal(banks[3].membership, banks[5].membership)  # ... two draws of the pool's halves
+    assert not np.array_equal(banks[3].phi(), banks[5].phi())
+    summary = json.loads((root / "ulira_global_banks.json").read_text())
+    assert summary["pool_seeds"] == [3, 5] and summary["num_banks"] == 2
+    per_bank = [json.loads((root / f"s{s}" / "ulira_global.json").read_text()) for s in (3, 5)]
+    for key in ("after_unlearning", "before_unlearning", "population_after_unlearning", "population_before_unlearning"):
+        means = [r[key]["per_model_acc_mean"] for r in per_bank]
+        expected = mean_ci(means)
+        assert summary[key]["per_bank_acc"] == means and summary[key]["n_banks"] == 2
+        assert summary[key]["acc_mean"] == pytest.approx(expected.mean)
+        assert summary[key]["acc_ci95"] == pytest.approx([expected.low, expected.high], nan_ok=True)
+    assert "over 2 banks" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        UnlearningCLI(args=[*_cli_args(root, 1, k=2, t=2), "--pool_seeds", "[3, 3]"])
+    assert "names a seed twice" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from unlearn_pl.cli.audit import AuditSubcommand  # `unlearn-pl audit` (challenge score and KLOM over seeds)
 from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
 from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, CLIExit, ConciseErrorParser, debugging, one_line_error
 from unlearn_pl.cli.run_folder import reserve_versions, run_name
@@ -35,7 +36,7 @@ def run_cli(args: Sequence[str], run: bool = True, **kwargs: Any) -> UnlearningC
         return UnlearningCLI(args=list(args), run=run, **kwargs)
 
 
-class UnlearningCLI(UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
+class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcommands, LightningCLI):
     """``LightningCLI`` with the original/oracle preparation and a final evaluation.
 
     Before ``fit``/``validate``/``test`` it trains or loads the reference models (rank 0 before

@@ -10,15 +10,18 @@ folder ``ulira_<variance>.json`` (the results), ``ulira_<variance>_per_example.c
     unlearn-pl ulira --config configs/ulira/digits.yaml --config configs/methods/retrain.yaml
 
 Running it again resumes the study (completed models are kept). Workers on other machines join
-with ``--storage URL --study_name NAME``. The bank folder can then be given to the
-:class:`~unlearn_pl.metrics.ULiRA` validation callback of a ``fit`` with the same config.
+with ``--storage URL --study_name NAME``. One bank is one draw of the pool's halves: its intervals
+are over its target models. ``--pool_seeds "[0, 1, 2]"`` builds a bank per seed (in
+``<folder>/s<seed>/``) and adds intervals over the banks (``ulira_<variance>_banks.json``). A bank
+folder can then be given to the :class:`~unlearn_pl.metrics.ULiRA` validation callback of a
+``fit`` with the same config.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,7 +29,14 @@ from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.ulira import LOW_FPRS, BankAttack, attack_bank, bank_fingerprint, check_design, config_parts
 from unlearn_pl.ulira.design import shadow_trainer_kwargs
-from unlearn_pl.ulira.report import per_example_csv, plot_success, results_dict, summary_text
+from unlearn_pl.ulira.report import (
+    across_banks,
+    across_banks_text,
+    per_example_csv,
+    plot_success,
+    results_dict,
+    summary_text,
+)
 from unlearn_pl.ulira.shadow import build_bank, make_spec
 from unlearn_pl.utils.arguments import PositiveInt
 from unlearn_pl.utils.io import write_json, write_text
@@ -52,7 +62,8 @@ class UliraSubcommand:
         storage: str | None = None,
         study_name: str | None = None,
         bank: str | None = None,
-    ) -> BankAttack:
+        pool_seeds: list[int] | None = None,
+    ) -> BankAttack | dict[int, BankAttack]:
         """Run U-LiRA: shadow models as trials of a study, then the per-example attack.
 
         Args:
@@ -69,30 +80,60 @@ class UliraSubcommand:
                 file in the bank folder).
             study_name: the study's name (default: derived from the configuration and design).
             bank: the bank folder (default: ``<default_root_dir>/ulira/<fingerprint>-K…-T…-s…``,
-                so the same command resumes and another config gets another folder).
+                so the same command resumes and another config gets another folder); with
+                several pool seeds, the folder of the banks ``s<seed>/`` and of their summary.
+            pool_seeds: build one bank per seed (which half of the pool each model trains on,
+                and every model's seed) and give intervals over the banks as well as over each
+                bank's target models (default: one bank, seeded by ``seed_everything``).
+
+        Returns:
+            the attack, or with ``pool_seeds`` ``{pool seed: attack}``.
         """
         check_design(int(num_shadow), variance)  # before any training
         config = self.config["ulira"]  # type: ignore[attr-defined]
         trainer = self.trainer  # type: ignore[attr-defined]
         seed = config.get("seed_everything")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+        seeds = [int(s) for s in pool_seeds] if pool_seeds else [seed]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"pool_seeds names a seed twice: {pool_seeds}; each bank needs its own seed")
         datamodule.setup("fit")
         parts = config_parts(model.initial_network, model.localizer, model.unlearner, model.references.recipe, trainer, datamodule)
-        folder = bank or str(
-            Path(trainer.default_root_dir) / "ulira" / f"{bank_fingerprint(parts)}-K{num_shadow}-T{num_target_models}-s{seed}"
-        )
-        spec = make_spec(
-            model, datamodule, shadow_trainer_kwargs(config["trainer"]), num_shadow=int(num_shadow),
-            num_target_models=int(num_target_models), bank=folder, targets=targets, seed=seed,
-        )
-        shadow_bank = build_bank(spec, parts, workers=int(workers), storage=storage, study_name=study_name)
-        attack = attack_bank(shadow_bank, variance)
+        design = f"{bank_fingerprint(parts)}-K{num_shadow}-T{num_target_models}"
+        if pool_seeds is None:
+            folders = {seed: bank or str(Path(trainer.default_root_dir) / "ulira" / f"{design}-s{seed}")}
+        else:
+            root = Path(bank or Path(trainer.default_root_dir) / "ulira" / f"{design}-banks")
+            folders = {s: str(root / f"s{s}") for s in seeds}
+        attacks = {}
+        for s, folder in folders.items():
+            spec = make_spec(
+                model, datamodule, shadow_trainer_kwargs(config["trainer"]), num_shadow=int(num_shadow),
+                num_target_models=int(num_target_models), bank=folder, targets=targets, seed=s,
+            )
+            name = f"{study_name}-s{s}" if study_name and pool_seeds is not None else study_name
+            shadow_bank = build_bank(spec, parts, workers=int(workers), storage=storage, study_name=name)
+            attacks[s] = self._ulira_results(model, shadow_bank, variance, s, int(num_shadow), int(num_target_models))
+        if pool_seeds is None:
+            return attacks[seed]
+        summary = across_banks(attacks)
+        write_json(root / f"ulira_{variance}_banks.json", {"variance": variance, "unlearner": type(model.unlearner).__name__,
+                                                             "banks": {str(s): f for s, f in folders.items()}, **summary})
+        if trainer.is_global_zero:
+            print(f"\n{across_banks_text(attacks, variance)}\n\nresults: {root}\n", flush=True)
+        return attacks
+
+    def _ulira_results(self, model: UnlearningModule, shadow_bank: Any, variance: str, seed: int, num_shadow: int,
+                       num_target_models: int) -> BankAttack:
+        """Attack one bank; write and print its results."""
+        trainer = self.trainer  # type: ignore[attr-defined]
+        attack = attack_bank(shadow_bank, variance)  # type: ignore[arg-type]
         unlearner = type(model.unlearner).__name__
         results = {
             "unlearner": unlearner,
             "variance": variance,
-            "num_shadow": int(num_shadow),
-            "num_target_models": int(num_target_models),
+            "num_shadow": num_shadow,
+            "num_target_models": num_target_models,
             "num_targets": len(shadow_bank.targets),
             "num_scored": attack.num_scored,
             "chance_tolerance_3sigma": attack.tolerance,
@@ -109,7 +150,7 @@ class UliraSubcommand:
                 for f in LOW_FPRS if attack.summary[f"ulira_tpr_at_fpr_{f:g}"] is None
             ],
         }
-        path = Path(folder)
+        path = Path(shadow_bank.path)
         write_json(path / f"ulira_{variance}.json", results)
         write_text(path / f"ulira_{variance}_per_example.csv", per_example_csv(shadow_bank, attack))
         try:
@@ -119,5 +160,3 @@ class UliraSubcommand:
         if trainer.is_global_zero:
             print(f"\n{summary_text(attack, variance)}\n\nresults: {path}\n", flush=True)
         return attack
-
-

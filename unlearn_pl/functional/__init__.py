@@ -1,6 +1,19 @@
 """Pure tensor functions behind localizers and unlearners; tested on hand-made tensors."""
 
-from unlearn_pl.functional.bootstrap import bootstrap_over_models
+from unlearn_pl.functional.bootstrap import (
+    bootstrap_many_over_models,
+    bootstrap_over_models,
+    smoothed_bootstrap_over_models,
+)
+from unlearn_pl.functional.challenge_epsilons import forgetting_epsilons
+from unlearn_pl.functional.challenge_logits import challenge_confidence
+from unlearn_pl.functional.challenge_scoring import (
+    challenge_score,
+    epsilon_buckets,
+    epsilon_histogram,
+    epsilon_points,
+    forgetting_quality,
+)
 from unlearn_pl.functional.divergence import distillation_kl
 from unlearn_pl.functional.fisher import dampen_, fisher_diagonal, ssd_factors
 from unlearn_pl.functional.grouping import (
@@ -26,15 +39,6 @@ from unlearn_pl.functional.regions import (
 from unlearn_pl.functional.regularizers import l1_norm, linear_decay
 from unlearn_pl.functional.scores import criticality_scores, loss_gradients, trainable_parameters
 from unlearn_pl.functional.selection import block_of, blocks, matches_prefix, random_group_scores
-from unlearn_pl.functional.unlearning_challenge import (
-    challenge_confidence,
-    challenge_score,
-    epsilon_buckets,
-    epsilon_histogram,
-    epsilon_points,
-    forgetting_epsilons,
-    forgetting_quality,
-)
 
 __all__ = [
     "check_budget", "group_scores", "make_units", "masks_from_scores", "select_to_budget", "top_h_count", "within_tensor_cap",
@@ -45,5 +49,5 @@ __all__ = [
     "Plane", "make_plane", "plane_grid", "plane_points", "predict_plane", "region_similarity",
     "challenge_confidence", "challenge_score", "epsilon_buckets", "epsilon_histogram", "epsilon_points",
     "forgetting_epsilons", "forgetting_quality", "KLOMSummary", "klom", "klom_margins", "summarize_klom",
-    "bootstrap_over_models",
+    "bootstrap_many_over_models", "bootstrap_over_models", "smoothed_bootstrap_over_models",
 ]

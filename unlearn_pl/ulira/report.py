@@ -3,14 +3,20 @@ the summary lines and the results file's content."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unlearn_pl.report import rows_to_csv
+from unlearn_pl.stats import mean_ci
 from unlearn_pl.ulira.attack import LOW_FPRS, BankAttack
 from unlearn_pl.ulira.bank import ShadowBank
+
+#: The attacks a bank reports, by their name in :attr:`BankAttack.per_model` and in the results.
+ATTACKS = (("after", "after_unlearning"), ("before", "before_unlearning"), ("population", "population_after_unlearning"),
+           ("population_before", "population_before_unlearning"))
 
 
 def per_example_csv(bank: ShadowBank, attack: BankAttack) -> str:
@@ -68,13 +74,36 @@ def summary_text(attack: BankAttack, variance: str) -> str:
 
 def results_dict(attack: BankAttack) -> dict[str, Any]:
     """The attacks' summaries with their per-model means and 95% t-intervals over the target models."""
+    values = {"after": attack.summary, "before": attack.before, "population": attack.population,
+              "population_before": attack.population_before}
     out: dict[str, Any] = {}
-    for name, values in (("after_unlearning", attack.summary), ("before_unlearning", attack.before),
-                         ("population_after_unlearning", attack.population),
-                         ("population_before_unlearning", attack.population_before)):
-        key = {"after_unlearning": "after", "before_unlearning": "before",
-               "population_after_unlearning": "population", "population_before_unlearning": "population_before"}[name]
-        e = attack.interval(key)
-        out[name] = {**values, "per_model_acc": attack.per_model[key].tolist(), "per_model_acc_mean": e.mean,
-                     "per_model_acc_ci95": [e.low, e.high], "per_model_acc_ci95_clipped": e.clipped}
+    for name, key in ATTACKS:
+        e = attack.interval(name)
+        out[key] = {**values[name], "per_model_acc": attack.per_model[name].tolist(), "per_model_acc_mean": e.mean,
+                    "per_model_acc_ci95": [e.low, e.high], "per_model_acc_ci95_clipped": e.clipped}
     return out
+
+
+def across_banks(attacks: Mapping[int, BankAttack]) -> dict[str, Any]:
+    """Per attack, each bank's mean balanced accuracy over its target models and their mean with a
+    95% t-interval over the banks: the replicate is a whole bank (its draw of the pool's halves,
+    its shadow and target models), so the interval covers the bank as well as the target models."""
+    out: dict[str, Any] = {"pool_seeds": [int(s) for s in attacks], "num_banks": len(attacks)}
+    for name, key in ATTACKS:
+        per_bank = [attacks[s].interval(name).mean for s in attacks]
+        e = mean_ci(per_bank)
+        out[key] = {"per_bank_acc": per_bank, "acc_mean": e.mean, "acc_ci95": [e.low, e.high], "n_banks": e.n}
+    return out
+
+
+def across_banks_text(attacks: Mapping[int, BankAttack], variance: str) -> str:
+    """The summary over banks as a few lines for the terminal."""
+    summary = across_banks(attacks)
+    lines = [f"U-LiRA ({variance} variance) over {len(attacks)} banks (pool seeds {summary['pool_seeds']}); "
+             "balanced accuracy, mean over each bank's target models, 95% t-interval over the banks:"]
+    for _, key in ATTACKS:
+        entry = summary[key]
+        label = key.replace("_", " ").replace("population ", "population, ").replace(" unlearning", ", unlearning")
+        lines.append(f"  {label:>30}: {entry['acc_mean']:.4f} [{entry['acc_ci95'][0]:.4f}, {entry['acc_ci95'][1]:.4f}] "
+                     f"(per bank {', '.join(f'{v:.4f}' for v in entry['per_bank_acc'])})")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The forgetting score of the NeurIPS 2023 Machine Unlearning Challenge, as pure NumPy functions.
+"""Per-example ε of the NeurIPS 2023 Machine Unlearning Challenge's forgetting score, as pure NumPy functions.
 
 Triantafillou, Kairouz, Pedregosa, Hayes, Kurmanji, Zhao, Dumoulin, Jacques Junior, Mitliagkas,
 Wan, Sun Hosoya, Escalera, Dziugaite, Triantafillou, Guyon: "Are we making progress in unlearning?
@@ -16,10 +16,8 @@ the two are at most ε-apart only if
 The example's ε is the largest such bound over the rules, at δ = 1e-5, clipped below at 0; a
 rule that separates the samples perfectly (FPR = FNR = 0) gives ε = ∞, one with exactly one zero
 rate is discarded (too few models to tell), and so is one whose two terms are both undefined
-(FPR = FNR = 1, a perfect separation the wrong way round). ε is capped at 50. The example then scores 2^−k points for ε
-in the bucket [k/2, (k+1)/2), and nothing from ⌈ln(N − 1)⌉ on, the largest ε that N samples can
-resolve; the forgetting quality F is the mean over the forget set, and the challenge's final
-score multiplies F by the unlearned models' retain and test accuracy relative to the retrained.
+(FPR = FNR = 1, a perfect separation the wrong way round). ε is capped at 50. How the ε become
+points and the forgetting quality F is :mod:`unlearn_pl.functional.challenge_scoring`.
 
 Every choice of the published scorer is an argument here, its value by default:
 
@@ -37,9 +35,7 @@ Every choice of the published scorer is an argument here, its value by default:
   (``rate_dtype``), which matters only where ε falls within float32 rounding of a bucket edge;
 - *peakiness*: where the smaller of the two ranges is below ``peaky_ratio`` (1%) of the larger
   (either distribution, although the published comment speaks of the unlearned one), the
-  example gets the cap without looking at the rules;
-- the bucket table is built by adding ``bucket_size`` in a loop, as published, so any bucket size
-  gives the published edges.
+  example gets the cap without looking at the rules.
 
 Where no rule gives a finite ε (both samples constant, or separated by a gap no threshold falls
 into), the published scorer stops at an assertion; :func:`forgetting_epsilons` raises a
@@ -59,88 +55,17 @@ from typing import Literal
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from scipy.special import logsumexp
 
 #: The published scorer's constants (``metric.py``): δ, the cap on ε, threshold density, the
-#: double-threshold rule's buffer, the peakiness ratio and the bucket width.
+#: double-threshold rule's buffer and the peakiness ratio.
 DELTA = 1e-5
 EPSILON_CAP = 50.0
 THRESHOLDS_PER_UNIT = 100
 WINDOW_BUFFER = 2.0
 PEAKY_RATIO = 0.01
-BUCKET_SIZE = 0.5
 
 Rule = Literal["single", "double"]
 RULES: tuple[Rule, ...] = ("double", "single")
-
-
-def challenge_confidence(
-    logits: ArrayLike | torch.Tensor,
-    targets: ArrayLike | torch.Tensor,
-    floor: float = 1e-45,
-    precision: Literal["logits", "float64"] = "logits",
-) -> np.ndarray:
-    """The challenge's logit-scaled confidence ``log(p_y + floor) − log(1 − p_y + floor)``.
-
-    ``p_y`` is the softmax probability of the true class and ``1 − p_y`` the sum of the others,
-    as in ``compute_logit_scaled_confidence`` of the challenge's ``metric.py`` (adapted there from
-    LiRA's ``score.py``). The published ``floor`` of 1e-45 caps the confidence near ±103.6.
-
-    ``precision="logits"`` (published) shifts each row by its largest logit and exponentiates in
-    the logits' own float type before normalizing in float64: for float32 logits a probability
-    below ~1e-38 (a class ~87 behind the largest) loses digits and below ~1e-45 becomes 0, so
-    confidences saturate at ±103.6 from gaps of ~87 on (elsewhere float32 rounding moves them
-    by up to ~2e-6). ``"float64"`` works with log-probabilities in float64 (``logaddexp`` with
-    ``log(floor)``), which never underflow; with ``floor=0`` it is the exact confidence, as
-    :func:`unlearn_pl.functional.lira.logit_confidence` computes it.
-
-    Args:
-        logits: ``(..., C)`` unnormalized scores, ``C >= 2`` (e.g. ``(models, examples, C)``).
-        targets: ``(...)`` true class indices, the leading shape of ``logits``.
-
-    Returns:
-        ``(...)`` float64 confidences.
-    """
-    z = logits.detach().cpu().numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
-    y = np.asarray(targets.detach().cpu() if isinstance(targets, torch.Tensor) else targets)
-    if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)):
-        raise ValueError(f"logits must be a numeric array; got dtype {z.dtype}")
-    if z.ndim < 1 or z.shape[-1] < 2:
-        raise ValueError(f"logits must have shape (..., C) with C >= 2 classes; got {z.shape}")
-    if y.shape != z.shape[:-1]:
-        raise ValueError(f"targets must have the leading shape of logits, {z.shape[:-1]}; got {y.shape}")
-    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= z.shape[-1]):
-        raise ValueError(f"targets must be integer class indices in [0, {z.shape[-1] - 1}]")
-    if not np.isfinite(z).all():
-        raise ValueError(f"logits contain {int((~np.isfinite(z)).sum())} NaN or infinite values")
-    if not floor >= 0:
-        raise ValueError(f"floor must be >= 0; got {floor}")
-    if precision not in ("logits", "float64"):
-        raise ValueError(f"precision must be 'logits' or 'float64'; got {precision!r}")
-    if not np.issubdtype(z.dtype, np.floating):
-        z = z.astype(np.float64)
-    is_true = np.arange(z.shape[-1]) == y[..., None]
-    if precision == "float64":
-        z = z.astype(np.float64)
-        log_total = logsumexp(z, axis=-1)
-        log_p_true = np.where(is_true, z, 0.0).sum(-1) - log_total
-        log_p_rest = logsumexp(np.where(is_true, -np.inf, z), axis=-1) - log_total
-        if floor == 0:
-            return log_p_true - log_p_rest
-        log_floor = math.log(floor)
-        return np.logaddexp(log_p_true, log_floor) - np.logaddexp(log_p_rest, log_floor)
-    probs = np.exp(z - z.max(-1, keepdims=True)).astype(np.float64)
-    probs /= probs.sum(-1, keepdims=True)
-    p_true = np.where(is_true, probs, 0.0).sum(-1)
-    p_rest = np.where(is_true, 0.0, probs).sum(-1)
-    with np.errstate(divide="ignore"):
-        conf = np.log(p_true + floor) - np.log(p_rest + floor)
-    if not np.isfinite(conf).all():
-        raise ValueError(
-            f"{int((~np.isfinite(conf)).sum())} confidence(s) are infinite: a probability rounded to 0 with floor=0; "
-            "use floor > 0 or precision='float64'"
-        )
-    return conf
 
 
 def forgetting_epsilons(
@@ -202,7 +127,9 @@ def forgetting_epsilons(
             cells.append(_window_cells(p, q, pos_range[e], neg_range[e], thresholds_per_unit, window_buffer))
         if "single" in rules:
             cells.append(_threshold_cells(p, q, thresholds_per_unit))
-        values = table.ravel()[np.concatenate(cells)]
+        reached = np.zeros(table.size, dtype=bool)  # each cell once
+        reached[np.concatenate(cells)] = True
+        values = table.ravel()[reached]
         finite_or_inf = values[~np.isnan(values)]
         epsilons[e] = float(finite_or_inf.max()) if finite_or_inf.size else math.nan
     bad = np.flatnonzero(np.isnan(epsilons))
@@ -214,138 +141,6 @@ def forgetting_epsilons(
             "there. Pass undefined='nan' to get NaN for them."
         )
     return np.clip(epsilons, 0.0, epsilon_cap)  # keeps NaN
-
-
-def epsilon_buckets(num_models: int, bucket_size: float = BUCKET_SIZE, max_epsilon: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The scoring table: upper edges of the ε buckets and their points, ``(edges, points)``.
-
-    Bucket k is ``[start_k, start_k + bucket_size)`` and scores 2^−k; buckets are added while
-    their upper edge is at most ``max_epsilon`` (default ⌈ln(N − 1)⌉, so N = 2 models give an
-    empty table and every ε scores 0). Starts accumulate ``bucket_size`` as the published loop does.
-
-    >>> edges, points = epsilon_buckets(32)  # ⌈ln 31⌉ = 4: eight buckets
-    >>> edges.tolist(), points[:3].tolist(), points[-1].item()
-    ([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0], [1.0, 0.5, 0.25], 0.0078125)
-    """
-    if num_models < 2:
-        raise ValueError(f"num_models must be >= 2; got {num_models}")
-    if not bucket_size > 0:
-        raise ValueError(f"bucket_size must be > 0; got {bucket_size}")
-    top = math.ceil(math.log(num_models - 1)) if max_epsilon is None else max_epsilon
-    edges, points = [], []
-    start, value = 0.0, 1.0
-    while start + bucket_size <= top:
-        edges.append(start + bucket_size)
-        points.append(value)
-        value /= 2
-        start += bucket_size
-    return np.array(edges), np.array(points)
-
-
-def epsilon_points(
-    epsilons: ArrayLike, num_models: int, bucket_size: float = BUCKET_SIZE, max_epsilon: float | None = None
-) -> np.ndarray:
-    """Each example's points: those of the first bucket whose upper edge exceeds its ε, else 0.
-
-    NaN epsilons (undefined examples) give NaN points.
-
-    >>> epsilon_points([0.0, 0.49, 0.5, 1.2, 3.99, 4.0, 50.0], num_models=32).tolist()
-    [1.0, 1.0, 0.5, 0.25, 0.0078125, 0.0, 0.0]
-    """
-    eps = np.asarray(epsilons, dtype=np.float64)
-    edges, points = epsilon_buckets(num_models, bucket_size, max_epsilon)
-    index = np.searchsorted(edges, eps, side="right")  # the first edge with eps < edge
-    scored = np.append(points, 0.0)[index]
-    scored[np.isnan(eps)] = np.nan
-    return scored
-
-
-def epsilon_histogram(
-    epsilons: ArrayLike, num_models: int, bucket_size: float = BUCKET_SIZE, max_epsilon: float | None = None
-) -> np.ndarray:
-    """How many examples fall in each ε bucket of :func:`epsilon_buckets`, with one last count for
-    those at or above the top edge (scoring 0); NaN epsilons are refused.
-
-    >>> epsilon_histogram([0.0, 0.49, 0.5, 1.2, 3.99, 4.0, 50.0], num_models=32).tolist()
-    [2, 1, 1, 0, 0, 0, 0, 1, 2]
-    """
-    eps = np.asarray(epsilons, dtype=np.float64).ravel()
-    if np.isnan(eps).any():
-        raise ValueError(f"{int(np.isnan(eps).sum())} epsilon(s) are NaN (undefined examples); a histogram needs all")
-    edges, _ = epsilon_buckets(num_models, bucket_size, max_epsilon)
-    return np.bincount(np.searchsorted(edges, eps, side="right"), minlength=len(edges) + 1)
-
-
-def forgetting_quality(
-    unlearned: ArrayLike,
-    retrained: ArrayLike,
-    *,
-    delta: float = DELTA,
-    epsilon_cap: float = EPSILON_CAP,
-    thresholds_per_unit: int = THRESHOLDS_PER_UNIT,
-    window_buffer: float = WINDOW_BUFFER,
-    peaky_ratio: float = PEAKY_RATIO,
-    rules: Sequence[Rule] = RULES,
-    rate_dtype: Literal["float32", "float64"] = "float32",
-    bucket_size: float = BUCKET_SIZE,
-    max_epsilon: float | None = None,
-) -> float:
-    """The challenge's forgetting quality F: the mean of :func:`epsilon_points` over the forget set.
-
-    1 is the ideal (every example's ε below the first bucket edge), reached when both banks hold
-    the same values. Two banks drawn independently from one distribution score far less, since
-    the largest bound over hundreds of thousands of rules is rarely below 0.5 with few models:
-    where the threshold grids fall between all 2N values, E[F] is the mean over the C(2N, N)
-    equally likely orders of the values, 0.25 for N = 4 and 41/168 ≈ 0.244 for N = 5 (both
-    tested), ≈ 0.10 for N = 32 (Monte Carlo, 4,000 orders); for Gaussian confidences of spread
-    1 to 3, whose values the grids do not all separate, ≈ 0.18 to 0.19 for N = 32. The arguments
-    are those of :func:`forgetting_epsilons` (an undefined example raises) and
-    :func:`epsilon_buckets`.
-
-    >>> u = np.arange(8.0)[:, None] * [1.0, 1.0]
-    >>> forgetting_quality(u, u), forgetting_quality(u, np.c_[u[:, 0], u[:, 1] + 20])
-    (1.0, 0.5)
-    """
-    eps = forgetting_epsilons(
-        unlearned, retrained, delta=delta, epsilon_cap=epsilon_cap, thresholds_per_unit=thresholds_per_unit,
-        window_buffer=window_buffer, peaky_ratio=peaky_ratio, rules=rules, rate_dtype=rate_dtype,
-    )
-    return float(epsilon_points(eps, np.shape(unlearned)[0], bucket_size, max_epsilon).mean())
-
-
-def challenge_score(
-    forget_quality: float,
-    unlearned_retain_accuracy: ArrayLike,
-    retrained_retain_accuracy: ArrayLike,
-    unlearned_test_accuracy: ArrayLike,
-    retrained_test_accuracy: ArrayLike,
-) -> float:
-    """The final score: F × (retain accuracy ratio) × (test accuracy ratio), unlearned over retrained.
-
-    Each accuracy is one value per model (or their mean); the ratios are of the means over the
-    models, as in the challenge's ``main.py``. Accuracies may be fractions or percentages, the
-    same for all four.
-
-    >>> round(challenge_score(0.5, [0.9, 0.7], [1.0], [0.4], [0.5]), 6)  # 0.5 · 0.8/1.0 · 0.4/0.5
-    0.32
-    """
-    if not (math.isfinite(forget_quality) and 0.0 <= forget_quality <= 1.0):
-        raise ValueError(f"forget_quality must be in [0, 1]; got {forget_quality}")
-    means = {}
-    for name, value in (
-        ("unlearned_retain_accuracy", unlearned_retain_accuracy), ("retrained_retain_accuracy", retrained_retain_accuracy),
-        ("unlearned_test_accuracy", unlearned_test_accuracy), ("retrained_test_accuracy", retrained_test_accuracy),
-    ):
-        a = np.asarray(value, dtype=np.float64)
-        if a.size == 0 or not np.isfinite(a).all() or (a < 0).any():
-            raise ValueError(f"{name} must be one or more finite accuracies >= 0; got {value!r}")
-        means[name] = float(a.mean())
-    for side in ("retain", "test"):
-        if means[f"retrained_{side}_accuracy"] == 0:
-            raise ValueError(f"the retrained models' {side} accuracy is 0: the {side} ratio is undefined")
-    retain = means["unlearned_retain_accuracy"] / means["retrained_retain_accuracy"]
-    test = means["unlearned_test_accuracy"] / means["retrained_test_accuracy"]
-    return forget_quality * retain * test
 
 
 def _check_banks(first: ArrayLike, second: ArrayLike, first_name: str, second_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -435,7 +230,13 @@ def _threshold_cells(pos: np.ndarray, neg: np.ndarray, per_unit: int) -> np.ndar
 
 
 def _window_cells(pos: np.ndarray, neg: np.ndarray, pos_range: float, neg_range: float, per_unit: int, buffer: float) -> np.ndarray:
-    """Table cells of the double-threshold rules "positive inside [l, r]" (sorted samples in)."""
+    """Table cells of the double-threshold rules "positive inside [l, r]" (sorted samples in).
+
+    For each right edge the published scorer tries ``2·buffer·per_unit`` left edges, but a rule's
+    counts change only where a left edge passes one of the 2N sample values: the cells are found
+    from those crossings (:func:`_crossings`), with the edges computed as ``np.linspace`` computes
+    them, so values lying exactly on an edge count as published.
+    """
     n = len(pos)
     if pos_range >= neg_range:  # positive here means the narrower distribution
         pos, neg = neg, pos
@@ -443,19 +244,53 @@ def _window_cells(pos: np.ndarray, neg: np.ndarray, pos_range: float, neg_range:
     low = pos[0] + width - buffer
     high = pos[-1] + buffer
     rights = np.linspace(low, high, num=math.ceil((high - low) * per_unit))
-    lefts = np.linspace(rights - width - buffer, rights - width + buffer, num=math.ceil(2 * buffer * per_unit), axis=1)
-    rights = rights[:, None]
+    starts, stops, count = rights - width - buffer, rights - width + buffer, math.ceil(2 * buffer * per_unit)
+    merged = np.concatenate([pos, neg])
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    # Running counts of each sample among the merged values: k merged values below an edge are
+    # from_pos[k] positive and from_neg[k] negative ones (ties fall alike in both samples).
+    from_pos = np.concatenate([[0], np.cumsum(order < n)])
+    from_neg = np.arange(2 * n + 1) - from_pos
+    at_right = np.searchsorted(values, rights, side="right")[:, None]  # (R, 1): values <= r
+    crossing = _crossings(values, starts, stops, count)  # (R, 2N): first left edge above each value
+    if crossing is None:  # degenerate edges (zero steps): try every rule
+        lefts = np.linspace(starts, stops, num=count, axis=1)
+        at_left = np.searchsorted(values, lefts, side="left")
+        present = np.zeros((len(rights), 2 * n + 1), dtype=bool)
+        np.put_along_axis(present, at_left, True, axis=1)
+    else:
+        # k values lie below the left edges j with crossing[k-1] <= j < crossing[k]: is there one?
+        bounds = np.concatenate([np.zeros((len(rights), 1), np.int64), crossing, np.full((len(rights), 1), count)], 1)
+        present = bounds[:, :-1] < bounds[:, 1:]
+    k = np.broadcast_to(np.arange(2 * n + 1), present.shape)[present]
+    right = np.broadcast_to(at_right, present.shape)[present]
+    # An empty window (l > r) holds nothing.
+    inside_pos = np.maximum(from_pos[right] - from_pos[k], 0)
+    inside_neg = np.maximum(from_neg[right] - from_neg[k], 0)
+    return inside_pos * (n + 1) + inside_neg
 
-    def inside(sample: np.ndarray) -> np.ndarray:
-        below_right = np.searchsorted(sample, rights, side="right")
-        below_left = np.searchsorted(sample, lefts, side="left")
-        return np.maximum(below_right - below_left, 0)  # an empty window (l > r) holds nothing
 
-    return (inside(pos) * (n + 1) + inside(neg)).ravel()
+def _crossings(values: np.ndarray, starts: np.ndarray, stops: np.ndarray, count: int) -> np.ndarray | None:
+    """``(R, V)``: for each row's left edges ``np.linspace(starts, stops, count, axis=1)`` and each
+    sorted value, the index of the first edge above the value (``count`` when none is); ``None``
+    when a row's step is 0 (``np.linspace`` computes the edges another way then)."""
+    step = (stops - starts) / (count - 1)
+    if (step == 0).any():
+        return None
+    start, stop, step = starts[:, None], stops[:, None], step[:, None]
+
+    def edge(j: np.ndarray) -> np.ndarray:  # np.linspace's j-th value: j·step + start, the last exactly stop
+        return np.where(j >= count - 1, stop, j * step + start)
+
+    j = np.clip(np.floor((values[None, :] - start) / step) + 1, 0, count).astype(np.int64)
+    for _ in range(count):  # the estimate is off by rounding only: one or two corrections
+        lower = (j > 0) & (edge(np.maximum(j - 1, 0)) > values)
+        higher = (j < count) & (edge(np.minimum(j, count - 1)) <= values)
+        if not (lower.any() or higher.any()):
+            return j
+        j = j - lower + higher
+    raise AssertionError("unreachable: the left edges increase")
 
 
-__all__ = [
-    "BUCKET_SIZE", "DELTA", "EPSILON_CAP", "PEAKY_RATIO", "RULES", "THRESHOLDS_PER_UNIT", "WINDOW_BUFFER",
-    "challenge_confidence", "challenge_score", "epsilon_buckets", "epsilon_histogram",
-    "epsilon_points", "forgetting_epsilons", "forgetting_quality",
-]
+__all__ = ["DELTA", "EPSILON_CAP", "PEAKY_RATIO", "RULES", "THRESHOLDS_PER_UNIT", "WINDOW_BUFFER", "forgetting_epsilons"]
