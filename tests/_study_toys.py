@@ -128,3 +128,27 @@ def toy_metrics(arm: str, lr: float, seed: int, retrain: bool = False) -> dict[s
     oracle = {"val_acc": 0.9, "forget_acc": 0.69 + 0.01 * seed + (0.02 if retrain else 0.0), "test_acc": 0.9,
               "retain_acc": 0.99, "mia_loss_acc": 0.5, "mia_efficacy": 0.30 + (0.04 if retrain else 0.0)}
     return {**{f"unlearned/{k}": v for k, v in unlearned.items()}, **{f"oracle/{k}": v for k, v in oracle.items()}}
+
+
+class DeviceRecorder:
+    """Records in each trial's user attrs what its worker process owns: ``CUDA_VISIBLE_DEVICES``,
+    ``OMP_NUM_THREADS``, torch's thread count and the pid. A trial waits (up to ``wait`` seconds)
+    until ``workers`` processes have each started a trial, so every worker runs one whatever the
+    machine's load."""
+
+    def __init__(self, folder: str, workers: int = 2, wait: float = 120.0) -> None:
+        self.folder, self.workers, self.wait = folder, workers, wait
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import torch
+
+        trial.suggest_categorical("x", [0, 1])
+        Path(self.folder, str(os.getpid())).touch()
+        deadline = time.monotonic() + self.wait
+        while len(list(Path(self.folder).iterdir())) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        trial.set_user_attr("omp_num_threads", os.environ.get("OMP_NUM_THREADS"))
+        trial.set_user_attr("torch_threads", torch.get_num_threads())
+        trial.set_user_attr("pid", os.getpid())
+        return 0.0

@@ -152,10 +152,11 @@ def _queue_failed(study_name: str, storage: Any, objective: AuditTrial) -> list[
     return queued
 
 
-def run_audit_trials(objective: AuditTrial, *, workers: int, storage: Any, study_name: str) -> list[str]:
+def run_audit_trials(objective: AuditTrial, *, workers: int | str, storage: Any, study_name: str,
+                     gpus_per_trial: int = 0) -> list[str]:
     """Run every missing trial of the audit in ``storage`` (an Optuna storage or RDB URL); returns
     one line per (method, seed) still without outputs afterwards, with its error where the study
-    has one (empty: all recorded)."""
+    has one (empty: all recorded). ``workers`` and ``gpus_per_trial``: :func:`~unlearn_pl.tuning.engine.run_trials`'s."""
     import optuna
     from optuna.trial import TrialState
 
@@ -165,7 +166,7 @@ def run_audit_trials(objective: AuditTrial, *, workers: int, storage: Any, study
     study = run_trials(
         objective, study_name=study_name, storage=storage,
         sampler=optuna.samplers.GridSampler(objective.space(), seed=0), directions=("maximize",), n_trials=None,
-        workers=workers,
+        workers=workers, gpus_per_trial=gpus_per_trial,
     )
     store = AuditStore(objective.folder)
     errors = {(t.params.get("method"), t.params.get("seed")): t.user_attrs.get("error", "no error recorded")

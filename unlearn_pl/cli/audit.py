@@ -48,8 +48,10 @@ from unlearn_pl.audit import ORIGINAL, AuditPlan, AuditStore, MethodAudit, audit
 from unlearn_pl.audit.plan import seed_overrides
 from unlearn_pl.audit.report import INTERVAL, summary_table, write_report
 from unlearn_pl.audit.trial import AuditTrial, BuiltRun, run_audit_trials
+from unlearn_pl.cli.workers import config_gpus
+from unlearn_pl.tuning.engine.devices import resolve_workers
 from unlearn_pl.ulira.design import shadow_trainer_kwargs
-from unlearn_pl.utils.arguments import IntAtLeastTwo, PositiveInt
+from unlearn_pl.utils.arguments import IntAtLeastTwo, PositiveInt, WorkerCount
 from unlearn_pl.utils.describe import content_hash
 
 #: The dotted keys a seed sets by default: the model seeds, never the data's.
@@ -124,7 +126,7 @@ class AuditSubcommand:
         datamodule: Any,
         seeds: list[int] | IntAtLeastTwo = 8,
         methods: list[Path_fr] | None = None,
-        workers: PositiveInt = 1,
+        workers: WorkerCount = 1,
         seed_keys: list[str] | None = None,
         retain_sample: PositiveInt = 1000,
         val_sample: PositiveInt = 1000,
@@ -140,7 +142,8 @@ class AuditSubcommand:
             datamodule: unused.
             seeds: the model seeds, a list, or N for seeds 0 … N−1 (at least 2).
             methods: partial config files of further methods, composed after the configs.
-            workers: processes on this machine (one torch thread each), for the trials and the report.
+            workers: processes on this machine, or ``auto`` (one per GPU, else per core), for the trials (each
+                with its own GPUs and ``cores // workers`` torch threads) and the report.
             seed_keys: the dotted keys a seed sets (default: ``seed_everything`` and the reference
                 recipe's seed); keys that change the split are refused.
             retain_sample: retain examples recorded for KLOM (a fixed sample; all if fewer).
@@ -177,15 +180,18 @@ class AuditSubcommand:
                    for name, (_, run) in zip(names, runs, strict=True)}
         settings = {"fingerprint": fingerprint, "methods": classes, "seed_keys": keys, "plan": plan.to_dict()}
         store.create(settings, configs)
+        gpus = config_gpus(self.config["audit"], model)  # type: ignore[attr-defined]
+        processes = resolve_workers(workers, gpus)
         objective = AuditTrial(build, root, {n: str(store.config_file(n)) for n in names}, seed_list, keys)
         failed = run_audit_trials(
-            objective, workers=int(workers), storage=self._audit_storage(storage, root),
+            objective, workers=processes, gpus_per_trial=gpus,
+            storage=self._audit_storage(storage, root),
             study_name=study_name or f"audit-{fingerprint}-{content_hash([names, seed_list])}")
         if failed:
             print(f"error: {len(failed)} of {len(names) * len(seed_list)} audit trials failed (e.g. {failed[0]}); "
                   f"run the same command again to retry them (results: {root})", file=sys.stderr)
             raise SystemExit(1)
-        audits = audit_methods(store, names, seed_list, int(n_resamples), int(workers))
+        audits = audit_methods(store, names, seed_list, int(n_resamples), processes)
         write_report(Path(root), audits, {ORIGINAL: {"localizer": "-", "unlearner": "before unlearning"}, **classes},
                      settings, seed_list)
         print(f"\nAudit over {len(seed_list)} model seeds; intervals: {INTERVAL}.\n{summary_table(audits)}\n\nresults: {root}\n",

@@ -23,12 +23,13 @@ import inspect
 import sys
 from typing import ClassVar, Literal
 
+from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.tuning import SEED_KEYS, StudyResult, TrialRunner, run_study
 from unlearn_pl.tuning.engine import StudyInterrupted, WorkerDied
 from unlearn_pl.tuning.objective import Goal
-from unlearn_pl.utils.arguments import PositiveInt
+from unlearn_pl.utils.arguments import PositiveInt, WorkerCount
 
 
 class TuneSubcommand:
@@ -56,7 +57,7 @@ class TuneSubcommand:
         lambdas: list[float] | None = None,
         search: Literal["grid", "open"] = "grid",
         n_trials: PositiveInt | None = None,
-        workers: PositiveInt = 1,
+        workers: WorkerCount = 1,
         storage: str | None = None,
         study_name: str = "study",
         output_dir: str | None = None,
@@ -83,7 +84,8 @@ class TuneSubcommand:
             lambdas: the λ values of J(λ) = (1−λ)·acc(val) + λ·goal (default: the goal's).
             search: ``grid`` (Optuna's GridSampler) or ``open`` (multi-objective TPE, ``n_trials``).
             n_trials: total trials of an open search.
-            workers: processes on this machine, one torch thread each.
+            workers: processes on this machine, or ``auto`` (one per GPU, else per core); each has its own
+                GPUs and ``cores // workers`` torch threads (docs/gpu.md).
             storage: an Optuna RDB URL shared with other machines (default: ``study.log`` in the folder).
             study_name: the study's name in the storage and its folder under ``output_dir``.
             output_dir: where the study folder goes (default ``<default_root_dir>/studies``).
@@ -117,7 +119,7 @@ class TuneSubcommand:
             result = run_study(
                 [], runner=type(self).trial_runner, base_config=base_config, space=space, grid=grid,
                 seeds=seeds if seeds is not None else [0], goal=goal, lambdas=lambdas, search=search, n_trials=n_trials,
-                workers=workers, storage=storage, study_name=study_name,
+                workers=workers, gpus_per_trial=config_gpus(config, model), storage=storage, study_name=study_name,
                 output_dir=output_dir if output_dir is not None else f"{trainer.default_root_dir}/studies",
                 seed_keys=seed_keys if seed_keys is not None else SEED_KEYS, noise_floor=noise_floor,
                 logger_save_dir=bool(init is not None and "save_dir" in init and "name" in init), logger=trainer.logger,

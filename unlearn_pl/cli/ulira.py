@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.ulira import LOW_FPRS, BankAttack, attack_bank, bank_fingerprint, check_design, config_parts
@@ -38,7 +39,7 @@ from unlearn_pl.ulira.report import (
     summary_text,
 )
 from unlearn_pl.ulira.shadow import build_bank, make_spec
-from unlearn_pl.utils.arguments import PositiveInt
+from unlearn_pl.utils.arguments import PositiveInt, WorkerCount
 from unlearn_pl.utils.io import write_json, write_text
 
 
@@ -58,7 +59,7 @@ class UliraSubcommand:
         num_target_models: PositiveInt = 8,
         variance: Literal["global", "per_example"] = "global",
         targets: list[int] | None = None,
-        workers: PositiveInt = 1,
+        workers: WorkerCount = 1,
         storage: str | None = None,
         study_name: str | None = None,
         bank: str | None = None,
@@ -75,7 +76,8 @@ class UliraSubcommand:
             variance: ``global`` (one pooled variance per side; for few shadow models) or
                 ``per_example``.
             targets: dataset indices of the target examples (default: the configured forget set).
-            workers: processes on this machine (one torch thread each).
+            workers: processes on this machine, or ``auto`` (one per GPU, else per core); each has its own
+                GPUs and ``cores // workers`` torch threads (docs/gpu.md).
             storage: Optuna storage URL shared by workers on several machines (default: a journal
                 file in the bank folder).
             study_name: the study's name (default: derived from the configuration and design).
@@ -112,7 +114,8 @@ class UliraSubcommand:
                 num_target_models=int(num_target_models), bank=folder, targets=targets, seed=s,
             )
             name = f"{study_name}-s{s}" if study_name and pool_seeds is not None else study_name
-            shadow_bank = build_bank(spec, parts, workers=int(workers), storage=storage, study_name=name)
+            shadow_bank = build_bank(spec, parts, workers=workers, storage=storage, study_name=name,
+                                     gpus_per_trial=config_gpus(config, model))
             attacks[s] = self._ulira_results(model, shadow_bank, variance, s, int(num_shadow), int(num_target_models))
         if pool_seeds is None:
             return attacks[seed]

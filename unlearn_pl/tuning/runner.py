@@ -53,7 +53,8 @@ def run_study(
     base_args: Sequence[str], *, runner: TrialRunner, space: Mapping[str, Any] | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
     seeds: Sequence[int] = (0,), goal: str = "privacy", lambdas: Sequence[float] | None = None, search: str = "grid",
-    n_trials: int | None = None, workers: int = 1, storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
+    n_trials: int | None = None, workers: int | str = 1, gpus_per_trial: int = 0,
+    storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
     study_name: str = "study", output_dir: str | os.PathLike = "runs/studies", seed_keys: Sequence[str] = SEED_KEYS,
     noise_floor: bool = True, logger_save_dir: bool = False, logger: Any = None, quiet: bool = False,
     base_config: str | None = None, retry_failed: bool = False, heartbeat_interval: int = HEARTBEAT_INTERVAL,
@@ -71,7 +72,8 @@ def run_study(
     printing the summary; the other arguments are ``unlearn-pl tune``'s
     (:meth:`unlearn_pl.cli.tune.TuneSubcommand.tune`): ``score_on`` the split the choice is scored
     on besides validation (default ``test``; ``val`` for goal ``privacy_mia``), ``margin`` the
-    equivalence margin per metric. An ``open`` search
+    equivalence margin per metric, ``gpus_per_trial`` the GPUs a trial trains on (each worker gets
+    its own; :func:`~unlearn_pl.tuning.engine.run_trials`). An ``open`` search
     runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front of
     validation accuracy vs goal holds the J(λ) choice of every λ.
 
@@ -119,17 +121,19 @@ def run_study(
     try:
         if search == "grid":
             study = run_trials(objective, study_name=study_name, storage=storage, directions=("maximize",) * 2,
-                               grid=objective.grid(), workers=workers, retry_failed=retry_failed)
+                               grid=objective.grid(), workers=workers, retry_failed=retry_failed,
+                               gpus_per_trial=gpus_per_trial)
         else:
             study = run_trials(objective, study_name=study_name, storage=storage, directions=("maximize",) * 2,
                                sampler=optuna.samplers.TPESampler(seed=0, multivariate=True), n_trials=n_trials,
-                               distributions=objective.distributions(), workers=workers)
+                               distributions=objective.distributions(), workers=workers,
+                               gpus_per_trial=gpus_per_trial)
         floor = None
         if noise_floor:
             floor = optuna.create_study(study_name=floor_name, storage=storage, direction="maximize", load_if_exists=True)
             floor_objective = NoiseFloorObjective(replace(objective, seed_choices=check_seed_choices(floor, seeds, "grid")))
             floor = run_trials(floor_objective, study_name=floor_name, storage=storage, grid=floor_objective.grid(),
-                               workers=workers, retry_failed=retry_failed)
+                               workers=workers, retry_failed=retry_failed, gpus_per_trial=gpus_per_trial)
     except (StudyInterrupted, WorkerDied, OSError):
         # What completed is kept in the storage; its tables are written before the one-line report.
         with contextlib.suppress(Exception):

@@ -162,19 +162,21 @@ def build_bank(
     spec: ShadowSpec,
     parts: dict[str, Any],
     *,
-    workers: int = 1,
+    workers: int | str = 1,
     storage: str | None = None,
     study_name: str | None = None,
+    gpus_per_trial: int = 0,
 ) -> ShadowBank:
     """Train every missing model of the bank as a trial of a study on the study engine.
 
     Args:
         spec: the models to train.
         parts: the configuration's :func:`~unlearn_pl.ulira.config_parts` (the bank's identity).
-        workers: processes on this machine.
+        workers: processes on this machine, or ``auto``.
         storage: an Optuna storage URL (workers on other machines join the same study); default
             a journal file in the bank folder.
         study_name: default ``ulira-<fingerprint>-K<K>-T<T>-s<seed>``.
+        gpus_per_trial: the GPUs one model's training takes (0: CPUs); each worker gets its own.
 
     Raises:
         RuntimeError: some trials failed (their errors are in the study).
@@ -190,7 +192,7 @@ def build_bank(
         objective, study_name=name,
         storage=storage if storage is not None else journal_storage(str(Path(spec.bank) / "study.journal")),
         sampler=optuna.samplers.GridSampler(objective.search_space(), seed=spec.seed),
-        directions=("maximize",), n_trials=None, workers=workers,
+        directions=("maximize",), n_trials=None, workers=workers, gpus_per_trial=gpus_per_trial,
     )
     if missing := bank.missing():
         failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]

@@ -33,13 +33,27 @@ from jsonargparse.typing import (
     OpenUnitInterval,
     PositiveFloat,
     PositiveInt,
+    register_type,
     restricted_number_type,
 )
+
+
+def _worker_count(value: Any) -> int | str:
+    """A worker count from the command line or a config: ``auto`` or an int >= 1 (a ``ValueError`` names anything else)."""
+    if isinstance(value, str) and value.strip() == "auto":
+        return "auto"
+    text = value.strip() if isinstance(value, str) else value
+    number = int(text) if isinstance(text, int) or (isinstance(text, str) and text.isdigit()) else None
+    if isinstance(value, bool) or number is None or number < 1:
+        raise ValueError(f"workers must be a positive int or 'auto'; got {value!r}")
+    return number
+
 
 if TYPE_CHECKING:  # to a type checker, a restricted type is its base type
     PositiveFraction = float
     HalfOpenFraction = float
     IntAtLeastTwo = int
+    WorkerCount = int | Literal["auto"]
 else:
     #: A fraction in (0, 1] (a budget, a top-h share).
     PositiveFraction = restricted_number_type("PositiveFraction", float, [(">", 0.0), ("<=", 1.0)], join="and")
@@ -47,6 +61,12 @@ else:
     HalfOpenFraction = restricted_number_type("HalfOpenFraction", float, [(">=", 0.0), ("<", 1.0)], join="and")
     #: An integer ≥ 2 (cross-validation folds, grid points per axis).
     IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
+
+    class WorkerCount(int):
+        """Worker processes: a positive int, or ``auto`` (one per GPU of the trials, else one per core)."""
+
+    register_type(WorkerCount, serializer=lambda value: value, deserializer=_worker_count)
+
 #: SGD/Adam learning rate, > 0.
 LearningRate = PositiveFloat
 #: SGD momentum, in [0, 1].
@@ -64,7 +84,7 @@ Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 __all__ = [
     "ClosedUnitInterval", "NonNegativeFloat", "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt",
     "PositiveFraction", "HalfOpenFraction", "IntAtLeastTwo", "LearningRate", "Momentum", "WeightDecay", "LRFraction",
-    "OptimizerName", "Precision", "check_arguments", "check_value", "restricted_number_type",
+    "OptimizerName", "Precision", "WorkerCount", "check_arguments", "check_value", "restricted_number_type",
 ]
 
 _OPERATORS = {operator.gt: ">", operator.ge: ">=", operator.lt: "<", operator.le: "<="}

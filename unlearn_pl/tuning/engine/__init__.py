@@ -6,13 +6,14 @@ RDB server across machines); there is no job queue of ours. Trials go through Op
 ask-and-tell interface, so a worker only ever creates a trial it runs. API::
 
     run_trials(objective, *, study_name, storage, sampler=None, directions=("maximize",),
-               n_trials=None, workers=1, grid=None, retry_failed=False) -> optuna.Study
+               n_trials=None, workers=1, grid=None, retry_failed=False, gpus_per_trial=0) -> optuna.Study
     journal_storage(path) -> optuna.storages.JournalStorage
     open_storage(storage, heartbeat_interval=60) -> optuna.storages.BaseStorage
 
 Its modules: :mod:`.storage` (journal and RDB storages), :mod:`.queue` (the cells of a grid and
 the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials of dead workers),
-:mod:`.signals` (interrupts), :mod:`.processes` (worker processes) and :mod:`.run` (:func:`run_trials`).
+:mod:`.signals` (interrupts), :mod:`.devices` (each worker's GPUs and threads), :mod:`.processes`
+(worker processes) and :mod:`.run` (:func:`run_trials`).
 
 - **Grids** (:class:`Grid`, or a ``GridSampler``'s grid): every cell is queued once as a trial
   with its parameters (Optuna's trial queue, ``enqueue_trial``) and the workers take queued trials
@@ -31,6 +32,10 @@ the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials
 - **Interrupts**: Ctrl-C (SIGINT) or SIGTERM stops every worker within seconds; the running trials
   are marked FAIL with ``interrupted = True`` and their cells are queued again on the next run.
   :func:`run_trials` then raises :class:`StudyInterrupted`; a worker that died raises :class:`WorkerDied`.
+- **Devices**: each worker process gets its own GPUs (``CUDA_VISIBLE_DEVICES``, round-robin when
+  workers outnumber GPUs) when the trials train on GPUs (``gpus_per_trial``), and ``cores // workers``
+  torch threads; a trial asking for more GPUs than a worker owns is refused before the first trial.
+  ``workers="auto"``: one worker per GPU (or per core for CPU trials).
 - **Other machines** join by calling :func:`run_trials` with the same RDB URL and study name,
   e.g. ``unlearn-pl tune … --storage postgresql://… --study_name NAME``.
 
@@ -43,6 +48,7 @@ Example::
                        sampler=optuna.samplers.GridSampler({"x": [0, 1, 2]}), workers=2)
 """
 
+from unlearn_pl.tuning.engine.devices import AUTO, trial_gpus
 from unlearn_pl.tuning.engine.queue import Grid, cell_key, final_failure, queue_cells, trial_cell
 from unlearn_pl.tuning.engine.run import run_trials
 from unlearn_pl.tuning.engine.signals import StudyInterrupted, WorkerDied
@@ -50,6 +56,6 @@ from unlearn_pl.tuning.engine.storage import HEARTBEAT_INTERVAL, journal_storage
 from unlearn_pl.tuning.engine.worker import Objective, fail_interrupted_trials
 
 __all__ = [
-    "HEARTBEAT_INTERVAL", "Grid", "Objective", "StudyInterrupted", "WorkerDied", "cell_key", "fail_interrupted_trials",
-    "final_failure", "journal_storage", "open_storage", "queue_cells", "run_trials", "trial_cell",
+    "AUTO", "HEARTBEAT_INTERVAL", "Grid", "Objective", "StudyInterrupted", "WorkerDied", "cell_key", "fail_interrupted_trials",
+    "final_failure", "journal_storage", "open_storage", "queue_cells", "run_trials", "trial_cell", "trial_gpus",
 ]

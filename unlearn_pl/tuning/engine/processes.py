@@ -1,5 +1,5 @@
-"""Worker processes on this machine: started with one torch thread each (``fork`` where safe),
-stopped within seconds on an interrupt, stopped when the process that started them is gone, and
+"""Worker processes on this machine: started with their own GPUs and torch threads
+(:mod:`~unlearn_pl.tuning.engine.devices`; ``fork`` where safe), stopped within seconds on an interrupt, stopped when the process that started them is gone, and
 named with how they ended when one dies."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import optuna
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, RDBStorage
 
+from unlearn_pl.tuning.engine.devices import WorkerResources
 from unlearn_pl.tuning.engine.queue import Plan
 from unlearn_pl.tuning.engine.signals import StudyInterrupted, WorkerDied, interruptible
 from unlearn_pl.tuning.engine.worker import Objective, fail_interrupted_trials, one_line, process_alive, work
@@ -49,10 +51,12 @@ def _own_copy(storage: BaseStorage) -> BaseStorage:
 
 
 def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler: BaseSampler | None, plan: Plan,
-            index: int, log_levels: dict[str, int], parent: int) -> None:
+            index: int, log_levels: dict[str, int], parent: int, resources: WorkerResources) -> None:
+    # Before anything here touches CUDA: a worker from the forkserver has that server's environment.
+    os.environ.update(resources.environment())
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(resources.threads)
     storage = _own_copy(storage)
     for name, level in log_levels.items():  # a spawned process starts with default logging
         logging.getLogger(name).setLevel(level)
@@ -68,14 +72,16 @@ def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler
         sys.exit(1)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(gpus: bool) -> multiprocessing.context.BaseContext:
     """``fork`` on Linux (a worker starts in milliseconds, with torch and the package already
-    imported, as PyTorch's DataLoader workers do) unless CUDA is initialized; else ``forkserver``
-    with the package (torch and Lightning with it) preloaded, or ``spawn``."""
+    imported, as PyTorch's DataLoader workers do) for CPU workers while CUDA is not initialized;
+    else ``forkserver`` with the package (torch and Lightning with it) preloaded, or ``spawn``:
+    PyTorch's advice for CUDA in subprocesses (https://pytorch.org/docs/stable/notes/multiprocessing.html),
+    which also keeps a GPU worker clear of any driver state of this process."""
     import torch
 
     methods = multiprocessing.get_all_start_methods()
-    if sys.platform == "linux" and "fork" in methods and not torch.cuda.is_initialized():
+    if sys.platform == "linux" and "fork" in methods and not gpus and not torch.cuda.is_initialized():
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
@@ -90,25 +96,34 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``values`` for the duration (a child started then inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
+
+
 def run_workers(objective: Objective, study_name: str, storage: BaseStorage, sampler: BaseSampler | None, plan: Plan,
-                workers: int) -> None:
-    """Run ``workers`` processes of :func:`~unlearn_pl.tuning.engine.worker.work` until the trials
-    run out; raise :class:`StudyInterrupted` on an interrupt (after stopping them), or
-    :class:`WorkerDied` naming each worker that ended abnormally (its trial failed and retried once)."""
-    context = _context()
-    # A spawned child imports torch while unpickling the objective, and OpenMP reads its pool size then.
-    saved = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
+                resources: Sequence[WorkerResources]) -> None:
+    """Run one process of :func:`~unlearn_pl.tuning.engine.worker.work` per entry of ``resources``
+    (its GPUs and threads) until the trials run out; raise :class:`StudyInterrupted` on an
+    interrupt (after stopping them), or :class:`WorkerDied` naming each worker that ended
+    abnormally (its trial failed and retried once)."""
+    context = _context(any(r.gpus for r in resources))
     levels = {name: logging.getLogger(name).level for name in WORKER_LOGGERS}
     processes = [context.Process(target=_worker, name=f"worker {k}",
-                                 args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid()))
-                 for k in range(workers)]
+                                 args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid(), r))
+                 for k, r in enumerate(resources)]
     with interruptible() as stop:
-        try:
-            for p in processes:
+        for p, r in zip(processes, resources, strict=True):
+            # A spawned child imports torch while unpickling the objective, and OpenMP reads its pool size then.
+            with _environment(r.environment()):
                 p.start()
-        finally:
-            os.environ.pop("OMP_NUM_THREADS") if saved is None else os.environ.update(OMP_NUM_THREADS=saved)
         try:
             while live := [p.sentinel for p in processes if p.is_alive()]:
                 multiprocessing.connection.wait(live)

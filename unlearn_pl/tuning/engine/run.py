@@ -10,6 +10,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage
 
+from unlearn_pl.tuning.engine.devices import plan_workers, resolve_workers
 from unlearn_pl.tuning.engine.processes import run_workers
 from unlearn_pl.tuning.engine.queue import Grid, Plan, queue_cells
 from unlearn_pl.tuning.engine.storage import heartbeat_enabled, open_storage
@@ -24,10 +25,11 @@ def run_trials(
     sampler: BaseSampler | None = None,
     directions: Sequence[str] = ("maximize",),
     n_trials: int | None = None,
-    workers: int = 1,
+    workers: int | str = 1,
     grid: Grid | None = None,
     retry_failed: bool = False,
     distributions: Mapping[str, BaseDistribution] | None = None,
+    gpus_per_trial: int = 0,
 ) -> optuna.Study:
     """Create (or resume) the study ``study_name`` in ``storage`` (an Optuna storage, an RDB URL or
     a journal file path) and run its trials with ``workers`` processes (1: in this process).
@@ -36,13 +38,22 @@ def run_trials(
     another sampler, ``n_trials`` in all, each drawing ``distributions`` when it starts.
     ``retry_failed`` queues the cells whose trials failed once more. Returns the study, reloaded after every worker finished (see the module docstring).
 
+    ``gpus_per_trial`` is how many GPUs a trial trains on (0: CPU trials;
+    :func:`~unlearn_pl.tuning.engine.devices.trial_gpus` reads it from a config): each worker
+    process gets its own GPUs and ``cores // workers`` torch threads
+    (:mod:`~unlearn_pl.tuning.engine.devices`); ``workers="auto"`` is one worker per trial's GPUs,
+    or per core for CPU trials.
+
     Raises:
         ValueError: on a bad argument, or an existing study of that name with other directions.
         StudyInterrupted: Ctrl-C or SIGTERM stopped the trials.
         WorkerDied: a worker process ended abnormally.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int) or gpus_per_trial < 0:
+        raise ValueError(f"gpus_per_trial must be an integer >= 0; got {gpus_per_trial!r}")
+    workers = resolve_workers(workers, gpus_per_trial)
+    # Every worker's share is settled (or refused) before the study is touched.
+    resources = plan_workers(workers, gpus_per_trial)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise ValueError(f"n_trials must be an integer >= 1 or None; got {n_trials!r}")
     if grid is None and isinstance(sampler, GridSampler):
@@ -66,7 +77,7 @@ def run_trials(
     if workers == 1:
         work(objective, study, plan)
     else:
-        run_workers(objective, study_name, storage, None if grid is not None else study.sampler, plan, workers)
+        run_workers(objective, study_name, storage, None if grid is not None else study.sampler, plan, resources)
     return optuna.load_study(study_name=study_name, storage=storage, sampler=study.sampler)
 
 
