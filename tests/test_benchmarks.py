@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -240,6 +242,16 @@ def test_bench_study_workers(bench, capsys, tmp_path):
     ])
     assert set(ratios) == {"trials_per_minute[2_workers_over_1]"}
     assert summary.startswith("SUMMARY bench_study_workers:")
+
+
+def test_bench_study_workers_on_gpus_says_there_are_none_and_fails(tmp_path):
+    # CUDA_VISIBLE_DEVICES="" hides any GPU, so the refusal is checked on every machine.
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_study_workers.py"), "--gpus"], cwd=tmp_path,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0 and "RATIO" not in proc.stdout and "SUMMARY" not in proc.stdout
+    assert proc.stderr.strip() == ("error: --gpus compares one worker per GPU with one worker, and needs at least 2 "
+                                   "visible GPUs; this machine has 0: no figure measured")
 
 
 def test_bench_audit_overhead(bench, capsys, tmp_path, monkeypatch):
