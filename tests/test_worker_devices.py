@@ -155,3 +155,18 @@ def test_each_worker_process_runs_on_its_own_gpu_with_its_share_of_threads(fake_
     seen = {t.user_attrs["pid"]: t.user_attrs["cuda_visible_devices"] for t in trials}
     assert len(seen) == 2 and sorted(seen.values()) == ["3", "5"]  # two processes, one GPU each, from the mask
     assert {(t.user_attrs["torch_threads"], t.user_attrs["omp_num_threads"]) for t in trials} == {(2, "2")}
+
+
+@pytest.mark.parametrize("subcommand", ["tune", "ulira", "audit"])
+def test_the_subcommands_take_workers_auto_and_refuse_other_words(tmp_path, capsys, subcommand):
+    from conftest import write_config
+
+    from unlearn_pl.cli import UnlearningCLI
+
+    config = str(write_config(tmp_path))
+    with pytest.raises(SystemExit) as printed:
+        UnlearningCLI(args=[subcommand, "--config", config, "--workers", "auto", "--print_config"])
+    assert printed.value.code in (0, None) and "\nworkers: auto\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        UnlearningCLI(args=[subcommand, "--config", config, "--workers", "two"])
+    assert "workers must be a positive int or 'auto'; got 'two'" in capsys.readouterr().err
