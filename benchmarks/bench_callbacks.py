@@ -32,7 +32,21 @@ from __future__ import annotations
 
 import argparse
 
-from _common import base_parser, cache_dir, header, info, network, quiet, ratio_line, reader, run, setup_torch, summary, timed, trainer
+from _common import (
+    base_parser,
+    cache_dir,
+    header,
+    info,
+    network,
+    quiet,
+    ratio_line,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    timed,
+    trainer,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -54,10 +68,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     import tempfile
 
-    from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
-    from unlearn_pl.data import RandomForget
     import numpy as np
 
+    from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
+    from unlearn_pl.data import RandomForget
     from unlearn_pl.metrics import DecisionRegions, LossAttack, MIAEfficacy, SplitAccuracy, loss_attack, mia_efficacy
 
     args = parse(argv)
@@ -86,8 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             spent: dict[str, float] = {}
             for cb in metrics:
                 hook = type(cb).on_validation_epoch_end.__get__(cb)  # the class's hook, never a wrapper
+                name = type(cb).__name__
 
-                def timed_hook(trainer_, pl_module, _hook=hook, _name=type(cb).__name__):  # noqa: ANN001
+                def timed_hook(trainer_, pl_module, _hook=hook, _name=name):
                     seconds, _ = timed(lambda: _hook(trainer_, pl_module))
                     spent[_name] = spent.get(_name, 0.0) + seconds
 

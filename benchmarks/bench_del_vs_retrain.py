@@ -34,8 +34,21 @@ import dataclasses
 import statistics
 
 from _common import (
-    accuracy, base_parser, cache_dir, header, info, metric_line, network, quiet, ratio_line, reader, run, setup_torch,
-    summary, timed, trainer,
+    accuracy,
+    base_parser,
+    cache_dir,
+    header,
+    info,
+    metric_line,
+    network,
+    quiet,
+    ratio_line,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    timed,
+    trainer,
 )
 
 
@@ -66,16 +79,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         values = getattr(args, name)
         if len(values) not in (1, len(args.forget)):
             p.error(f"--{name.replace('_', '-')} takes one value or one per --forget entry ({len(args.forget)}); got {values}")
-        setattr(args, name, dict(zip(args.forget, values * len(args.forget) if len(values) == 1 else values)))
+        setattr(args, name, dict(zip(args.forget, values * len(args.forget) if len(values) == 1 else values, strict=True)))
     return args
 
 
 def one_setting(args: argparse.Namespace, selector_name: str, seed: int, cache: str) -> dict[str, float]:
     """Time retrain vs DEL for one forget selector and seed; returns times and accuracies."""
     from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
-    from unlearn_pl.references import train_classifier
     from unlearn_pl.data import ClassForget, RandomForget
     from unlearn_pl.localizers import DEL
+    from unlearn_pl.references import train_classifier
     from unlearn_pl.unlearners import ResetFinetune
 
     selector = (RandomForget(args.forget_fraction) if selector_name == "random"

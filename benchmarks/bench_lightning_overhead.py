@@ -20,7 +20,20 @@ import argparse
 import copy
 import time
 
-from _common import base_parser, header, info, median, network, quiet, ratio_line, reader, run, setup_torch, summary, trainer
+from _common import (
+    base_parser,
+    header,
+    info,
+    median,
+    network,
+    quiet,
+    ratio_line,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    trainer,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -59,10 +72,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     n_examples = len(dm.indices("retain"))
 
     class EpochTimer(pl.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):  # noqa: ANN001
+        def on_train_epoch_start(self, trainer, pl_module):
             self.start = time.perf_counter()
 
-        def on_train_epoch_end(self, trainer, pl_module):  # noqa: ANN001
+        def on_train_epoch_end(self, trainer, pl_module):
             self.seconds = time.perf_counter() - self.start
 
     def lightning_epoch() -> float:

@@ -17,7 +17,20 @@ from __future__ import annotations
 
 import argparse
 
-from _common import base_parser, header, info, median, network, quiet, ratio_line, reader, run, setup_torch, summary, timed
+from _common import (
+    base_parser,
+    header,
+    info,
+    median,
+    network,
+    quiet,
+    ratio_line,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    timed,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -31,13 +44,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 class PerItem:
     """Wraps a dataset without ``__getitems__``: the ``DataLoader`` falls back to ``__getitem__``."""
 
-    def __init__(self, dataset) -> None:  # noqa: ANN001
+    def __init__(self, dataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, k: int):  # noqa: ANN204
+    def __getitem__(self, k: int):
         return self.dataset[k]
 
 
@@ -64,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t_b: list[float] = []
         t_p: list[float] = []
         for _ in range(args.repeats):
-            t_p.append(timed(lambda: sum(1 for _ in per_item))[0])
-            t_b.append(timed(lambda: sum(1 for _ in batched))[0])
+            t_p.append(timed(lambda loader=per_item: sum(1 for _ in loader))[0])
+            t_b.append(timed(lambda loader=batched: sum(1 for _ in loader))[0])
         n = len(batched)
         info(f"{which}: {n} batches of {args.batch_size}; median epoch per-item {median(t_p) * 1e3:.0f} ms "
              f"({median(t_p) / n * 1e3:.2f} ms/batch), batched {median(t_b) * 1e3:.0f} ms ({median(t_b) / n * 1e3:.2f} ms/batch)")

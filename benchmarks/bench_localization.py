@@ -15,7 +15,20 @@ from __future__ import annotations
 
 import argparse
 
-from _common import base_parser, header, info, median, network, quiet, ratio_line, reader, run, setup_torch, summary, timed
+from _common import (
+    base_parser,
+    header,
+    info,
+    median,
+    network,
+    quiet,
+    ratio_line,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    timed,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

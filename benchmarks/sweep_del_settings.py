@@ -27,7 +27,21 @@ import statistics
 from dataclasses import dataclass
 
 import optuna
-from _common import accuracy, base_parser, cache_dir, header, info, metric_line, network, quiet, reader, run, setup_torch, summary, trainer
+from _common import (
+    accuracy,
+    base_parser,
+    cache_dir,
+    header,
+    info,
+    metric_line,
+    network,
+    quiet,
+    reader,
+    run,
+    setup_torch,
+    summary,
+    trainer,
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -65,7 +65,7 @@ def _get_double_threshold_rates(pos_confs_, neg_confs_):
         [np.linspace(tr - width - buffer, tr - width + buffer, num=num_left_thresholds) for tr in right_thresholds_],
         axis=0,
     )
-    thr_right_ = np.tile(np.reshape(right_thresholds_, (-1, 1)), (1, num_left_thresholds)).reshape((-1))
+    thr_right_ = np.tile(np.reshape(right_thresholds_, (-1, 1)), (1, num_left_thresholds)).reshape(-1)
     total_num_thresholds = len(thr_left_)
     num_models = pos_confs_.shape[0]
     thr_right_ = np.tile(np.expand_dims(thr_right_, 0), (num_models, 1))

@@ -45,7 +45,7 @@ def prepare_references(cache: str, log: str) -> None:
     torch.set_num_threads(1)
     train = references.train_classifier
 
-    def counted(network, data, recipe, **kwargs):  # noqa: ANN001, ANN202
+    def counted(network, data, recipe, **kwargs):
         time.sleep(1.0)  # widen the window in which the other process would also train
         with open(log, "a") as f:
             f.write(f"{data.which}\n")

@@ -143,8 +143,8 @@ def test_batched_fetch_gives_the_per_item_batches():
         batched = list(torch.utils.data.DataLoader(dataset, batch_size=32, sampler=order))
         per_item = list(torch.utils.data.DataLoader(_PerItem(dataset), batch_size=32, sampler=order))
         assert len(batched) == len(per_item)
-        for a, b in zip(batched, per_item):
-            for u, v in zip(a, b):
+        for a, b in zip(batched, per_item, strict=True):
+            for u, v in zip(a, b, strict=True):
                 assert u.dtype == v.dtype and torch.equal(u, v)
     # and the data module's own loaders take the batched path
     assert hasattr(dm.dataloader("train").dataset, "__getitems__")

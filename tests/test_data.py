@@ -88,7 +88,7 @@ def test_mislabeled_selector_changes_every_forget_label_and_the_loaders_serve_th
     assert set(s.relabels) == set(s.forget)
     assert all(true[i] != wrong for i, wrong in s.relabels.items())
     index, _, y = next(iter(d.dataloader("forget", batch_size=1000)))
-    assert all(int(yy) == s.relabels[int(i)] for i, yy in zip(index, y))
+    assert all(int(yy) == s.relabels[int(i)] for i, yy in zip(index, y, strict=True))
     # test and retain labels are untouched
     index, _, y = next(iter(d.dataloader("retain", batch_size=1000)))
     assert torch.equal(y, true[index])

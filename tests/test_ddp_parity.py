@@ -157,9 +157,8 @@ def test_ddp_unlearning_matches_one_process(ddp_run, tmp_path):
 def test_ddp_batchnorm_recalibration_uses_the_whole_retain_set_on_every_rank(ddp_run):
     """Rank 0 recomputes the statistics over the whole retain set (not its shard) and every
     process ends with exactly those statistics."""
-    from torch.optim.swa_utils import update_bn
-
     from conftest import tiny_cnn
+    from torch.optim.swa_utils import update_bn
 
     states = [torch.load(ddp_run / f"bn-{r}.pt", weights_only=True) for r in (0, 1)]
     stats = [k for k in states[0] if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]

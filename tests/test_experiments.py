@@ -79,7 +79,7 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
 
 def _log_spaced(values: list[float]) -> bool:
     """At least 4 values, each about the same factor (within 25%) above the previous one."""
-    ratios = [b / a for a, b in zip(values, values[1:])]
+    ratios = [b / a for a, b in zip(values, values[1:], strict=True)]
     return len(values) >= 4 and all(r > 1 for r in ratios) and max(ratios) / min(ratios) < 1.25
 
 

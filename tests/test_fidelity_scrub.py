@@ -150,7 +150,7 @@ def test_scrub_matches_the_authors_loop(prepared_module, tmp_path, order, epochs
     teacher = module.reference("original")
     theirs = authors_scrub(copy.deepcopy(start), teacher, batches, opt, order=order)
     ours = dict(module.network.named_parameters())
-    moved = max(float((p.detach() - q).abs().max()) for (_, p), q in zip(theirs.named_parameters(), start.parameters()))
+    moved = max(float((p.detach() - q).abs().max()) for (_, p), q in zip(theirs.named_parameters(), start.parameters(), strict=True))
     assert moved > 1e-3  # the comparison is not vacuous
     for name, p in theirs.named_parameters():
         torch.testing.assert_close(ours[name], p, atol=1e-6, rtol=0)

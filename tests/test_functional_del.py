@@ -74,7 +74,7 @@ def hand_masks(scores: dict, budget: float, top_h: float) -> dict:
     groups.sort(key=lambda g: (-g[0], g[1]))
     masks = {n: torch.zeros_like(s, dtype=torch.bool) for n, s in scores.items()}
     taken = 0
-    for score, _, name, r, size in groups:
+    for _score, _, name, r, size in groups:
         if taken >= budget * total:
             break
         view = masks[name].view(masks[name].shape[0], -1) if masks[name].ndim > 1 else masks[name].view(-1, 1)

@@ -19,7 +19,6 @@ from unlearn_pl.metrics import LossAttack, SplitAccuracy
 from unlearn_pl.unlearners import NegGradPlus
 
 
-
 def pair(**kwargs) -> tuple[UnlearningDataModule, UnlearningDataModule]:
     """The same data module without and with device-resident data (the device is the CPU here)."""
     kwargs = {"dataset": Digits(), "forget": Mislabeled(0.1), "batch_size": 50, "seed": 3, **kwargs}

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from unlearn_pl.data import ClassForget
 import torch
 from conftest import fast_trainer
 
+from unlearn_pl.data import ClassForget
 from unlearn_pl.metrics import LossAttack, MIAEfficacy, loss_attack, mia_efficacy
 
 
@@ -158,7 +157,7 @@ def test_attacks_on_the_frozen_reference_models_are_computed_once(prepared_modul
             p.mul_(0.5)
     trainer.validate(module, datamodule=dm, verbose=False)
     assert calls == {"loss_attack": 4, "mia_efficacy": 4}
-    for before, cb in zip(first, module.metrics):
+    for before, cb in zip(first, module.metrics, strict=True):
         assert cb.results["original"] == before["original"] and cb.results["oracle"] == before["oracle"]
     # The cache is a plain value keyed by what the reference results were computed from: a copy
     # holds its own entries (nothing is shared by identity).

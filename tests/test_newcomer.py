@@ -17,12 +17,12 @@ from unlearn_pl import ReferenceModels, UnlearningDataModule, UnlearningModule
 from unlearn_pl.cli import main
 from unlearn_pl.cli.errors import condense_parse_error
 from unlearn_pl.data import Digits, RandomForget
-from unlearn_pl.utils.describe import NotDescribable, describe
-from unlearn_pl.utils.io import atomic_write, write_json, write_text
 from unlearn_pl.localizers import DEL
 from unlearn_pl.metrics import DecisionRegions, SplitAccuracy
 from unlearn_pl.models import MLP, ImageClassifier, SmallCNN, cifar_resnet18
 from unlearn_pl.unlearners import ResetFinetune
+from unlearn_pl.utils.describe import NotDescribable, describe
+from unlearn_pl.utils.io import atomic_write, write_json, write_text
 
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 

@@ -142,8 +142,9 @@ def test_image_folder_numbers_test_classes_like_the_training_classes(tmp_path):
 
 def test_cifar_download_uses_torchvisions_address_and_checksum(tmp_path, monkeypatch):
     """download=True fetches through torchvision (no network here: the fetch writes fake batches)."""
-    import unlearn_pl.data.readers.cifar as readers
     from torchvision import datasets
+
+    import unlearn_pl.data.readers.cifar as readers
 
     calls = []
 

@@ -20,7 +20,7 @@ def test_second_prepare_reuses_the_cache(digits_dm, tmp_path, monkeypatch):
     monkeypatch.setattr(refs, "train_classifier", fail)
     second = r.prepare(tiny_mlp(), digits_dm())
     for name in ("original", "oracle"):
-        for a, b in zip(first[name].state_dict().values(), second[name].state_dict().values()):
+        for a, b in zip(first[name].state_dict().values(), second[name].state_dict().values(), strict=True):
             assert torch.equal(a, b)
 
 

@@ -236,7 +236,7 @@ def test_decision_regions_show_their_progress_only_beside_the_trainers_bar(tmp_p
     import rich.progress
 
     class Recording(rich.progress.Progress):
-        def advance(self, task, advance=1):  # noqa: ANN001
+        def advance(self, task, advance=1):
             seen.append(advance)
             super().advance(task, advance)
 

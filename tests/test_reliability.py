@@ -20,7 +20,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
 from unlearn_pl.cli import UnlearningCLI
-from unlearn_pl.data import CIFAR10, ClassForget, DatasetReader, Digits, FashionMNIST, ImageFolder, IndexForget, RandomForget
+from unlearn_pl.data import (
+    CIFAR10,
+    ClassForget,
+    DatasetReader,
+    Digits,
+    FashionMNIST,
+    ImageFolder,
+    IndexForget,
+    RandomForget,
+)
 from unlearn_pl.data.datasets import ArrayDataset
 from unlearn_pl.localizers import Random
 from unlearn_pl.references import load_weights
@@ -212,7 +221,7 @@ def cached(digits_dm, tmp_path):
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_a_cache_entry_under_another_key_is_not_trusted(cached):

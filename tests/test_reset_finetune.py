@@ -39,7 +39,7 @@ def test_reset_is_seeded_and_touches_only_selected_scalars():
     reset_selected_(a, masks, seed=1)
     reset_selected_(b, masks, seed=1)
     reset_selected_(c, masks, seed=2)
-    for (n, p), pa, pb, pc in zip(net.named_parameters(), a.parameters(), b.parameters(), c.parameters()):
+    for (n, p), pa, pb, pc in zip(net.named_parameters(), a.parameters(), b.parameters(), c.parameters(), strict=True):
         assert torch.equal(pa, pb)
         assert torch.equal(pa[~masks[n]], p[~masks[n]])
         if masks[n].sum() > 1 and p.ndim > 1:

@@ -46,7 +46,7 @@ def test_sharded_orders_together_are_the_one_process_order():
         s = EpochShuffleSampler(10, 3, num_replicas=2, rank=rank)
         s.set_epoch(2)
         shards.append(list(s))
-    assert [i for pair in zip(*shards) for i in pair] == whole
+    assert [i for pair in zip(*shards, strict=True) for i in pair] == whole
 
 
 def test_sampler_order_is_a_function_of_the_epoch():

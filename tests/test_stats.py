@@ -34,7 +34,7 @@ A = {0: 0.812, 1: 0.797, 2: 0.845, 3: 0.831, 4: 0.790}
 
 
 def shifted(by: list[float]) -> dict[int, float]:
-    return {s: A[s] + d for s, d in zip(A, by)}
+    return {s: A[s] + d for s, d in zip(A, by, strict=True)}
 
 
 def arrays(a: dict[int, float], b: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +248,7 @@ def test_report_rows_gain_power_equivalence_and_holm_columns():
     assert [r["budget"] for r in out] == [0.1, 0.3, 0.5, 0.1] and all(set(VERDICT_COLUMNS) <= set(r) for r in out)
     acc = out[:3]
     singles = [compare_differences(r["per_seed"], margin=0.03, value_range=(-1, 1)) for r in rows()[:3]]
-    for row, c, h in zip(acc, singles, holm(singles)):
+    for row, c, h in zip(acc, singles, holm(singles), strict=True):
         assert (row["difference"], row["n"], row["p_value"], row["tost_p"], row["mde"], row["margin"]) == (
             pytest.approx(c.estimate.mean), 5, pytest.approx(c.p_value), pytest.approx(c.tost_p),
             pytest.approx(c.mde), 0.03)

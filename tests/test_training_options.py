@@ -31,7 +31,6 @@ from unlearn_pl.references import ReferenceData, train_classifier
 from unlearn_pl.ulira import config_parts
 from unlearn_pl.unlearners import Finetune, ResetFinetune
 
-
 #: Largest weight or logit difference allowed between an execution option and the default.
 EXECUTION_TOL = 1e-4
 #: Largest weight difference allowed between 2-process and 1-process training.

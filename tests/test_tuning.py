@@ -12,18 +12,23 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from filelock import FileLock
 from conftest import REPO
+from filelock import FileLock
 from scipy import stats
 
 from unlearn_pl import UnlearningModule
 from unlearn_pl.cli import UnlearningCLI, run_cli
 from unlearn_pl.references import ReferenceResults, ReferenceResultsStore
+from unlearn_pl.stats import Estimate
 from unlearn_pl.tuning import (
+    DIFFERENCE_COLUMNS,
+    StudyObjective,
     best_index,
     bias_goal,
     check_lambdas,
+    check_same_base,
     expand_space,
+    format_chosen,
     mean_ci,
     objective,
     paired_difference,
@@ -33,11 +38,10 @@ from unlearn_pl.tuning import (
     run_study,
     select,
 )
-from unlearn_pl.stats import Estimate
-from unlearn_pl.tuning import DIFFERENCE_COLUMNS, StudyObjective, check_same_base, format_chosen
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned processes unpickle the helpers by module name
-import _study_toys  # noqa: E402
+import _study_toys
+
 
 # ----------------------------------------------------------------------------- pure scoring
 def test_goals_and_objective_on_hand_numbers():

@@ -13,7 +13,7 @@ import pytest
 from unlearn_pl.tuning.engine import journal_storage, run_trials, trial_cell
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned workers unpickle the toys by module name
-from _study_toys import GRID, CountingObjective  # noqa: E402
+from _study_toys import GRID, CountingObjective
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

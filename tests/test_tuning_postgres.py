@@ -27,7 +27,7 @@ import yaml
 from conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_tuning import STUDY  # noqa: E402
+from test_tuning import STUDY
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 

@@ -19,14 +19,13 @@ import torch
 from unlearn_pl import ReferenceModels, TrainingRecipe, UnlearningDataModule, UnlearningModule
 from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.data import Digits, RandomForget
-from unlearn_pl.metrics import ULiRA
 from unlearn_pl.functional.lira import GaussianFit, likelihood_ratio, logit_confidence
+from unlearn_pl.metrics import ULiRA
+from unlearn_pl.models import MLP
 from unlearn_pl.stats import mean_ci
 from unlearn_pl.ulira import ShadowBank, attack_bank, attack_summary, config_parts
-from unlearn_pl.models import MLP
 from unlearn_pl.ulira.shadow import build_bank, make_spec, open_bank
 from unlearn_pl.unlearners import Finetune, Retrain
-
 
 #: Memorizes its 200-example halves of the pool within seconds.
 RECIPE = TrainingRecipe(epochs=30, lr=0.05, weight_decay=0.0, batch_size=32, accelerator="cpu")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import nn
 
 from unlearn_pl.names import ORIGINAL, accuracy, logged
 from unlearn_pl.protocols import UnlearningData, attached_data
@@ -68,7 +67,7 @@ class OutcomeGuard(Callback):
     @staticmethod
     def check_network(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Raise ``ValueError`` if the network's weights hold NaN or infinity, saying where they came from."""
-        network: nn.Module = getattr(pl_module, "network")  # noqa: B009  # the UnlearningModule's
+        network = pl_module.get_submodule("network")  # the UnlearningModule's
         if trainer.state.fn == "fit":
             check_finite(
                 network, f"the network after unlearning with {type(getattr(pl_module, 'unlearner', None)).__name__} "

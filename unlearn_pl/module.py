@@ -53,7 +53,7 @@ class UnlearningModule(pl.LightningModule):
     Checkpoints carry these arguments as ``class_path`` blocks: ``load_from_checkpoint`` rebuilds the module.
     """
 
-    _initial: nn.Module  # the untrained network (see __init__); like the references, not in the state dict
+    _initial: ImageClassifier  # the untrained network (see __init__); like the references, not in the state dict
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class UnlearningModule(pl.LightningModule):
 
     # ------------------------------------------------------------ reference models; what a run was made of
     @property
-    def initial_network(self) -> nn.Module:
+    def initial_network(self) -> ImageClassifier:
         """The untrained network the original and the oracle were both trained from (read-only use)."""
         return self._initial
 

@@ -10,13 +10,19 @@ it provides these members.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from torch.utils.data import DataLoader, Dataset
+    from collections.abc import Iterable
+
+    import torch
+    from torch.utils.data import Dataset
+
+#: A split's name: ``train`` is retain ∪ forget.
+SplitName = Literal["retain", "forget", "val", "test", "train"]
 
 #: The splits an unlearning data module evaluates, in loader order.
 EVAL_SPLITS: tuple[str, ...] = ("retain", "forget", "val", "test")
@@ -49,14 +55,25 @@ class UnlearningData(Protocol):
     def serve(self, requires: tuple[str, ...], mode: str = ..., batch_sizes: Mapping[str, int] | None = ...) -> None:
         """Make the training loader serve the splits ``requires``, combined in ``mode``."""
 
-    def split_dataset(self, which: str) -> Dataset:
+    def split_dataset(self, which: SplitName) -> Dataset:
         """The ``(index, x, y)`` dataset of one split."""
 
-    def dataloader(self, which: str, **options: Any) -> DataLoader:
-        """A loader over one split (``shuffle``, ``batch_size``, ``seed``, ``drop_last``, ``num_replicas``,
-        ``rank`` and ``device`` options) of ``(index, x, y)`` batches."""
+    def dataloader(
+        self,
+        which: SplitName,
+        *,
+        shuffle: bool = ...,
+        batch_size: int | None = ...,
+        seed: int | None = ...,
+        drop_last: bool = ...,
+        num_replicas: int = ...,
+        rank: int = ...,
+        device: torch.device | str | None = ...,
+    ) -> Iterable[Any]:
+        """A loader over one split of ``(index, x, y)`` batches (a ``DataLoader``, or batches
+        gathered on ``device`` for data held there)."""
 
-    def fingerprint(self, which: str) -> str:
+    def fingerprint(self, which: SplitName) -> str:
         """A content hash of one split's data: what a model trained or evaluated on it depends on."""
 
     def split_fingerprint(self) -> str:

@@ -48,7 +48,7 @@ def format_table(results: Results, width: int = 100) -> str:
     for block in blocks:
         rows = [["model", *block]] + [[m, *(_fmt(v.get(c)) for c in block)] for m, v in results.items()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(block) + 1)]
-        lines = ["  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in rows]
+        lines = ["  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         out.append("\n".join(lines))
     return "\n\n".join(out)
@@ -84,7 +84,7 @@ def format_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> st
     """
     table = [list(columns)] + [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -62,7 +62,7 @@ def list_only_trainer_callbacks(parser: argparse.ArgumentParser) -> None:
             # jsonargparse's ActionTypeHint appends ", known subclasses: …" to the help with this method.
             # A partial of a module-level function, not a closure: ddp_spawn pickles the trainer,
             # and with it this parser.
-            action.extra_help = partial(_narrowed_help, action.extra_help)  # type: ignore[attr-defined]
+            action.extra_help = partial(_narrowed_help, action.extra_help)
 
 
 def misplaced_callback(callbacks: Any) -> str | None:

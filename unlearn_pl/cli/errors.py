@@ -39,7 +39,7 @@ class ConciseErrorParser(LightningArgumentParser):
     """Prints a parse error as one line instead of the usage (about 50 lines) and the nested
     explanation; ``JSONARGPARSE_DEBUG=true`` restores jsonargparse's full report."""
 
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debugging():
             super().error(message, ex)
         # The program is `unlearn-pl` whether started as the console script or `python -m unlearn_pl`.

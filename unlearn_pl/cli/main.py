@@ -77,11 +77,11 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
         print(f"error: {message}{hint}", file=sys.stderr)
         raise CLIExit(message)
 
-    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
         list_only_trainer_callbacks(parser)
 
-    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):  # type: ignore[no-untyped-def]
+    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand in ("validate", "test"):
             # Our RunReport prints one compact table; Lightning's would repeat every metric per loader.
@@ -145,7 +145,7 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
             return
         # Under ddp_spawn, fit ran in child processes: this process's SaveConfigCallback never
         # learnt that the config was saved, and would refuse to overwrite it in validate.
-        for callback in self.trainer.callbacks:
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]  # Trainer sets it in its callback connector, undeclared
             if isinstance(callback, SaveConfigCallback):
                 callback.already_saved = True
         self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)

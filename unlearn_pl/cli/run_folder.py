@@ -33,7 +33,7 @@ def reserve_versions(loggers: Iterable[Any]) -> dict[Path, int]:
         ``{logger folder: reserved version}``.
     """
     reserved: dict[Path, int] = {}
-    if rank_zero_only.rank != 0:
+    if getattr(rank_zero_only, "rank", 0) != 0:  # Lightning sets the process's rank on the function
         return reserved
     for logger in loggers:
         if getattr(logger, "_version", 0) is not None or not callable(getattr(logger, "_get_next_version", None)):
@@ -60,7 +60,7 @@ def run_name(template: str, model_config: Any) -> str:
     ``model_config`` (the parsed ``model`` block) configures; ``Full`` and ``none`` when unset."""
     def name(part: str, unset: str) -> str:
         block = model_config.get(f"init_args.{part}") if hasattr(model_config, "get") else None
-        path = block.get("class_path") if hasattr(block, "get") else None
+        path = block.get("class_path") if block is not None and hasattr(block, "get") else None
         return str(path).rsplit(".", 1)[-1] if path else unset
 
     return template.replace("{localizer}", name("localizer", "Full")).replace("{unlearner}", name("unlearner", "none"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -18,11 +18,9 @@ from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.split import SplitManifest, draw_test_indices, make_split
-from unlearn_pl.protocols import EVAL_SPLITS
+from unlearn_pl.protocols import EVAL_SPLITS, SplitName
 from unlearn_pl.utils.arguments import HalfOpenFraction, NonNegativeInt, PositiveInt, check_arguments
 from unlearn_pl.utils.describe import content_hash
-
-SplitName = Literal["retain", "forget", "val", "test", "train"]
 
 
 class UnlearningDataModule(LightningDataModule):
@@ -225,7 +223,7 @@ class UnlearningDataModule(LightningDataModule):
         )
 
     def serve(
-        self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: dict[str, int] | None = None
+        self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: Mapping[str, int] | None = None
     ) -> None:
         """Make the training loader serve the splits ``requires``, combined in ``mode`` (a
         ``CombinedLoader`` mode or ``"sequential"``), ``batch_sizes`` overriding some splits' batch

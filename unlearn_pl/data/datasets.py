@@ -178,5 +178,5 @@ class IndexedSubset(Dataset):
             return [self[k] for k in ks]
         images, labels = get_batch(indices)
         if self.relabels:
-            labels = [self.relabels.get(i, y) for i, y in zip(indices, labels)]
-        return list(zip(indices, images.unbind(0), labels))
+            labels = [self.relabels.get(i, y) for i, y in zip(indices, labels, strict=True)]
+        return list(zip(indices, images.unbind(0), labels, strict=True))

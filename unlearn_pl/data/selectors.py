@@ -191,4 +191,4 @@ class Mislabeled(ForgetSelector):
         chosen = RandomForget(self.size).select(pool, targets, num_classes, rng).indices
         shift = rng.integers(1, num_classes, size=len(chosen))  # never 0, so the label always changes
         wrong = (targets[chosen] + shift) % num_classes
-        return ForgetSelection(chosen, {int(i): int(w) for i, w in zip(chosen, wrong)})
+        return ForgetSelection(chosen, {int(i): int(w) for i, w in zip(chosen, wrong, strict=True)})

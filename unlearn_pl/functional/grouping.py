@@ -168,10 +168,10 @@ def masks_from_scores(
     else:
         take[eligible] = torch.where(select_to_budget(per_unit[eligible], sizes[eligible], wanted), sizes[eligible], 0)
     masks: dict[str, Tensor] = {}
-    for u, part in zip(units, take.split([u.rows.shape[0] for u in units])):
+    for u, part in zip(units, take.split([u.rows.shape[0] for u in units]), strict=True):
         columns = torch.arange(u.rows.shape[1]).unsqueeze(0)
         flat = (columns < part.unsqueeze(1)).reshape(-1)
-        for name, shape, piece in zip(u.names, u.shapes, flat.split([s.numel() for s in u.shapes])):
+        for name, shape, piece in zip(u.names, u.shapes, flat.split([s.numel() for s in u.shapes]), strict=True):
             masks[name] = piece.reshape(shape).clone()
     return masks
 

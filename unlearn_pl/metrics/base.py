@@ -88,7 +88,7 @@ class EvaluationCallback(Callback):
         if trainer.is_global_zero:
             try:
                 payload = ("ok", self.evaluate(trainer, pl_module))
-            except Exception as e:  # noqa: BLE001 — re-raised below, after the other ranks are told
+            except Exception as e:  # re-raised below, after the other ranks are told
                 error = e
                 payload = ("error", f"{type(e).__name__}: {e}")
         payload = trainer.strategy.broadcast(payload, src=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -228,8 +229,8 @@ class LossAttack(EvaluationCallback):
         for model, stats in pl_module.per_example().items():
             forget = _split_stats(stats, "forget", model, "the loss attack")
             other = _split_stats(stats, self.nonmembers, model, "the loss attack")
-            value = reference_cached(self._reference_values, pl_module, model, lambda: loss_attack(
-                forget["loss"], other["loss"], self.n_splits, self.seed
+            value = reference_cached(self._reference_values, pl_module, model, partial(
+                loss_attack, forget["loss"], other["loss"], self.n_splits, self.seed
             ))
             out[model] = {MIA_LOSS_ACC: value}
         return out
@@ -288,8 +289,8 @@ class MIAEfficacy(EvaluationCallback):
             retain = _split_stats(stats, "retain", model, "MIA-efficacy")
             other = _split_stats(stats, self.nonmembers, model, "MIA-efficacy")
             forget = _split_stats(stats, "forget", model, "MIA-efficacy")
-            value = reference_cached(self._reference_values, pl_module, model, lambda: mia_efficacy(
-                self._features(retain), self._features(other), self._features(forget),
+            value = reference_cached(self._reference_values, pl_module, model, partial(
+                mia_efficacy, self._features(retain), self._features(other), self._features(forget),
                 seed=self.seed, max_samples=self.max_samples, C=self.C,
             ))
             out[model] = {MIA_EFFICACY: value}

@@ -69,7 +69,7 @@ def plot_regions(
     fig = Figure(figsize=(4 * len(grids) + 1, 4), layout="constrained")
     axes = fig.subplots(1, len(grids), squeeze=False)[0]
     image = None
-    for ax, (name, grid) in zip(axes, grids.items()):
+    for ax, (name, grid) in zip(axes, grids.items(), strict=True):
         image = ax.imshow(grid.numpy(), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
         panel = name
         if name != BASELINE and BASELINE in grids:
@@ -85,7 +85,7 @@ def plot_regions(
         ax.set_xticks([])
         ax.set_yticks([])
     handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one entry per marker kind, not per anchor
+    unique = dict(zip(labels, handles, strict=True))  # one entry per marker kind, not per anchor
     fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=len(unique), fontsize=8)
     assert image is not None  # there is at least one grid
     fig.colorbar(image, ax=list(axes), ticks=range(num_classes), label="predicted class")

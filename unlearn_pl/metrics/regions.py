@@ -230,9 +230,9 @@ class DecisionRegions(EvaluationCallback):
         original = models.get(BASELINE)
         if name != "unlearned" or original is None:
             return name
-        same = all(
-            torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values())
-        ) and len(model.state_dict()) == len(original.state_dict())
+        same = len(model.state_dict()) == len(original.state_dict()) and all(
+            torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values(), strict=True)
+        )
         return "network (original weights, not unlearned)" if same else name
 
     def _plot(self, trainer: pl.Trainer, models: dict[str, nn.Module], planes: list[tuple[Plane, Tensor, str]], num_classes: int | None) -> None:

@@ -9,7 +9,7 @@ import torch
 from unlearn_pl.functional.lira import GaussianFit, Variance, likelihood_ratio
 from unlearn_pl.metrics.base import EvaluationCallback
 from unlearn_pl.names import Results
-from unlearn_pl.protocols import UnlearningModel
+from unlearn_pl.protocols import UnlearningModel, attached_data
 from unlearn_pl.ulira.attack import attack_summary, check_design
 from unlearn_pl.ulira.bank import ShadowBank, config_parts
 from unlearn_pl.utils.arguments import check_value
@@ -58,7 +58,7 @@ class ULiRA(EvaluationCallback):
         bank = ShadowBank(self.bank_path)
         parts = config_parts(
             pl_module.initial_network, pl_module.localizer, pl_module.unlearner, pl_module.references.recipe,
-            trainer, trainer.datamodule,
+            trainer, attached_data(trainer),
         )
         bank.check(parts)
         check_design(bank.num_shadow, self.variance)
@@ -72,7 +72,8 @@ class ULiRA(EvaluationCallback):
         oracle = per["oracle"]["forget"]
         positions = bank.positions(oracle["index"].numpy())
         full = bank.fit(self.variance)
-        fit = GaussianFit(*(getattr(full, f)[positions] for f in ("mean_in", "std_in", "mean_out", "std_out")), full.variance)
+        fit = GaussianFit(full.mean_in[positions], full.std_in[positions], full.mean_out[positions], full.std_out[positions],
+                          full.variance)
         negatives = likelihood_ratio(oracle["phi"].double().numpy(), fit)
         out: Results = {}
         for model in ("original", "unlearned"):

@@ -70,7 +70,7 @@ class CifarResNet(ImageClassifier):
         self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes[0])
         layers, in_planes = [], planes[0]
-        for i, (p, n) in enumerate(zip(planes, num_blocks)):
+        for i, (p, n) in enumerate(zip(planes, num_blocks, strict=True)):
             blocks = []
             for j in range(n):
                 blocks.append(BasicBlock(in_planes, p, stride=1 if i == 0 or j > 0 else 2))

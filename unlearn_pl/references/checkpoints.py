@@ -87,7 +87,7 @@ def load_file(path: str | Path, what: str) -> Any:
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist (or is not a file)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — any unpickling failure means the file is unusable
+    except Exception as e:  # any unpickling failure means the file is unusable
         raise ValueError(
             f"{what} {str(path)!r} is corrupt, truncated or not a weights file (it cannot be loaded with "
             f"torch.load(weights_only=True), the only way this package loads files): {_load_failure(e)}"

@@ -28,10 +28,10 @@ from unlearn_pl.utils.describe import content_hash, fingerprint
 from unlearn_pl.utils.io import atomic_write
 
 if TYPE_CHECKING:
-    from unlearn_pl.protocols import UnlearningData
+    from unlearn_pl.protocols import SplitName, UnlearningData
 
 #: Which data each reference model is trained on.
-REFERENCE_DATA = {"original": "train", "oracle": "retain"}
+REFERENCE_DATA: dict[str, SplitName] = {"original": "train", "oracle": "retain"}
 
 #: Revision of the reference-training procedure, part of every cache key. Bump it whenever a code
 #: change alters what training produces for the same inputs (e.g. loader order, dropping a

@@ -72,7 +72,7 @@ class ReferenceResultsStore:
             return None
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 — an unreadable file is re-evaluated, never trusted
+        except Exception:  # an unreadable file is re-evaluated, never trusted
             return None
         if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("results"), dict):
             return None

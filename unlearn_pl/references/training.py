@@ -19,7 +19,7 @@ from unlearn_pl.references.recipe import ClassifierModule, TrainingRecipe
 from unlearn_pl.utils.seeds import isolated_rng
 
 if TYPE_CHECKING:
-    from unlearn_pl.protocols import UnlearningData
+    from unlearn_pl.protocols import SplitName, UnlearningData
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -38,7 +38,7 @@ class ReferenceData(pl.LightningDataModule):
         recipe: the batch size and the seed of the order.
     """
 
-    def __init__(self, data: UnlearningData, which: str, recipe: TrainingRecipe) -> None:
+    def __init__(self, data: UnlearningData, which: SplitName, recipe: TrainingRecipe) -> None:
         super().__init__()
         self.data, self.which, self.recipe = data, which, recipe
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.data.datasets import IndexedSubset
 from unlearn_pl.functional.lira import balanced_membership
+from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.models.execution import NetworkExecution
 from unlearn_pl.references import TrainingRecipe
 
@@ -69,7 +69,7 @@ class ShadowSpec:
         execution: how the audited run's network executes (compiled, channels-last), for the unlearning.
     """
 
-    network: nn.Module
+    network: ImageClassifier
     localizer: Any
     unlearner: Any
     recipe: TrainingRecipe

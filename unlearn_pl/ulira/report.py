@@ -41,7 +41,7 @@ def plot_success(attack: BankAttack, path: Path, title: str) -> Path:
     bins = np.linspace(0, 1, 21)
     for values, label in ((attack.success_before, "before unlearning"), (attack.success, "after unlearning")):
         values = values[~np.isnan(values)]
-        ax.hist(values, bins=bins, alpha=0.6, label=f"{label} (mean {values.mean():.3f})")
+        ax.hist(values, bins=bins.tolist(), alpha=0.6, label=f"{label} (mean {values.mean():.3f})")
     ax.axvline(0.5, color="k", linestyle="--", linewidth=1)
     ax.set_xlabel("per-example attack accuracy over the target models")
     ax.set_ylabel("target examples")

@@ -56,7 +56,7 @@ class Unlearner(Callback, ABC):
 
     requires: tuple[str, ...] = ("retain",)
     combine_mode: str = "max_size_cycle"
-    batch_sizes: dict[str, int] = {}  # noqa: RUF012 — read-only default; instances assign their own
+    batch_sizes: dict[str, int] = {}  # read-only default; instances assign their own
     automatic_optimization: ClassVar[bool] = True
 
     @abstractmethod

@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from unlearn_pl.protocols import UnlearningData, UnlearningModel, attached_data
+from unlearn_pl.protocols import SplitName, UnlearningData, UnlearningModel, attached_data
 
 
 def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -29,7 +29,7 @@ def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModel, split: str = "retain") -> bool:
+def recalibrate_batchnorm(trainer: pl.Trainer, module: UnlearningModel, split: SplitName = "retain") -> bool:
     """Recompute ``module.network``'s BatchNorm running statistics with one pass over ``split``.
 
     Uses :func:`torch.optim.swa_utils.update_bn` (a cumulative average over the whole split, in

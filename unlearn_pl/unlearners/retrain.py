@@ -112,7 +112,7 @@ class Retrain(Unlearner):
             trainable = [n for n, q in pl_module.network.named_parameters() if q.requires_grad]
             everything = all(n in masks and bool(masks[n].all()) for n in trainable)
             if everything:  # a full retrain also restarts the BatchNorm statistics, as the oracle did
-                for (name, buf), (_, init_buf) in zip(pl_module.network.named_buffers(), initial.named_buffers()):
+                for buf, init_buf in zip(pl_module.network.buffers(), initial.buffers(), strict=True):
                     buf.copy_(init_buf.to(buf.device))
         self.reset_done = True
 

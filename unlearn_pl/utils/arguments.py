@@ -23,7 +23,7 @@ import operator
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse.typing import (
@@ -175,7 +175,7 @@ def _allowed(annotation: Any) -> str:
     return {bool: "true or false", int: "an int", float: "a number", str: "a string"}.get(annotation, str(annotation))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
     # Postponed annotations (``from __future__ import annotations``) are strings, resolved in the
     # function's own module. A signature completed by hand (``SGDUnlearner`` subclasses) keeps the

@@ -91,7 +91,7 @@ def describe(value: Any, _depth: int = 0, *, _strict: bool = True) -> Any:
 
 
 def instantiate(config: Any) -> Any:
-    """The object a :func:`describe`\ d ``class_path`` block configures (nested blocks, lists and
+    r"""The object a :func:`describe`\ d ``class_path`` block configures (nested blocks, lists and
     dicts built too); anything else is returned as it is."""
     if isinstance(config, Mapping) and "class_path" in config:
         args = {k: instantiate(v) for k, v in (config.get("init_args") or {}).items()}

@@ -69,7 +69,7 @@ class MNIST(DatasetReader):
         names = self._files(split)
         paths = [self._resolve(n) for n in names]
         if not Path(self.root).is_dir() or None in paths:
-            missing = [n for n, p in zip(names, paths) if p is None]
+            missing = [n for n, p in zip(names, paths, strict=True) if p is None]
             raise FileNotFoundError(
                 f"{self.name}: data root {self.root!r} lacks {missing} (also tried '.gz' and "
                 f"'{self._folder}/raw/'). Expected files: {list(names)}. {self._hint}"

@@ -9,6 +9,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
 
 from unlearn_pl.tuning.engine.devices import plan_workers, resolve_workers
 from unlearn_pl.tuning.engine.processes import run_workers
@@ -65,7 +66,7 @@ def run_trials(
         raise ValueError(f"directions must be 'maximize' or 'minimize' per objective; got {list(directions)}")
     storage = open_storage(storage)
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                directions=list(directions), load_if_exists=True)
+                                directions=[StudyDirection[d.upper()] for d in directions], load_if_exists=True)
     if [d.name.lower() for d in study.directions] != list(directions):
         raise ValueError(f"study {study_name!r} already exists with directions "
                          f"{[d.name.lower() for d in study.directions]}, not {list(directions)}; use another study name")
