@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -106,8 +107,8 @@ def measure(args: argparse.Namespace) -> dict[int, float]:
             info(f"GPUs: {','.join(gpus)}; one worker each on the second side")
         for workers in sides:
             load = os.getloadavg()[0]
-            seconds, result = timed(lambda: run_study(base, grid={key: args.lrs}, study_name=f"workers{workers}",
-                                                      workers=workers, **common))
+            seconds, result = timed(partial(run_study, base, grid={key: args.lrs}, study_name=f"workers{workers}",
+                                            workers=workers, **common))
             done = sum(r["state"] == "COMPLETE" for r in result.trials)
             rates[workers] = 60 * done / seconds
             info(f"{workers} worker(s): {done} trials completed in {seconds:.1f} s = {rates[workers]:.2f} trials/min "

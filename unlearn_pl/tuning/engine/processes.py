@@ -72,7 +72,9 @@ def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler
         sys.exit(1)
 
 
-def _context(gpus: bool) -> multiprocessing.context.BaseContext:
+def _context(
+    gpus: bool,
+) -> multiprocessing.context.ForkContext | multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext:
     """``fork`` on Linux (a worker starts in milliseconds, with torch and the package already
     imported, as PyTorch's DataLoader workers do) for CPU workers while CUDA is not initialized;
     else ``forkserver`` with the package (torch and Lightning with it) preloaded, or ``spawn``:
