@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unlearn_pl.models.base import ImageClassifier
-from unlearn_pl.utils.arguments import (
-    PositiveInt,
-    check_arguments,
-    restricted_number_type,
-)
-
-if TYPE_CHECKING:
-    NetworkWidth = float
-else:
-    #: A width scale of the channel counts, in (0, 4] (the overparameterization study uses 1/64 to 1).
-    NetworkWidth = restricted_number_type("NetworkWidth", float, [(">", 0.0), ("<=", 4.0)], join="and")
+from unlearn_pl.utils.arguments import NetworkWidth, PositiveInt, check_arguments
 
 
 class BasicBlock(nn.Module):

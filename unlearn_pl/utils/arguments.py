@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # to a type checker, a restricted type is its base type
     PositiveFraction = float
     HalfOpenFraction = float
     IntAtLeastTwo = int
+    NetworkWidth = float
     WorkerCount = int | Literal["auto"]
 else:
     #: A fraction in (0, 1] (a budget, a top-h share).
@@ -61,6 +62,10 @@ else:
     HalfOpenFraction = restricted_number_type("HalfOpenFraction", float, [(">=", 0.0), ("<", 1.0)], join="and")
     #: An integer ≥ 2 (cross-validation folds, grid points per axis).
     IntAtLeastTwo = restricted_number_type("IntAtLeastTwo", int, (">=", 2))
+    # Declared here rather than beside the network: jsonargparse resolves a signature's names
+    # from its module's source, where a TYPE_CHECKING alias would read as the plain float.
+    #: A width scale of a network's channel counts, in (0, 4] (the overparameterization study uses 1/64 to 1).
+    NetworkWidth = restricted_number_type("NetworkWidth", float, [(">", 0.0), ("<=", 4.0)], join="and")
 
     class WorkerCount(int):
         """Worker processes: a positive int, or ``auto`` (one per GPU of the trials, else one per core)."""
@@ -83,7 +88,7 @@ Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 __all__ = [
     "ClosedUnitInterval", "NonNegativeFloat", "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt",
-    "PositiveFraction", "HalfOpenFraction", "IntAtLeastTwo", "LearningRate", "Momentum", "WeightDecay", "LRFraction",
+    "PositiveFraction", "HalfOpenFraction", "IntAtLeastTwo", "NetworkWidth", "LearningRate", "Momentum", "WeightDecay", "LRFraction",
     "OptimizerName", "Precision", "WorkerCount", "check_arguments", "check_value", "restricted_number_type",
 ]
 
