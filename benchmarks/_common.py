@@ -7,8 +7,9 @@ Every benchmark prints
 * ``METRIC <name> <value> <target>`` lines for values that are not ratios (accuracy gaps), and
 * one ``SUMMARY <benchmark>: ...`` line at the end,
 
-so ``tests/test_benchmarks.py`` (and a reader) can parse them. Ratios are always measured side by
-side in one process: on a machine shared with other jobs the load then affects both sides alike.
+so ``tests/integration/test_benchmarks.py`` (and a reader) can parse them. Ratios are always
+measured side by side in one process: on a machine shared with other jobs the load then affects
+both sides alike.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Top-level (picklable) objectives for the study engine's tests."""
+"""Top-level (picklable) objectives for the study engine's tests, and the digits study config
+(``STUDY``) that the study tests share."""
 
 from __future__ import annotations
 
@@ -30,6 +31,23 @@ class CountingObjective:
 
 
 GRID = {"x": [0, 1, 2, 3], "seed": [0, 1]}
+
+#: A one-epoch digits study's base config: a small MLP, NegGrad+, split accuracy.
+STUDY = {
+    "seed_everything": 0,
+    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "num_sanity_val_steps": 0, "logger": False,
+                "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False},
+    "data": {"class_path": "unlearn_pl.UnlearningDataModule", "init_args": {
+        "dataset": {"class_path": "unlearn_pl.data.Digits"},
+        "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
+        "val_fraction": 0.1, "batch_size": 64}},
+    "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
+        "network": {"class_path": "unlearn_pl.models.MLP", "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
+        "references": {"class_path": "unlearn_pl.ReferenceModels",
+                       "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
+        "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
+        "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}}}},
+}
 
 
 def prepare_references(cache: str, log: str) -> None:

@@ -1,9 +1,10 @@
 """How a network executes: compiled with ``torch.compile`` and/or in the channels-last memory format.
 
 Both are speed options: they change the order of floating-point operations, not what the network
-computes, so results differ from the default only by rounding (``tests/test_training_options.py``
-measures how much). On a GPU, channels-last lets cuDNN use its NHWC convolution kernels (Tensor
-Cores under mixed precision), and ``torch.compile`` fuses the element-wise work between them
+computes, so results differ from the default only by rounding
+(``tests/guarantees/test_training_options.py`` measures how much). On a GPU, channels-last lets
+cuDNN use its NHWC convolution kernels (Tensor Cores under mixed precision), and ``torch.compile``
+fuses the element-wise work between them
 (https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html,
 https://pytorch.org/docs/stable/generated/torch.compile.html).
 """

@@ -21,7 +21,7 @@ import pytest
 # tomllib is standard from Python 3.11 on; the check needs it, the package does not.
 tomllib = pytest.importorskip("tomllib")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("unlearn_pl", "tests", "benchmarks", "notebooks")
 
 

@@ -18,8 +18,8 @@ from unlearn_pl.tuning import check_seed_choices, run_study
 from unlearn_pl.tuning.engine import journal_storage
 from unlearn_pl.tuning.study import claim_run_dir
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_tuning import STUDY
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _study_toys import STUDY
 
 LR = "model.init_args.unlearner.init_args.lr"
 

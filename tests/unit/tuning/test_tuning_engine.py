@@ -12,7 +12,7 @@ import pytest
 
 from unlearn_pl.tuning.engine import journal_storage, run_trials, trial_cell
 
-sys.path.insert(0, str(Path(__file__).parent))  # spawned workers unpickle the toys by module name
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # spawned workers unpickle the toys by module name
 from _study_toys import GRID, CountingObjective
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -216,7 +216,7 @@ def _journal_pids(log: Path, state=optuna.trial.TrialState.RUNNING) -> set[int]:
 def _start_toy(tmp_path: Path, workers: int, sleep: float):
     import subprocess
 
-    toys = Path(__file__).parent / "_study_toys.py"
+    toys = Path(__file__).resolve().parents[2] / "_study_toys.py"
     return subprocess.Popen([sys.executable, str(toys), str(tmp_path), str(workers), str(sleep)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -1,6 +1,7 @@
 """Per-example de-duplication, and a 2-process CPU DDP validation that must equal a single process."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,7 +135,7 @@ def all_results(module: UnlearningModule, n: int = 6) -> dict:
 
 DDP_SCRIPT = """
 import json, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {here!r}]  # conftest, and this test module by name
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -190,7 +191,7 @@ def test_ddp_validation_equals_single_process(tmp_path):
     fast_trainer(tmp_path / "single").validate(module, datamodule=dm, verbose=False)
     single = json.loads(json.dumps(all_results(module)))
 
-    run_script(DDP_SCRIPT.format(tests=str(REPO / "tests")), tmp_path)
+    run_script(DDP_SCRIPT.format(tests=str(REPO / "tests"), here=str(Path(__file__).resolve().parent)), tmp_path)
 
     local = [json.loads((tmp_path / f"local-{r}.json").read_text()) for r in (0, 1)]
     forget = len(dm.indices("forget"))

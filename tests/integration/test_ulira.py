@@ -109,7 +109,7 @@ def test_retrain_comes_out_at_chance(tmp_path):
 
 def _cli_args(bank: Path, workers: int, k: int = 4, t: int = 2) -> list[str]:
     return [
-        "ulira", "--config", str(Path(__file__).resolve().parents[1] / "configs/ulira/digits.yaml"),
+        "ulira", "--config", str(Path(__file__).resolve().parents[2] / "configs/ulira/digits.yaml"),
         "--model.init_args.network", "unlearn_pl.models.MLP", "--model.init_args.network.hidden", "[32]",
         "--data.init_args.train_size", "200", "--data.init_args.forget.init_args.size", "30",
         "--model.init_args.references.init_args.recipe.epochs", "5", "--trainer.max_epochs", "1",
@@ -144,7 +144,7 @@ def test_two_workers_build_the_same_bank_as_one(tmp_path, monkeypatch):
 
 def test_the_shipped_config_parses_for_ulira(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["unlearn-pl"])
-    config = Path(__file__).resolve().parents[1] / "configs/ulira/digits.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs/ulira/digits.yaml"
     with pytest.raises(SystemExit) as exit_info:
         UnlearningCLI(args=["ulira", "--config", str(config), "--print_config"])
     assert exit_info.value.code == 0

@@ -20,7 +20,7 @@ from unlearn_pl.audit import AuditStore
 from unlearn_pl.cli import UnlearningCLI
 from unlearn_pl.cli.audit import build_run, class_resets
 
-sys.path.insert(0, str(Path(__file__).parent))  # the toy selector's module, by name
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy selector's module, by name
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -39,9 +39,9 @@ from unlearn_pl.tuning import (
     select,
 )
 
-sys.path.insert(0, str(Path(__file__).parent))  # spawned processes unpickle the helpers by module name
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spawned processes unpickle the helpers by module name
 import _study_toys
-
+from _study_toys import STUDY
 
 # ----------------------------------------------------------------------------- pure scoring
 def test_goals_and_objective_on_hand_numbers():
@@ -198,21 +198,6 @@ def test_a_study_keeps_its_base_config_and_refuses_another():
 
 
 # ----------------------------------------------------------------------------- studies on digits
-STUDY = {
-    "seed_everything": 0,
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "num_sanity_val_steps": 0, "logger": False,
-                "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False},
-    "data": {"class_path": "unlearn_pl.UnlearningDataModule", "init_args": {
-        "dataset": {"class_path": "unlearn_pl.data.Digits"},
-        "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
-        "val_fraction": 0.1, "batch_size": 64}},
-    "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-        "network": {"class_path": "unlearn_pl.models.MLP", "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
-        "references": {"class_path": "unlearn_pl.ReferenceModels",
-                       "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
-        "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
-        "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}}}},
-}
 SPACE = {"method": [{"name": "ngp"}, {"name": "ft", "set": {
     "model.init_args.unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}}}]}
 GRID = {"model.init_args.unlearner.init_args.lr": [0.01, 0.05]}

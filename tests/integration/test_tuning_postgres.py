@@ -26,8 +26,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_tuning import STUDY
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _study_toys import STUDY
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 

@@ -26,7 +26,7 @@ from unlearn_pl.tuning import TIE_BREAK, StudyObjective, check_same_base, expand
 from unlearn_pl.tuning.checks import check_margins, check_scoring
 from unlearn_pl.tuning.differences import split_of
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _study_toys import toy_metrics, toy_runner
 
 ARMS = {"arm": {"key": "toy.arm", "values": ["a", "b"]}}
@@ -209,7 +209,7 @@ def test_the_study_objective_travels_to_workers_with_its_runner(tmp_path):
 
 # ----------------------------------------------------------------------------- resuming with today's defaults
 def test_a_stored_config_without_todays_defaults_resumes_and_a_changed_value_is_refused(tmp_path, monkeypatch):
-    from test_tuning import STUDY
+    from _study_toys import STUDY
 
     from unlearn_pl.cli import UnlearningCLI, run_cli
     from unlearn_pl.cli.tune import TUNE_ARGS
@@ -244,8 +244,8 @@ def test_a_stored_config_without_todays_defaults_resumes_and_a_changed_value_is_
 
 
 def test_the_tune_subcommand_runs_on_lightnings_own_trainer(tmp_path, monkeypatch):
+    from _study_toys import STUDY
     from lightning.pytorch import Trainer
-    from test_tuning import STUDY
 
     from unlearn_pl.cli import UnlearningCLI, run_cli
 

@@ -67,7 +67,7 @@ def outcome(module: UnlearningModule) -> dict:
 #: (the process group the first trainer starts serves the next).
 SCRIPT = """
 import json, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {here!r}]  # conftest, and this test module by name
 import lightning.pytorch as pl
 import torch
 
@@ -110,7 +110,7 @@ if __name__ == "__main__":
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of the two-process run of :data:`SCRIPT` (once per test run, whichever worker
     asks first)."""
-    script = SCRIPT.format(tests=str(REPO / "tests"))
+    script = SCRIPT.format(tests=str(REPO / "tests"), here=str(Path(__file__).resolve().parent))
     return shared_run(tmp_path_factory, "ddp_parity", lambda folder: run_script(script, folder))
 
 

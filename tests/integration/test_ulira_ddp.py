@@ -49,7 +49,7 @@ def write_bank(path: Path, module: UnlearningModule, dm: UnlearningDataModule) -
 
 DDP_SCRIPT = """
 import json, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {here!r}]  # conftest, and this test module by name
 import lightning.pytorch as pl
 import torch
 
@@ -74,7 +74,8 @@ def test_ulira_callback_under_ddp_equals_one_process(tmp_path):
     single = module.metrics[0].results
     assert set(single) == {"original", "unlearned"} and 0.0 <= single["unlearned"]["ulira_acc"] <= 1.0
 
-    run_script(DDP_SCRIPT.format(tests=str(REPO / "tests"), bank=str(bank)), tmp_path)
+    here = str(Path(__file__).resolve().parent)
+    run_script(DDP_SCRIPT.format(tests=str(REPO / "tests"), bank=str(bank), here=here), tmp_path)
     ranks = [json.loads((tmp_path / f"results-{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]  # broadcast from rank 0
     for model, values in single.items():
