@@ -22,7 +22,6 @@ from unlearn_pl.cli.audit import build_run, class_resets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy selector's module, by name
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CONFIG = REPO / "configs" / "audit" / "digits.yaml"
 TINY = [

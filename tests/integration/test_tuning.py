@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spawned processe
 import _study_toys
 from _study_toys import STUDY
 
+
 # ----------------------------------------------------------------------------- pure scoring
 def test_goals_and_objective_on_hand_numbers():
     assert privacy_goal(0.10, 0.25) == pytest.approx(0.85)

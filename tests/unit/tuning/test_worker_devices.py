@@ -22,7 +22,7 @@ from unlearn_pl.tuning.engine.devices import (
 )
 from unlearn_pl.utils.arguments import WorkerCount
 
-sys.path.insert(0, str(Path(__file__).parent))  # spawned workers unpickle the toys by module name
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # spawned workers unpickle the toys by module name
 from _study_toys import DeviceRecorder
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
