@@ -126,32 +126,6 @@ class AuditTrial:
         return float(entry["outputs"]["accuracy"].get("forget", float("nan")))
 
 
-def _queue_failed(study_name: str, storage: Any, objective: AuditTrial) -> list[int]:
-    """Queue again the failed trials whose outputs are missing (once per cell); returns their numbers."""
-    import optuna
-    from optuna.trial import TrialState
-
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:  # a new study
-        return []
-    store = AuditStore(objective.folder)
-    trials = study.get_trials(deepcopy=False)
-    pending = {(t.params.get("method"), t.params.get("seed")) for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)}
-    pending |= {(t.system_attrs.get("fixed_params", {}).get("method"), t.system_attrs.get("fixed_params", {}).get("seed"))
-                for t in trials if t.state == TrialState.WAITING}
-    queued: list[int] = []
-    for t in trials:
-        method, seed = t.params.get("method"), t.params.get("seed")
-        cell = (method, seed)
-        if t.state != TrialState.FAIL or cell in pending or method is None or seed is None or store.has(method, seed):
-            continue
-        study.enqueue_trial({"method": cell[0], "seed": cell[1]}, user_attrs={"retry_of": t.number})
-        pending.add(cell)
-        queued.append(t.number)
-    return queued
-
-
 def run_audit_trials(objective: AuditTrial, *, workers: int | str, storage: Any, study_name: str,
                      gpus_per_trial: int = 0) -> list[str]:
     """Run every missing trial of the audit in ``storage`` (an Optuna storage or RDB URL); returns
@@ -160,17 +134,17 @@ def run_audit_trials(objective: AuditTrial, *, workers: int | str, storage: Any,
     import optuna
     from optuna.trial import TrialState
 
-    from unlearn_pl.tuning.engine import run_trials
+    from unlearn_pl.tuning.engine import run_trials, trial_cell
 
-    _queue_failed(study_name, storage, objective)
+    # A (method, seed) whose trials all failed runs once more: the same command retries them.
     study = run_trials(
         objective, study_name=study_name, storage=storage,
         sampler=optuna.samplers.GridSampler(objective.space(), seed=0), directions=("maximize",), n_trials=None,
-        workers=workers, gpus_per_trial=gpus_per_trial,
+        workers=workers, gpus_per_trial=gpus_per_trial, retry_failed=True,
     )
     store = AuditStore(objective.folder)
-    errors = {(t.params.get("method"), t.params.get("seed")): t.user_attrs.get("error", "no error recorded")
-              for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    errors = {(cell.get("method"), cell.get("seed")): t.user_attrs.get("error", "no error recorded")
+              for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) for cell in [trial_cell(t)]}
     return [f"{method} seed {seed}: {errors.get((method, seed), 'did not run')}"
             for method in objective.methods for seed in objective.seeds if not store.has(method, seed)]
 
