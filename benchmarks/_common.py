@@ -33,12 +33,20 @@ def base_parser(description: str, data_args: bool = True, seed_arg: bool = True)
     ``--threads``, for benchmarks whose data and model come from elsewhere, e.g. a config;
     ``seed_arg=False``: no ``--seed``, for benchmarks that take several seeds)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch.set_num_threads; 1 keeps runs comparable on a shared 2-core machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads; 1 keeps runs comparable on a shared 2-core machine",
+    )
     if not data_args:
         return parser
-    parser.add_argument("--dataset", choices=("fashion", "digits"), default="fashion",
-                        help="Fashion-MNIST (the benchmark) or scikit-learn's digits (smoke tests)")
+    parser.add_argument(
+        "--dataset",
+        choices=("fashion", "digits"),
+        default="fashion",
+        help="Fashion-MNIST (the benchmark) or scikit-learn's digits (smoke tests)",
+    )
     parser.add_argument("--width", type=float, default=0.125, help="CIFAR ResNet-18 width scale")
     if seed_arg:
         parser.add_argument("--seed", type=int, default=0)
@@ -74,8 +82,13 @@ def trainer(**kwargs: Any) -> Any:
     import lightning.pytorch as pl
 
     defaults: dict[str, Any] = dict(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
     )
     defaults.update(kwargs)
     return pl.Trainer(**defaults)
@@ -152,8 +165,11 @@ def header(name: str, args: argparse.Namespace) -> None:
 
     settings = " ".join(f"{k}={v}" for k, v in sorted(vars(args).items()))
     print(f"# {name}: {settings}", flush=True)
-    print(f"# machine: {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} intra-op thread(s), load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"# machine: {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op thread(s), load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
 
 def summary(name: str, text: str) -> None:

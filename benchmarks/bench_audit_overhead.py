@@ -56,9 +56,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         argv_before, sys.argv = sys.argv, ["unlearn-pl"]  # the audit's own arguments are complete
         try:
             start = time.perf_counter()
-            UnlearningCLI(args=["audit", "--config", args.config, "--seeds", str(args.seeds),
-                                "--methods", f"[{', '.join(args.methods)}]", "--workers", str(args.workers),
-                                "--n_resamples", str(args.resamples), "--folder", str(folder), *args.audit_args])
+            UnlearningCLI(
+                args=[
+                    "audit",
+                    "--config",
+                    args.config,
+                    "--seeds",
+                    str(args.seeds),
+                    "--methods",
+                    f"[{', '.join(args.methods)}]",
+                    "--workers",
+                    str(args.workers),
+                    "--n_resamples",
+                    str(args.resamples),
+                    "--folder",
+                    str(folder),
+                    *args.audit_args,
+                ]
+            )
             total = time.perf_counter() - start
         finally:
             sys.argv = argv_before
@@ -74,14 +89,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         audit_methods(store, methods, list(range(args.seeds)), args.resamples, args.workers)
         report = time.perf_counter() - start
     training = parts["references"] + parts["unlearning"]
-    info(f"{len(entries)} trials ({len(methods)} method(s) x {args.seeds} seeds) in {total:.1f} s wall: references "
-         f"{parts['references']:.1f} s, unlearning {parts['unlearning']:.1f} s, recording {parts['recording']:.1f} s")
-    info(f"report (bootstraps, {args.resamples} resamples, {args.workers} worker(s)): {report:.1f} s = "
-         f"{report / training:.3f} x the training")
+    info(
+        f"{len(entries)} trials ({len(methods)} method(s) x {args.seeds} seeds) in {total:.1f} s wall: references "
+        f"{parts['references']:.1f} s, unlearning {parts['unlearning']:.1f} s, recording {parts['recording']:.1f} s"
+    )
+    info(
+        f"report (bootstraps, {args.resamples} resamples, {args.workers} worker(s)): {report:.1f} s = "
+        f"{report / training:.3f} x the training"
+    )
     ratio = parts["recording"] / training
     ratio_line("audit_recording_over_training", ratio, "<=0.10")
-    summary("bench_audit_overhead", f"recording the per-example outputs adds {100 * ratio:.1f}% to the trials' "
-            f"training ({parts['recording']:.1f} s of {training:.1f} s); the report takes {report:.1f} s more")
+    summary(
+        "bench_audit_overhead",
+        f"recording the per-example outputs adds {100 * ratio:.1f}% to the trials' "
+        f"training ({parts['recording']:.1f} s of {training:.1f} s); the report takes {report:.1f} s more",
+    )
     return {"recording": ratio, "report": report / training}
 
 

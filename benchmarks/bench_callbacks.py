@@ -56,9 +56,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
     p.add_argument("--num-planes", type=int, default=10)
     p.add_argument("--resolution", type=int, default=50)
-    p.add_argument("--region-batch-size", type=int, default=256, help="DecisionRegions(batch_size=...): grid points per forward")
-    p.add_argument("--mia-max-samples", type=int, default=None,
-                   help="MIAEfficacy(max_samples=...): cap of each SVC training group (default: none, as published)")
+    p.add_argument(
+        "--region-batch-size", type=int, default=256, help="DecisionRegions(batch_size=...): grid points per forward"
+    )
+    p.add_argument(
+        "--mia-max-samples",
+        type=int,
+        default=None,
+        help="MIAEfficacy(max_samples=...): cap of each SVC training group (default: none, as published)",
+    )
     p.add_argument("--plot-planes", type=int, default=0, help="decision-region plots (0: scores only)")
     p.add_argument("--plot-resolution", type=int, default=150)
     p.add_argument("--cache-dir", default=None, help="cache of the reference models (default: a fresh temp dir)")
@@ -78,14 +84,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     setup_torch(args.threads)
     header("bench_callbacks", args)
     with quiet(), cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory() as root:
+
         def data() -> UnlearningDataModule:
-            return UnlearningDataModule(reader(args.dataset), RandomForget(0.1), train_size=args.train_size,
-                                        batch_size=128, eval_batch_size=args.batch_size, seed=args.seed)
+            return UnlearningDataModule(
+                reader(args.dataset),
+                RandomForget(0.1),
+                train_size=args.train_size,
+                batch_size=128,
+                eval_batch_size=args.batch_size,
+                seed=args.seed,
+            )
 
         dm = data()
         recipe = TrainingRecipe(epochs=args.recipe_epochs, lr=0.05, batch_size=128, accelerator="cpu")
-        module = UnlearningModule(network=network(args.width, args.seed),
-                                  references=ReferenceModels(recipe=recipe, cache_dir=cache), report=False)
+        module = UnlearningModule(
+            network=network(args.width, args.seed),
+            references=ReferenceModels(recipe=recipe, cache_dir=cache),
+            report=False,
+        )
         module.prepare_models(dm)  # untimed
         # The unlearned network differs from the original (as after unlearning), so the
         # decision regions compare three distinct models.
@@ -112,9 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             return timed(lambda: t.validate(module, datamodule=datamodule, verbose=False))[0], spent
 
         def regions() -> DecisionRegions:
-            return DecisionRegions(num_planes=args.num_planes, resolution=args.resolution, plot=args.plot_planes > 0,
-                                   plot_planes=args.plot_planes, plot_resolution=args.plot_resolution,
-                                   batch_size=args.region_batch_size)
+            return DecisionRegions(
+                num_planes=args.num_planes,
+                resolution=args.resolution,
+                plot=args.plot_planes > 0,
+                plot_planes=args.plot_planes,
+                plot_resolution=args.plot_resolution,
+                batch_size=args.region_batch_size,
+            )
 
         # Warm-up (first-call allocations, oneDNN kernel selection). The module would reuse the
         # reference models' results it computes (same weights, same data): they are dropped after.
@@ -142,22 +163,39 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     plain, mia, dr = split(t_first, spent_first)
     plain2, mia2, dr2 = split(t_again, spent_again)
-    info(f"first validate {t_first:.2f} s: plain epoch {plain:.2f} s ({n_models} models x {n_eval} examples), "
-         f"LossAttack {spent_first.get('LossAttack', 0):.2f} s, MIAEfficacy {spent_first.get('MIAEfficacy', 0):.2f} s, "
-         f"DecisionRegions {dr:.2f} s ({n_grid} grid points + {n_plot} plot points)")
-    info(f"second validate {t_again:.2f} s: plain epoch {plain2:.2f} s (1 model: reference results reused), "
-         f"MIA {mia2:.2f} s, DecisionRegions {dr2:.2f} s (reference attacks and grids reused)")
+    info(
+        f"first validate {t_first:.2f} s: plain epoch {plain:.2f} s ({n_models} models x {n_eval} examples), "
+        f"LossAttack {spent_first.get('LossAttack', 0):.2f} s, MIAEfficacy {spent_first.get('MIAEfficacy', 0):.2f} s, "
+        f"DecisionRegions {dr:.2f} s ({n_grid} grid points + {n_plot} plot points)"
+    )
+    info(
+        f"second validate {t_again:.2f} s: plain epoch {plain2:.2f} s (1 model: reference results reused), "
+        f"MIA {mia2:.2f} s, DecisionRegions {dr2:.2f} s (reference attacks and grids reused)"
+    )
     r_mia, r_all, r_again = (plain + mia) / plain, t_first / plain, t_again / plain2
     per_point = (dr / max(n_grid + n_plot, 1)) / (plain / (n_models * n_eval))
     ratio_line("mia_validation_over_plain", r_mia, "<=1.20")
-    info(f"MIA + regions: {r_all:.3f}x a plain epoch, {r_again:.3f}x when repeated (no target: the grid size is the user's)")
+    info(
+        f"MIA + regions: {r_all:.3f}x a plain epoch, {r_again:.3f}x when repeated (no target: the grid size is the user's)"
+    )
     ratio_line("regions_cost_per_point_over_validation_per_example", max(per_point, 1e-6), "<=1.0")
     judged = "judged" if args.width >= 0.5 else "not judged: target applies at width >= 0.5"
-    summary("bench_callbacks", f"MIA adds {100 * (r_mia - 1):.1f}% to a plain validation epoch (target <= 20%, {judged}); "
-            f"MIA + decision regions add {100 * (r_all - 1):.1f}% ({100 * (r_again - 1):.1f}% when repeated); "
-            f"a grid point costs {per_point:.2f}x an evaluated example (target <= 1.0)")
-    return {"plain": plain, "mia": mia, "regions": dr, "regions_again": dr2, "ratio_mia": r_mia, "ratio_all": r_all,
-            "ratio_again": r_again, "per_point": per_point}
+    summary(
+        "bench_callbacks",
+        f"MIA adds {100 * (r_mia - 1):.1f}% to a plain validation epoch (target <= 20%, {judged}); "
+        f"MIA + decision regions add {100 * (r_all - 1):.1f}% ({100 * (r_again - 1):.1f}% when repeated); "
+        f"a grid point costs {per_point:.2f}x an evaluated example (target <= 1.0)",
+    )
+    return {
+        "plain": plain,
+        "mia": mia,
+        "regions": dr,
+        "regions_again": dr2,
+        "ratio_mia": r_mia,
+        "ratio_all": r_all,
+        "ratio_again": r_again,
+        "per_point": per_point,
+    }
 
 
 if __name__ == "__main__":

@@ -115,7 +115,9 @@ def epoch_timer(device: Any) -> Any:
     return EpochTimer()
 
 
-def plain_throughput(network: Any, images: Any, labels: Any, args: argparse.Namespace, precision: str, device: Any) -> float:
+def plain_throughput(
+    network: Any, images: Any, labels: Any, args: argparse.Namespace, precision: str, device: Any
+) -> float:
     """Images/s of the hand-written loop (median over epochs after the first)."""
     import contextlib
     import copy
@@ -173,10 +175,22 @@ def measure(args: argparse.Namespace, precision: str, device_data: bool, device:
 
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     tag = f"{precision}-{'device' if device_data else 'loader'}"
-    dm = UnlearningDataModule(SyntheticCIFAR(args.train_size, args.seed), RandomForget(0.1), batch_size=args.batch_size,
-                              seed=args.seed, device_data=device_data)
-    recipe = TrainingRecipe(epochs=args.epochs, batch_size=args.batch_size, accelerator=accelerator, precision=precision,
-                            compile=args.compile, channels_last=args.channels_last, seed=args.seed)
+    dm = UnlearningDataModule(
+        SyntheticCIFAR(args.train_size, args.seed),
+        RandomForget(0.1),
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device_data=device_data,
+    )
+    recipe = TrainingRecipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        accelerator=accelerator,
+        precision=precision,
+        compile=args.compile,
+        channels_last=args.channels_last,
+        seed=args.seed,
+    )
     execution = NetworkExecution(compile=args.compile, channels_last=args.channels_last)
     torch.manual_seed(args.seed)
     network = cifar_resnet18(width=args.width, num_classes=10, in_channels=3)
@@ -188,18 +202,42 @@ def measure(args: argparse.Namespace, precision: str, device_data: bool, device:
     torch.save(original.state_dict(), folder / f"original-{tag}.pt")
 
     timer = epoch_timer(device)
-    module = UnlearningModule(copy.deepcopy(network), localizer=Full(), unlearner=Finetune(lr=0.01), metrics=[],
-                              references=ReferenceModels(original=str(folder / f"original-{tag}.pt"), oracle=False),
-                              report=False, execution=execution)
+    module = UnlearningModule(
+        copy.deepcopy(network),
+        localizer=Full(),
+        unlearner=Finetune(lr=0.01),
+        metrics=[],
+        references=ReferenceModels(original=str(folder / f"original-{tag}.pt"), oracle=False),
+        report=False,
+        execution=execution,
+    )
     module.prepare_models(dm)
-    pl.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=args.epochs, limit_val_batches=0,
-               callbacks=[timer], deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(folder)).fit(module, datamodule=dm)
+    pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=args.epochs,
+        limit_val_batches=0,
+        callbacks=[timer],
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(folder),
+    ).fit(module, datamodule=dm)
     out["unlearning"] = timer.throughput()
 
-    shadow = UnlearningModule(copy.deepcopy(network), localizer=Full(), unlearner=Finetune(lr=0.01), metrics=[],
-                              references=ReferenceModels(recipe, oracle=False, cache_dir=str(folder / f"cache-{tag}"),
-                                                         progress_bar=False), report=False, execution=execution)
+    shadow = UnlearningModule(
+        copy.deepcopy(network),
+        localizer=Full(),
+        unlearner=Finetune(lr=0.01),
+        metrics=[],
+        references=ReferenceModels(recipe, oracle=False, cache_dir=str(folder / f"cache-{tag}"), progress_bar=False),
+        report=False,
+        execution=execution,
+    )
     trainer_kwargs = {"accelerator": accelerator, "devices": 1, "precision": precision, "max_epochs": args.epochs}
     spec = make_spec(shadow, dm, trainer_kwargs, num_shadow=2, num_target_models=2, bank=str(folder / f"bank-{tag}"))
     model_dm, _ = shadow_datamodule(spec, 0)
@@ -249,21 +287,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         torch.use_deterministic_algorithms(deterministic)
     for precision in args.precisions:
-        info(f"{precision}: plain loop {plain[precision]:.0f} images/s; " + "; ".join(
-            f"{'device data' if mode else 'DataLoader'}: " + ", ".join(f"{k} {v:.0f}" for k, v in sides[precision, mode].items())
-            for mode in (True, False)))
+        info(
+            f"{precision}: plain loop {plain[precision]:.0f} images/s; "
+            + "; ".join(
+                f"{'device data' if mode else 'DataLoader'}: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in sides[precision, mode].items())
+                for mode in (True, False)
+            )
+        )
         for side in ("reference", "unlearning", "shadow"):
             ratio_line(f"{side}_over_plain[{precision}]", sides[precision, True][side] / plain[precision], ">=0.9")
         for side in ("reference", "unlearning", "shadow"):
-            ratio_line(f"device_data_over_dataloader[{side},{precision}]",
-                       sides[precision, True][side] / sides[precision, False][side], ">=2.0")
+            ratio_line(
+                f"device_data_over_dataloader[{side},{precision}]",
+                sides[precision, True][side] / sides[precision, False][side],
+                ">=2.0",
+            )
     if "32-true" in plain and "bf16-mixed" in plain:
         ratio_line("bf16_over_fp32[plain]", plain["bf16-mixed"] / plain["32-true"], ">=1.0")
     best = args.precisions[-1]
-    summary("bench_gpu", f"{device.type}, {best}: plain loop {plain[best]:.0f} images/s; with device data: "
-            + ", ".join(f"{side} {sides[best, True][side] / plain[best]:.2f}x" for side in ("reference", "unlearning", "shadow"))
-            + f" of it; reference training with device data {sides[best, True]['reference'] / sides[best, False]['reference']:.2f}x "
-            "the DataLoader path")
+    summary(
+        "bench_gpu",
+        f"{device.type}, {best}: plain loop {plain[best]:.0f} images/s; with device data: "
+        + ", ".join(
+            f"{side} {sides[best, True][side] / plain[best]:.2f}x" for side in ("reference", "unlearning", "shadow")
+        )
+        + f" of it; reference training with device data {sides[best, True]['reference'] / sides[best, False]['reference']:.2f}x "
+        "the DataLoader path",
+    )
     return {"plain": plain, "sides": sides}
 
 

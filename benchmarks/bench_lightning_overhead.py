@@ -62,8 +62,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     setup_torch(args.threads)
     header("bench_lightning_overhead", args)
     with quiet():
-        dm = UnlearningDataModule(reader(args.dataset), RandomForget(0.1), train_size=args.train_size,
-                                  batch_size=args.batch_size, seed=args.seed)
+        dm = UnlearningDataModule(
+            reader(args.dataset),
+            RandomForget(0.1),
+            train_size=args.train_size,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         dm.setup("fit")
     # The work does not depend on the weights' values; a seeded untrained network stands in
     # for the original, so no reference model needs training.
@@ -82,8 +87,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         localizer = DEL(budget=args.budget)
         localizer.masks = {n: m.clone() for n, m in masks.items()}  # skip re-localizing: same mask
         module = UnlearningModule(
-            network=copy.deepcopy(start), localizer=localizer, unlearner=ResetFinetune(),
-            references=ReferenceModels(oracle=False), metrics=[], report=False,
+            network=copy.deepcopy(start),
+            localizer=localizer,
+            unlearner=ResetFinetune(),
+            references=ReferenceModels(oracle=False),
+            metrics=[],
+            report=False,
         )
         # The reference models are not used by training; mark the module prepared without training them.
         module._reference_nets = {"original": copy.deepcopy(start).eval()}
@@ -120,12 +129,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for _ in range(args.repeats):
         t_plain.append(plain_epoch())
         t_light.append(lightning_epoch())
-    info(f"retain set {n_examples} examples/epoch; median epoch plain {median(t_plain):.3f} s "
-         f"({n_examples / median(t_plain):.0f} ex/s), Lightning {median(t_light):.3f} s "
-         f"({n_examples / median(t_light):.0f} ex/s)")
+    info(
+        f"retain set {n_examples} examples/epoch; median epoch plain {median(t_plain):.3f} s "
+        f"({n_examples / median(t_plain):.0f} ex/s), Lightning {median(t_light):.3f} s "
+        f"({n_examples / median(t_light):.0f} ex/s)"
+    )
     ratio = median(t_plain) / median(t_light)  # = throughput(Lightning) / throughput(plain)
     ratio_line("lightning_throughput_over_plain", ratio, ">=0.95")
-    summary("bench_lightning_overhead", f"Lightning epoch throughput {ratio:.3f}x the plain PyTorch loop (target >= 0.95x)")
+    summary(
+        "bench_lightning_overhead", f"Lightning epoch throughput {ratio:.3f}x the plain PyTorch loop (target >= 0.95x)"
+    )
     torch.set_grad_enabled(True)
     return {"ratio": ratio, "plain": median(t_plain), "lightning": median(t_light)}
 

@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     setup_torch(args.threads)
     header("bench_loader", args)
     with quiet():
-        dm = UnlearningDataModule(reader(args.dataset), Mislabeled(0.1), train_size=args.train_size,
-                                  batch_size=args.batch_size, seed=args.seed)
+        dm = UnlearningDataModule(
+            reader(args.dataset),
+            Mislabeled(0.1),
+            train_size=args.train_size,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         dm.setup("fit")
     out: dict[str, float] = {}
     per_batch: dict[str, float] = {}
@@ -80,8 +85,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             t_p.append(timed(lambda loader=per_item: sum(1 for _ in loader))[0])
             t_b.append(timed(lambda loader=batched: sum(1 for _ in loader))[0])
         n = len(batched)
-        info(f"{which}: {n} batches of {args.batch_size}; median epoch per-item {median(t_p) * 1e3:.0f} ms "
-             f"({median(t_p) / n * 1e3:.2f} ms/batch), batched {median(t_b) * 1e3:.0f} ms ({median(t_b) / n * 1e3:.2f} ms/batch)")
+        info(
+            f"{which}: {n} batches of {args.batch_size}; median epoch per-item {median(t_p) * 1e3:.0f} ms "
+            f"({median(t_p) / n * 1e3:.2f} ms/batch), batched {median(t_b) * 1e3:.0f} ms ({median(t_b) / n * 1e3:.2f} ms/batch)"
+        )
         out[which] = median(t_p) / median(t_b)
         per_batch[which] = median(t_b) / n
         ratio_line(f"loader_per_item_over_batched[{which}]", out[which], ">=1.0")
@@ -92,8 +99,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     t_step = median([timed(lambda: F.cross_entropy(model(x), y).backward())[0] for _ in range(3)])
     info(f"one forward+backward step on a batch: {t_step * 1e3:.1f} ms")
     torch.set_grad_enabled(True)
-    summary("bench_loader", f"batched fetching {out['train']:.2f}x (train) / {out['test']:.2f}x (test) faster than per-item; "
-            f"loading a training batch costs {100 * per_batch['train'] / t_step:.2f}% of a training step")
+    summary(
+        "bench_loader",
+        f"batched fetching {out['train']:.2f}x (train) / {out['test']:.2f}x (test) faster than per-item; "
+        f"loading a training batch costs {100 * per_batch['train'] / t_step:.2f}% of a training step",
+    )
     return out
 
 

@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     setup_torch(args.threads)
     header("bench_localization", args)
     with quiet():
-        dm = UnlearningDataModule(reader(args.dataset), RandomForget(args.forget_size), train_size=args.train_size,
-                                  batch_size=args.batch_size, seed=args.seed)
+        dm = UnlearningDataModule(
+            reader(args.dataset),
+            RandomForget(args.forget_size),
+            train_size=args.train_size,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         dm.setup("fit")
     loader = dm.dataloader("forget")
     model = network(args.width, args.seed).eval()
@@ -82,11 +87,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     t_masks, _ = timed(lambda: masks_from_scores(scores, args.budget))
     n_params = sum(p.numel() for p in model.parameters())
     info(f"forget set {len(dm.indices('forget'))} examples, {n_params} parameters in {len(scores)} tensors")
-    info(f"median plain fwd+bwd {median(t_plain) * 1e3:.1f} ms, DEL localize {median(t_del) * 1e3:.1f} ms "
-         f"(of which scores {t_scores * 1e3:.1f} ms, grouping+selection {t_masks * 1e3:.1f} ms, one run each)")
+    info(
+        f"median plain fwd+bwd {median(t_plain) * 1e3:.1f} ms, DEL localize {median(t_del) * 1e3:.1f} ms "
+        f"(of which scores {t_scores * 1e3:.1f} ms, grouping+selection {t_masks * 1e3:.1f} ms, one run each)"
+    )
     ratio = median(t_del) / median(t_plain)
     ratio_line("del_localize_over_fwd_bwd", ratio, "<=1.5")
-    summary("bench_localization", f"DEL localization {ratio:.3f}x one forward+backward pass over the forget set (target <= 1.5x)")
+    summary(
+        "bench_localization",
+        f"DEL localization {ratio:.3f}x one forward+backward pass over the forget set (target <= 1.5x)",
+    )
     torch.set_grad_enabled(True)
     return {"ratio": ratio, "plain": median(t_plain), "del": median(t_del), "masks": t_masks}
 

@@ -27,8 +27,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = base_parser(__doc__.splitlines()[0], data_args=False)
     p.add_argument("--config", default=str(REPO / "configs" / "quickstart.yaml"))
     p.add_argument("--budget-seconds", type=float, default=90.0)
-    p.add_argument("--modes", nargs="+", choices=("cold", "warm"), default=["cold", "warm"],
-                   help="which runs to make (warm reuses the cold run's cache, or trains it untimed)")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("cold", "warm"),
+        default=["cold", "warm"],
+        help="which runs to make (warm reuses the cold run's cache, or trains it untimed)",
+    )
     p.add_argument("cli_args", nargs="*", help="extra unlearn-pl arguments (after --)")
     return p.parse_args(argv)
 
@@ -36,8 +41,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def run_cli(args: argparse.Namespace, cache: str, out_dir: str) -> float:
     """Wall time of one quick-start run in a fresh interpreter (imports included, as for a user)."""
     env = {**os.environ, "UNLEARN_PL_CACHE": cache, "OMP_NUM_THREADS": str(args.threads)}
-    cmd = [sys.executable, "-m", "unlearn_pl", "fit", "--config", args.config,
-           f"--trainer.logger.init_args.save_dir={out_dir}", *args.cli_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_pl",
+        "fit",
+        "--config",
+        args.config,
+        f"--trainer.logger.init_args.save_dir={out_dir}",
+        *args.cli_args,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=out_dir, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -59,12 +72,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if "warm" in args.modes:
             seconds["warm"] = run_cli(args, cache, tmp)
     if len(seconds) == 2:
-        info(f"cold (trains original + oracle) {seconds['cold']:.1f} s, warm (cached references) {seconds['warm']:.1f} s; "
-             f"reference training ~{seconds['cold'] - seconds['warm']:.1f} s of the cold run")
+        info(
+            f"cold (trains original + oracle) {seconds['cold']:.1f} s, warm (cached references) {seconds['warm']:.1f} s; "
+            f"reference training ~{seconds['cold'] - seconds['warm']:.1f} s of the cold run"
+        )
     for mode, value in seconds.items():
         ratio_line(f"quickstart_{mode}_over_budget", value / args.budget_seconds, "<=1.0")
-    summary("bench_quickstart", ", ".join(f"{v:.1f} s {m} ({v / args.budget_seconds:.2f}x)" for m, v in seconds.items())
-            + f" of the {args.budget_seconds:.0f} s budget")
+    summary(
+        "bench_quickstart",
+        ", ".join(f"{v:.1f} s {m} ({v / args.budget_seconds:.2f}x)" for m, v in seconds.items())
+        + f" of the {args.budget_seconds:.0f} s budget",
+    )
     return seconds
 
 

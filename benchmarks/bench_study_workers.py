@@ -45,24 +45,56 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def base_config(args: argparse.Namespace, folder: Path) -> list[str]:
     """The ``unlearn-pl fit`` arguments of the study's base config (written to ``folder``)."""
-    dataset = {"class_path": "unlearn_pl.data.Digits"} if args.dataset == "digits" else {"class_path": "unlearn_pl.data.FashionMNIST"}
+    dataset = (
+        {"class_path": "unlearn_pl.data.Digits"}
+        if args.dataset == "digits"
+        else {"class_path": "unlearn_pl.data.FashionMNIST"}
+    )
     accelerator = "gpu" if args.gpus else "cpu"
     config = {
         "seed_everything": 0,
-        "trainer": {"accelerator": accelerator, "devices": 1, "max_epochs": args.epochs, "logger": False,
-                    "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
-                    "num_sanity_val_steps": 0},
-        "data": {"class_path": "unlearn_pl.UnlearningDataModule", "init_args": {
-            "dataset": dataset, "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
-            "train_size": None if args.dataset == "digits" else args.train_size, "batch_size": 128}},
-        "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-            "network": {"class_path": "unlearn_pl.models.cifar_resnet18",
-                        "init_args": {"width": args.width, "num_classes": 10, "in_channels": 1}},
-            "references": {"class_path": "unlearn_pl.ReferenceModels", "init_args": {
-                "recipe": {"epochs": args.oracle_epochs, "lr": 0.05, "batch_size": 128, "accelerator": accelerator}}},
-            "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
-            "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}},
-            "report": False}},
+        "trainer": {
+            "accelerator": accelerator,
+            "devices": 1,
+            "max_epochs": args.epochs,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+        },
+        "data": {
+            "class_path": "unlearn_pl.UnlearningDataModule",
+            "init_args": {
+                "dataset": dataset,
+                "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
+                "train_size": None if args.dataset == "digits" else args.train_size,
+                "batch_size": 128,
+            },
+        },
+        "model": {
+            "class_path": "unlearn_pl.UnlearningModule",
+            "init_args": {
+                "network": {
+                    "class_path": "unlearn_pl.models.cifar_resnet18",
+                    "init_args": {"width": args.width, "num_classes": 10, "in_channels": 1},
+                },
+                "references": {
+                    "class_path": "unlearn_pl.ReferenceModels",
+                    "init_args": {
+                        "recipe": {
+                            "epochs": args.oracle_epochs,
+                            "lr": 0.05,
+                            "batch_size": 128,
+                            "accelerator": accelerator,
+                        }
+                    },
+                },
+                "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
+                "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}},
+                "report": False,
+            },
+        },
     }
     path = folder / "base.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -84,8 +116,10 @@ def measure(args: argparse.Namespace) -> dict[int, float]:
 
     gpus = visible_gpus() if args.gpus else []
     if args.gpus and len(gpus) < 2:
-        raise SystemExit(f"error: --gpus compares one worker per GPU with one worker, and needs at least 2 visible GPUs; "
-                         f"this machine has {len(gpus)}: no figure measured")
+        raise SystemExit(
+            f"error: --gpus compares one worker per GPU with one worker, and needs at least 2 visible GPUs; "
+            f"this machine has {len(gpus)}: no figure measured"
+        )
     import optuna
 
     from unlearn_pl.cli import run_cli
@@ -100,29 +134,46 @@ def measure(args: argparse.Namespace) -> dict[int, float]:
     with cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         os.environ["UNLEARN_PL_CACHE"] = cache  # the worker processes inherit it
         base = base_config(args, Path(tmp))
-        common = dict(runner=run_cli, seeds=args.seeds, noise_floor=False, quiet=True, output_dir=tmp,
-                      gpus_per_trial=1 if args.gpus else 0)
+        common = dict(
+            runner=run_cli,
+            seeds=args.seeds,
+            noise_floor=False,
+            quiet=True,
+            output_dir=tmp,
+            gpus_per_trial=1 if args.gpus else 0,
+        )
         run_study(base, grid={key: args.lrs[:1]}, study_name="warmup", **common)  # reference models, not timed
         if args.gpus:
             info(f"GPUs: {','.join(gpus)}; one worker each on the second side")
         for workers in sides:
             load = os.getloadavg()[0]
-            seconds, result = timed(partial(run_study, base, grid={key: args.lrs}, study_name=f"workers{workers}",
-                                            workers=workers, **common))
+            seconds, result = timed(
+                partial(
+                    run_study, base, grid={key: args.lrs}, study_name=f"workers{workers}", workers=workers, **common
+                )
+            )
             done = sum(r["state"] == "COMPLETE" for r in result.trials)
             rates[workers] = 60 * done / seconds
-            info(f"{workers} worker(s): {done} trials completed in {seconds:.1f} s = {rates[workers]:.2f} trials/min "
-                 f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)")
+            info(
+                f"{workers} worker(s): {done} trials completed in {seconds:.1f} s = {rates[workers]:.2f} trials/min "
+                f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)"
+            )
     many = sides[1]
     ratio = rates[many] / rates[1]
     if args.gpus:
         ratio_line(f"trials_per_minute[{many}_gpus_over_1]", ratio, f">={0.8 * many:g}")
-        summary("bench_study_workers", f"{rates[1]:.2f} vs {rates[many]:.2f} trials/min with 1 worker vs one per GPU "
-                f"({many} GPUs): {ratio:.2f}x (target >= {0.8 * many:g}x)")
+        summary(
+            "bench_study_workers",
+            f"{rates[1]:.2f} vs {rates[many]:.2f} trials/min with 1 worker vs one per GPU "
+            f"({many} GPUs): {ratio:.2f}x (target >= {0.8 * many:g}x)",
+        )
         return rates
     ratio_line("trials_per_minute[2_workers_over_1]", ratio, ">=1.5")
-    summary("bench_study_workers", f"{rates[1]:.2f} vs {rates[2]:.2f} trials/min with 1 vs 2 workers: {ratio:.2f}x "
-            f"(target >= 1.5x on 2 cores with ~1.4 s trials, >= 1.8x with ~20 s trials; {os.cpu_count()} logical CPUs here)")
+    summary(
+        "bench_study_workers",
+        f"{rates[1]:.2f} vs {rates[2]:.2f} trials/min with 1 vs 2 workers: {ratio:.2f}x "
+        f"(target >= 1.5x on 2 cores with ~1.4 s trials, >= 1.8x with ~20 s trials; {os.cpu_count()} logical CPUs here)",
+    )
     return rates
 
 

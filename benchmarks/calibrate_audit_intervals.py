@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for _ in range(args.repetitions):
             u, o = banks()
             intervals = {
-                "plain": bootstrap_many_over_models(statistic, u, o, n_resamples=args.resamples, paired=True,
-                                                    seed=int(rng.integers(1 << 31)))[0],
-                "smoothed": smoothed_bootstrap_over_models(statistic, u, o, smooth=[True, True],
-                                                           n_resamples=args.resamples, seed=int(rng.integers(1 << 31)))[0],
+                "plain": bootstrap_many_over_models(
+                    statistic, u, o, n_resamples=args.resamples, paired=True, seed=int(rng.integers(1 << 31))
+                )[0],
+                "smoothed": smoothed_bootstrap_over_models(
+                    statistic, u, o, smooth=[True, True], n_resamples=args.resamples, seed=int(rng.integers(1 << 31))
+                )[0],
             }
             for method, e in intervals.items():
                 hits[method].append(e.low <= truth <= e.high)
@@ -81,8 +83,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             out[f"coverage[{name},{method}]"] = coverage
             out[f"half_width_over_exact[{name},{method}]"] = float(np.mean(widths[method]) / exact)
             metric_line(f"coverage[{name},{method}]", coverage, ">=0.80")
-            info(f"{name}, {method} bootstrap: coverage {coverage:.2f} over {args.repetitions} repetitions; half-width "
-                 f"{np.mean(widths[method]):.4f} vs 1.96 x fresh SD {exact:.4f} (truth {truth:.4f})")
+            info(
+                f"{name}, {method} bootstrap: coverage {coverage:.2f} over {args.repetitions} repetitions; half-width "
+                f"{np.mean(widths[method]):.4f} vs 1.96 x fresh SD {exact:.4f} (truth {truth:.4f})"
+            )
     summary("calibrate_audit_intervals", ", ".join(f"{k} {v:.2f}" for k, v in out.items() if k.startswith("coverage")))
     return out
 

@@ -80,17 +80,27 @@ class DelTrial:
         recipe = TrainingRecipe(epochs=a.oracle_epochs, lr=0.05, batch_size=128, accelerator="cpu")
         selector = RandomForget(0.1) if forget == "random" else ClassForget(a.forget_classes, size=0.1)
         dm = UnlearningDataModule(reader(a.dataset), selector, train_size=a.train_size, batch_size=128, seed=seed)
-        module = UnlearningModule(network=network(a.width, seed), localizer=DEL(budget=budget),
-                                  unlearner=ResetFinetune(lr=lr, seed=seed), metrics=[], report=False,
-                                  references=ReferenceModels(recipe=recipe, cache_dir=self.cache))
+        module = UnlearningModule(
+            network=network(a.width, seed),
+            localizer=DEL(budget=budget),
+            unlearner=ResetFinetune(lr=lr, seed=seed),
+            metrics=[],
+            report=False,
+            references=ReferenceModels(recipe=recipe, cache_dir=self.cache),
+        )
         with quiet():
             module.prepare_models(dm)  # original and oracle: trained once per seed (file lock), then cached
             oracle = module.reference("oracle")
             f_oracle, t_oracle = accuracy(oracle, dm.dataloader("forget")), accuracy(oracle, dm.dataloader("test"))
             trainer(max_epochs=a.del_epochs, limit_val_batches=0).fit(module, datamodule=dm)
-        f_del, t_del = accuracy(module.network, dm.dataloader("forget")), accuracy(module.network, dm.dataloader("test"))
-        info(f"[{forget}, seed {seed}] budget {budget}, lr {lr}: forget acc {f_del:.4f} (oracle {f_oracle:.4f}), "
-             f"test acc {t_del:.4f} (oracle {t_oracle:.4f})")
+        f_del, t_del = (
+            accuracy(module.network, dm.dataloader("forget")),
+            accuracy(module.network, dm.dataloader("test")),
+        )
+        info(
+            f"[{forget}, seed {seed}] budget {budget}, lr {lr}: forget acc {f_del:.4f} (oracle {f_oracle:.4f}), "
+            f"test acc {t_del:.4f} (oracle {t_oracle:.4f})"
+        )
         gap, drop = 100 * (f_del - f_oracle), 100 * (t_oracle - t_del)
         trial.set_user_attr("gap", gap)
         trial.set_user_attr("drop", drop)
@@ -106,9 +116,14 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, float, float], float]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = {"forget": ["random", "classes"], "budget": args.budgets, "lr": args.lrs, "seed": args.seeds}
     with cache_dir(args.cache_dir) as cache:
-        study = run_trials(DelTrial(args, cache), study_name="sweep_del_settings", storage=optuna.storages.InMemoryStorage()
-                           if args.workers == 1 else f"{cache}/sweep_del_settings.log",
-                           sampler=optuna.samplers.GridSampler(grid), directions=("minimize",), workers=args.workers)
+        study = run_trials(
+            DelTrial(args, cache),
+            study_name="sweep_del_settings",
+            storage=optuna.storages.InMemoryStorage() if args.workers == 1 else f"{cache}/sweep_del_settings.log",
+            sampler=optuna.samplers.GridSampler(grid),
+            directions=("minimize",),
+            workers=args.workers,
+        )
     runs: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         p = t.params
@@ -118,13 +133,22 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, float, float], float]
         gap = statistics.fmean(abs(g) for g, _ in values)
         drop = statistics.fmean(max(0.0, d) for _, d in values)
         scores[(forget, budget, lr)] = gap + drop
-        info(f"[{forget}] budget {budget}, lr {lr}: forget-acc gap per seed {', '.join(f'{g:+.1f}' for g, _ in values)} "
-             f"(mean |gap| {gap:.2f}), test-acc drop {drop:.2f}, score {gap + drop:.2f} pts")
+        info(
+            f"[{forget}] budget {budget}, lr {lr}: forget-acc gap per seed {', '.join(f'{g:+.1f}' for g, _ in values)} "
+            f"(mean |gap| {gap:.2f}), test-acc drop {drop:.2f}, score {gap + drop:.2f} pts"
+        )
         metric_line(f"forget_acc_gap_points[{forget},budget={budget},lr={lr}]", gap, "<=2.0")
-    best = {forget: min((k for k in scores if k[0] == forget), key=scores.__getitem__) for forget in ("random", "classes")}
-    summary("sweep_del_settings", "; ".join(
-        f"{forget}: best budget {b}, lr {lr} (gap + test drop {scores[(forget, b, lr)]:.2f} pts)"
-        for forget, (_, b, lr) in best.items()) + f" over seeds {args.seeds}")
+    best = {
+        forget: min((k for k in scores if k[0] == forget), key=scores.__getitem__) for forget in ("random", "classes")
+    }
+    summary(
+        "sweep_del_settings",
+        "; ".join(
+            f"{forget}: best budget {b}, lr {lr} (gap + test drop {scores[(forget, b, lr)]:.2f} pts)"
+            for forget, (_, b, lr) in best.items()
+        )
+        + f" over seeds {args.seeds}",
+    )
     return scores
 
 

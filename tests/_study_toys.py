@@ -35,18 +35,40 @@ GRID = {"x": [0, 1, 2, 3], "seed": [0, 1]}
 #: A one-epoch digits study's base config: a small MLP, NegGrad+, split accuracy.
 STUDY = {
     "seed_everything": 0,
-    "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "num_sanity_val_steps": 0, "logger": False,
-                "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False},
-    "data": {"class_path": "unlearn_pl.UnlearningDataModule", "init_args": {
-        "dataset": {"class_path": "unlearn_pl.data.Digits"},
-        "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
-        "val_fraction": 0.1, "batch_size": 64}},
-    "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-        "network": {"class_path": "unlearn_pl.models.MLP", "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
-        "references": {"class_path": "unlearn_pl.ReferenceModels",
-                       "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
-        "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
-        "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}}}},
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "num_sanity_val_steps": 0,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    },
+    "data": {
+        "class_path": "unlearn_pl.UnlearningDataModule",
+        "init_args": {
+            "dataset": {"class_path": "unlearn_pl.data.Digits"},
+            "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
+            "val_fraction": 0.1,
+            "batch_size": 64,
+        },
+    },
+    "model": {
+        "class_path": "unlearn_pl.UnlearningModule",
+        "init_args": {
+            "network": {
+                "class_path": "unlearn_pl.models.MLP",
+                "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]},
+            },
+            "references": {
+                "class_path": "unlearn_pl.ReferenceModels",
+                "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}},
+            },
+            "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
+            "unlearner": {"class_path": "unlearn_pl.unlearners.NegGradPlus", "init_args": {"lr": 0.01}},
+        },
+    },
 }
 
 
@@ -73,7 +95,9 @@ def prepare_references(cache: str, log: str) -> None:
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64)
     torch.manual_seed(0)
     net = MLP(in_features=64, num_classes=10, hidden=(32,))
-    ReferenceModels(TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu"), cache_dir=cache).prepare(net, dm)
+    ReferenceModels(TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu"), cache_dir=cache).prepare(
+        net, dm
+    )
 
 
 def run_toy_study(folder: str, workers: int, sleep: float) -> None:
@@ -83,9 +107,13 @@ def run_toy_study(folder: str, workers: int, sleep: float) -> None:
 
     Path(folder, "calls").mkdir(parents=True, exist_ok=True)
     try:
-        run_trials(CountingObjective(str(Path(folder, "calls")), sleep=sleep), study_name="toy",
-                   storage=journal_storage(Path(folder, "s.log")), sampler=optuna.samplers.GridSampler(GRID),
-                   workers=workers)
+        run_trials(
+            CountingObjective(str(Path(folder, "calls")), sleep=sleep),
+            study_name="toy",
+            storage=journal_storage(Path(folder, "s.log")),
+            sampler=optuna.samplers.GridSampler(GRID),
+            workers=workers,
+        )
     except StudyInterrupted:
         raise SystemExit(130) from None
 
@@ -108,8 +136,9 @@ class ToyCLI:
 
         given = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
         model_seed, data_seed = int(given["seed_everything"]), int(given["data.init_args.seed"])
-        metrics = toy_metrics(given.get("toy.arm", "a"), float(given.get("toy.lr", 0.1)), data_seed,
-                              retrain=model_seed != data_seed)
+        metrics = toy_metrics(
+            given.get("toy.arm", "a"), float(given.get("toy.lr", 0.1)), data_seed, retrain=model_seed != data_seed
+        )
         self.trainer = SimpleNamespace(callback_metrics=metrics, validate=lambda *a, **k: None)
         self.model = SimpleNamespace(metrics=[SplitAccuracy()], prepare_models=lambda datamodule: None)
         self.datamodule = SimpleNamespace(val_fraction=0.1)
@@ -141,10 +170,22 @@ def toy_metrics(arm: str, lr: float, seed: int, retrain: bool = False) -> dict[s
         test += 0.002 * sign
         mia_loss += 0.01 * sign
         mia_efficacy += 0.02 * sign
-    unlearned = {"val_acc": val, "forget_acc": forget, "test_acc": test, "retain_acc": 0.999 if seed % 2 else 0.96,
-                 "mia_loss_acc": mia_loss, "mia_efficacy": mia_efficacy}
-    oracle = {"val_acc": 0.9, "forget_acc": 0.69 + 0.01 * seed + (0.02 if retrain else 0.0), "test_acc": 0.9,
-              "retain_acc": 0.99, "mia_loss_acc": 0.5, "mia_efficacy": 0.30 + (0.04 if retrain else 0.0)}
+    unlearned = {
+        "val_acc": val,
+        "forget_acc": forget,
+        "test_acc": test,
+        "retain_acc": 0.999 if seed % 2 else 0.96,
+        "mia_loss_acc": mia_loss,
+        "mia_efficacy": mia_efficacy,
+    }
+    oracle = {
+        "val_acc": 0.9,
+        "forget_acc": 0.69 + 0.01 * seed + (0.02 if retrain else 0.0),
+        "test_acc": 0.9,
+        "retain_acc": 0.99,
+        "mia_loss_acc": 0.5,
+        "mia_efficacy": 0.30 + (0.04 if retrain else 0.0),
+    }
     return {**{f"unlearned/{k}": v for k, v in unlearned.items()}, **{f"oracle/{k}": v for k, v in oracle.items()}}
 
 

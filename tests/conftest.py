@@ -149,7 +149,9 @@ def run_script(code: str, tmp_path: Path, timeout: int = 600) -> str:
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
     )
     if out.returncode != 0:
-        raise AssertionError(f"script failed ({out.returncode}):\nSTDOUT:\n{out.stdout[-4000:]}\nSTDERR:\n{out.stderr[-6000:]}")
+        raise AssertionError(
+            f"script failed ({out.returncode}):\nSTDOUT:\n{out.stdout[-4000:]}\nSTDERR:\n{out.stderr[-6000:]}"
+        )
     return out.stdout
 
 
@@ -158,21 +160,39 @@ def write_config(tmp_path: Path, **overrides) -> Path:
     config = {
         "seed_everything": 0,
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": 1, "num_sanity_val_steps": 0,
-            "enable_model_summary": False, "enable_progress_bar": False,
-            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                       "init_args": {"save_dir": str(tmp_path / "runs"), "name": "tiny"}},
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": 1,
+            "num_sanity_val_steps": 0,
+            "enable_model_summary": False,
+            "enable_progress_bar": False,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.CSVLogger",
+                "init_args": {"save_dir": str(tmp_path / "runs"), "name": "tiny"},
+            },
         },
-        "data": {"class_path": "unlearn_pl.UnlearningDataModule",
-                 "init_args": {"dataset": {"class_path": "unlearn_pl.data.Digits"}, "batch_size": 64}},
-        "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-            "network": {"class_path": "unlearn_pl.models.MLP",
-                        "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
-            "references": {"class_path": "unlearn_pl.ReferenceModels", "init_args": {
-                "oracle": False, "recipe": {"epochs": 15, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
-            "unlearner": {"class_path": "unlearn_pl.unlearners.Finetune"},
-            "metrics": [],
-        }},
+        "data": {
+            "class_path": "unlearn_pl.UnlearningDataModule",
+            "init_args": {"dataset": {"class_path": "unlearn_pl.data.Digits"}, "batch_size": 64},
+        },
+        "model": {
+            "class_path": "unlearn_pl.UnlearningModule",
+            "init_args": {
+                "network": {
+                    "class_path": "unlearn_pl.models.MLP",
+                    "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]},
+                },
+                "references": {
+                    "class_path": "unlearn_pl.ReferenceModels",
+                    "init_args": {
+                        "oracle": False,
+                        "recipe": {"epochs": 15, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"},
+                    },
+                },
+                "unlearner": {"class_path": "unlearn_pl.unlearners.Finetune"},
+                "metrics": [],
+            },
+        },
     }
     for dotted, value in overrides.items():
         node = config

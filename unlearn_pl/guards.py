@@ -46,7 +46,13 @@ class OutcomeGuard(Callback):
         source = getattr(getattr(pl_module, "references", None), "original", None)
         metrics, data = trainer.callback_metrics, attached_data(trainer)
         val, test = (metrics.get(logged(ORIGINAL, accuracy(s))) for s in ("val", "test"))
-        if source is None or val is None or test is None or trainer.sanity_checking or not isinstance(data, UnlearningData):
+        if (
+            source is None
+            or val is None
+            or test is None
+            or trainer.sanity_checking
+            or not isinstance(data, UnlearningData)
+        ):
             return
         n = len(data.split_dataset("val"))  # type: ignore[arg-type]  # map-style datasets have a length
         chance = float(test) ** n
@@ -70,7 +76,8 @@ class OutcomeGuard(Callback):
         network = pl_module.get_submodule("network")  # the UnlearningModule's
         if trainer.state.fn == "fit":
             check_finite(
-                network, f"the network after unlearning with {type(getattr(pl_module, 'unlearner', None)).__name__} "
+                network,
+                f"the network after unlearning with {type(getattr(pl_module, 'unlearner', None)).__name__} "
                 f"(epoch {trainer.current_epoch}, step {trainer.global_step})",
                 "a learning rate too high for this unlearner (lower model.unlearner's lr), or NaN/infinite values in the data",
             )

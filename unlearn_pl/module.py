@@ -141,8 +141,10 @@ class UnlearningModule(pl.LightningModule):
             # The module tells the data module what to serve; the data module never reads the model.
             datamodule.serve(tuple(unlearner.requires), unlearner.combine_mode, unlearner.batch_sizes)
         if not self.prepared and self.trainer.world_size > 1:
-            raise RuntimeError("call module.prepare_models(datamodule) before trainer.fit/validate when running on "
-                               "several processes (the unlearn-pl CLI does this)")
+            raise RuntimeError(
+                "call module.prepare_models(datamodule) before trainer.fit/validate when running on "
+                "several processes (the unlearn-pl CLI does this)"
+            )
         if not self.prepared:
             self.prepare_models(datamodule)
 
@@ -152,8 +154,15 @@ class UnlearningModule(pl.LightningModule):
         return self.localizer.ensure_masks(self.trainer, self)
 
     def configure_callbacks(self) -> list[Callback]:
-        parts = [self._guard, self.execution, self.localizer, self.unlearner, *self.metrics, self.run_report,
-                 self.reference_evaluation]
+        parts = [
+            self._guard,
+            self.execution,
+            self.localizer,
+            self.unlearner,
+            *self.metrics,
+            self.run_report,
+            self.reference_evaluation,
+        ]
         return [c for c in parts if c is not None]
 
     def teardown(self, stage: str) -> None:

@@ -80,7 +80,6 @@ class UnlearningData(Protocol):
         """A content hash of the whole split (which examples are retain, forget, validation, test)."""
 
 
-
 def attached_data(trainer: pl.Trainer) -> Any:
     """The data module attached to ``trainer``, or ``None``. Lightning sets ``trainer.datamodule``
     when one is attached but does not declare the attribute on ``Trainer``, so type checkers miss it."""
@@ -108,10 +107,12 @@ class UnlearningModel(Protocol):
 
     @property
     def current_epoch(self) -> int: ...
+
     #: The reference-model provider; ``references.recipe`` is how the original and oracle were trained.
     references: Any
     localizer: Any
     unlearner: Any
+
     @property
     def reference_results(self) -> Any:
         """The reference models' per-example results this evaluation reuses, with their key (or ``None``)."""

@@ -48,7 +48,10 @@ def format_table(results: Results, width: int = 100) -> str:
     for block in blocks:
         rows = [["model", *block]] + [[m, *(_fmt(v.get(c)) for c in block)] for m, v in results.items()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(block) + 1)]
-        lines = ["  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+        lines = [
+            "  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths, strict=True)))
+            for r in rows
+        ]
         lines.insert(1, "-" * len(lines[0]))
         out.append("\n".join(lines))
     return "\n\n".join(out)

@@ -88,7 +88,9 @@ def test_the_package_has_no_import_circle():
 
 def test_plug_ins_do_not_import_the_module():
     graph = import_graph()
-    plug_ins = [m for m in graph if m.startswith(("unlearn_pl.localizers", "unlearn_pl.unlearners", "unlearn_pl.metrics"))]
+    plug_ins = [
+        m for m in graph if m.startswith(("unlearn_pl.localizers", "unlearn_pl.unlearners", "unlearn_pl.metrics"))
+    ]
     assert plug_ins
     assert [m for m in plug_ins if "unlearn_pl.module" in graph[m]] == []
 

@@ -106,8 +106,17 @@ def test_truncated_idx_file_is_reported_not_reshaped(tmp_path):
         (ClassForget([3, 12]), ["[12]", "0..9"]),
         (ClassForget([-1]), ["[-1]", "0..9"]),
     ],
-    ids=["index-too-large", "index-negative", "duplicated", "empty-list", "fraction-zero", "count-negative",
-         "whole-train-set", "unknown-class", "negative-class"],
+    ids=[
+        "index-too-large",
+        "index-negative",
+        "duplicated",
+        "empty-list",
+        "fraction-zero",
+        "count-negative",
+        "whole-train-set",
+        "unknown-class",
+        "negative-class",
+    ],
 )
 def test_bad_forget_selection(forget, fragments):
     with raises(ValueError, *fragments):
@@ -172,16 +181,22 @@ def test_top_h_outside_zero_one(top_h):
 
 # ------------------------------------------------------------------ network vs data
 def test_network_with_another_number_of_classes_fails_at_setup_naming_both(digits_dm):
-    module = UnlearningModule(MLP(in_features=64, num_classes=5, hidden=(16,)), unlearner=Finetune(),
-                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False))
+    module = UnlearningModule(
+        MLP(in_features=64, num_classes=5, hidden=(16,)),
+        unlearner=Finetune(),
+        references=ReferenceModels(recipe=FAST_RECIPE, oracle=False),
+    )
     # before the fix: IndexError "Target 8 is out of bounds" from deep inside reference training
     with raises(ValueError, "outputs 5 classes", "has 10", "num_classes=10"):
         module.prepare_models(digits_dm())
 
 
 def test_network_with_other_input_channels_fails_at_setup(digits_dm):
-    module = UnlearningModule(SmallCNN(num_classes=10, in_channels=3, width=4), unlearner=Finetune(),
-                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False))
+    module = UnlearningModule(
+        SmallCNN(num_classes=10, in_channels=3, width=4),
+        unlearner=Finetune(),
+        references=ReferenceModels(recipe=FAST_RECIPE, oracle=False),
+    )
     with raises(ValueError, "cannot process", "(1, 8, 8)", "in_channels=1"):
         module.prepare_models(digits_dm())
 
@@ -203,7 +218,10 @@ def test_bad_original_checkpoint(digits_dm, tmp_path, case):
     expected = {
         "missing": (FileNotFoundError, [str(path), "does not exist"]),
         "corrupt": (ValueError, [str(path), "corrupt", "weights_only=True"]),
-        "other-architecture": (ValueError, [str(path), "another architecture", "missing in the checkpoint", "not in the network"]),
+        "other-architecture": (
+            ValueError,
+            [str(path), "another architecture", "missing in the checkpoint", "not in the network"],
+        ),
         # both numbers of classes, side by side
         "other-num-classes": (ValueError, [str(path), "net.3.weight: checkpoint (5, 32), network (10, 32)"]),
     }[case]

@@ -45,12 +45,23 @@ EPOCHS = 2
 
 def make(batch_size: int, global_batch: bool = False) -> tuple[UnlearningModule, UnlearningDataModule]:
     """1280 training examples: 128 validation, 128 forget, 1024 retain — all multiples of 64."""
-    dm = UnlearningDataModule(Digits(), RandomForget(128), train_size=1280, val_fraction=0.1,
-                              batch_size=batch_size, eval_batch_size=BATCH, seed=0, global_batch=global_batch)
+    dm = UnlearningDataModule(
+        Digits(),
+        RandomForget(128),
+        train_size=1280,
+        val_fraction=0.1,
+        batch_size=batch_size,
+        eval_batch_size=BATCH,
+        seed=0,
+        global_batch=global_batch,
+    )
     module = UnlearningModule(
-        tiny_mlp(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05, seed=0),
+        tiny_mlp(),
+        localizer=DEL(budget=0.3),
+        unlearner=ResetFinetune(lr=0.05, seed=0),
         references=ReferenceModels(recipe=FAST_RECIPE),
-        metrics=[SplitAccuracy(), TugOfWar(), LossAttack(), MIAEfficacy()], report=False,
+        metrics=[SplitAccuracy(), TugOfWar(), LossAttack(), MIAEfficacy()],
+        report=False,
     )
     module.prepare_models(dm)
     return module, dm
@@ -138,7 +149,9 @@ def test_ddp_unlearning_matches_one_process(ddp_run, tmp_path):
 
     checked = 0
     for metric, models in single["metrics"].items():
-        assert {m: sorted(v) for m, v in ddp["metrics"][metric].items()} == {m: sorted(v) for m, v in models.items()}, metric
+        assert {m: sorted(v) for m, v in ddp["metrics"][metric].items()} == {m: sorted(v) for m, v in models.items()}, (
+            metric
+        )
         for model, values in models.items():
             for key, value in values.items():
                 other = ddp["metrics"][metric][model][key]

@@ -94,9 +94,7 @@ def undeclared_imports(sources: dict[Path, str], declared: set[str]) -> dict[str
             if not distributions:
                 problems.setdefault(module, f"{where} (no installed distribution provides it)")
             elif not distributions & declared:
-                problems.setdefault(
-                    module, f"{where} (provided by {sorted(distributions)}, none declared)"
-                )
+                problems.setdefault(module, f"{where} (provided by {sorted(distributions)}, none declared)")
     return problems
 
 
@@ -133,5 +131,7 @@ def test_scan_reads_notebooks_and_requirement_syntax(tmp_path: Path) -> None:
 @pytest.mark.parametrize("requirement", ["torch", "torchvision"])
 def test_core_requirements_are_ranges_not_pins(requirement: str) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    spec = next(r for r in project["dependencies"] if canonical(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) == requirement)
+    spec = next(
+        r for r in project["dependencies"] if canonical(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) == requirement
+    )
     assert "==" not in spec and ">=" in spec, f"{spec!r} should declare a supported range"

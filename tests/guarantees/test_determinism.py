@@ -26,8 +26,14 @@ def run(localizer, unlearner, tmp_path) -> tuple[dict, dict, dict]:
     pl.seed_everything(0, verbose=False)
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64, seed=0)
     metrics = [SplitAccuracy(), TugOfWar(), LossAttack(), MIAEfficacy()]
-    module = UnlearningModule(tiny_cnn(), localizer=localizer, unlearner=unlearner,
-                              references=ReferenceModels(recipe=FAST_RECIPE), metrics=metrics, report=False)
+    module = UnlearningModule(
+        tiny_cnn(),
+        localizer=localizer,
+        unlearner=unlearner,
+        references=ReferenceModels(recipe=FAST_RECIPE),
+        metrics=metrics,
+        report=False,
+    )
     module.prepare_models(dm)
     trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)

@@ -135,11 +135,18 @@ def test_an_original_that_saw_the_validation_data_is_flagged(tmp_path, monkeypat
             torch.nn.functional.cross_entropy(network(x), y).backward()
             optimizer.step()
     torch.save(network.state_dict(), tmp_path / "seen_val.pt")
-    module = UnlearningModule(MLP(in_features=64, num_classes=10, hidden=(256,)), report=False, references=ReferenceModels(
-        original=str(tmp_path / "seen_val.pt"), oracle=False, recipe=TrainingRecipe(epochs=1)))
+    module = UnlearningModule(
+        MLP(in_features=64, num_classes=10, hidden=(256,)),
+        report=False,
+        references=ReferenceModels(
+            original=str(tmp_path / "seen_val.pt"), oracle=False, recipe=TrainingRecipe(epochs=1)
+        ),
+    )
     module.prepare_models(data)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     # validate() of an unfit module is refused by the CLI, not by the module: here it evaluates the original
-    with pytest.warns(UserWarning, match=r"scores val_acc 1\.000 but test_acc 0\.\d+ .*it has probably been trained on validation"):
+    with pytest.warns(
+        UserWarning, match=r"scores val_acc 1\.000 but test_acc 0\.\d+ .*it has probably been trained on validation"
+    ):
         trainer.validate(module, datamodule=data, verbose=False)
     assert OutcomeGuard in {type(c) for c in module.configure_callbacks()}

@@ -46,8 +46,12 @@ SGD_UNLEARNERS = {
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "unlearn_pl.cli", *args], capture_output=True, text=True, cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=300,
+        [sys.executable, "-m", "unlearn_pl.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=300,
     )
 
 
@@ -72,7 +76,9 @@ def test_sgd_fields_resolve_flat_with_each_unlearners_defaults(cls):
 
 
 def test_print_config_shows_the_forwarded_sgd_fields():
-    out = run_cli("fit", f"--config={QUICK}", f"--config={REPO / 'configs/methods/neggrad_plus.yaml'}", "--print_config")
+    out = run_cli(
+        "fit", f"--config={QUICK}", f"--config={REPO / 'configs/methods/neggrad_plus.yaml'}", "--print_config"
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     unlearner = yaml.safe_load(out.stdout)["model"]["init_args"]["unlearner"]
     assert unlearner["class_path"].endswith("NegGradPlus")
@@ -81,13 +87,34 @@ def test_print_config_shows_the_forwarded_sgd_fields():
 
 def test_flat_sgd_fields_parse_from_a_config(tmp_path):
     config = tmp_path / "finetune.yaml"
-    config.write_text(yaml.safe_dump({"model": {"init_args": {"unlearner": {
-        "class_path": "unlearn_pl.unlearners.ResetFinetune",
-        "init_args": {"lr": 0.02, "momentum": 0.5, "weight_decay": 1e-4, "final_lr_fraction": 0.1, "seed": 3},
-    }}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "init_args": {
+                        "unlearner": {
+                            "class_path": "unlearn_pl.unlearners.ResetFinetune",
+                            "init_args": {
+                                "lr": 0.02,
+                                "momentum": 0.5,
+                                "weight_decay": 1e-4,
+                                "final_lr_fraction": 0.1,
+                                "seed": 3,
+                            },
+                        }
+                    }
+                }
+            }
+        )
+    )
     unlearner = UnlearningCLI(args=[f"--config={QUICK}", f"--config={config}"], run=False).model.unlearner
     assert (unlearner.lr, unlearner.momentum, unlearner.weight_decay, unlearner.final_lr_fraction, unlearner.seed) == (
-        0.02, 0.5, 1e-4, 0.1, 3)
+        0.02,
+        0.5,
+        1e-4,
+        0.1,
+        3,
+    )
 
 
 def test_the_reproduction_switches_parse_from_their_configs():
@@ -95,12 +122,22 @@ def test_the_reproduction_switches_parse_from_their_configs():
     loc = cli.model.localizer
     assert isinstance(loc, DEL)
     assert (loc.top_h_of, loc.aggregate, loc.budget_rounding, loc.batch_size, loc.drop_last) == (
-        "authors", "batch_sum", "exact", 128, True)
+        "authors",
+        "batch_sum",
+        "exact",
+        128,
+        True,
+    )
     scrub = UnlearningCLI(args=[f"--config={QUICK}", f"--config={REPO / 'configs/methods/scrub.yaml'}"], run=False)
     s = scrub.model.unlearner
     assert isinstance(s, SCRUB)
     assert (s.order, s.optimizer, s.lr_decay_epochs, s.lr_decay_rate, s.forget_batch_size) == (
-        "sequential", "sgd", (3, 5, 9), 0.1, None)
+        "sequential",
+        "sgd",
+        (3, 5, 9),
+        0.1,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,10 +182,20 @@ def test_bad_values_from_python_raise_a_clear_value_error(build, fragment):
     "build",
     [
         # As LightningCLI builds them: the parsed values are jsonargparse's restricted-type instances.
-        lambda: NegGradPlus(alpha=ClosedUnitInterval(0.9), lr=PositiveFloat(0.01), momentum=ClosedUnitInterval(0.9),
-                            weight_decay=NonNegativeFloat(5e-4), final_lr_fraction=ClosedUnitInterval(0.5)),
-        lambda: SCRUB(msteps=NonNegativeInt(1), lr=PositiveFloat(1e-3), momentum=ClosedUnitInterval(0.9),
-                      weight_decay=NonNegativeFloat(5e-4), optimizer="adam"),
+        lambda: NegGradPlus(
+            alpha=ClosedUnitInterval(0.9),
+            lr=PositiveFloat(0.01),
+            momentum=ClosedUnitInterval(0.9),
+            weight_decay=NonNegativeFloat(5e-4),
+            final_lr_fraction=ClosedUnitInterval(0.5),
+        ),
+        lambda: SCRUB(
+            msteps=NonNegativeInt(1),
+            lr=PositiveFloat(1e-3),
+            momentum=ClosedUnitInterval(0.9),
+            weight_decay=NonNegativeFloat(5e-4),
+            optimizer="adam",
+        ),
     ],
     ids=["NegGradPlus", "SCRUB-adam"],
 )
@@ -158,8 +205,14 @@ def test_checkpoints_of_parsed_hyperparameters_load_with_weights_only(prepared_m
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     module, dm = prepared_module(unlearner=build(), oracle=False, metrics=[], report=False)
-    trainer = fast_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=True,
-                           callbacks=[ModelCheckpoint(dirpath=tmp_path)])
+    trainer = fast_trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path)],
+    )
     trainer.fit(module, datamodule=dm)
     (ckpt,) = tmp_path.glob("*.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)  # the only way the package loads files

@@ -144,7 +144,9 @@ def test_del_authors_rule_never_selects_channels_of_narrow_tensors():
     assert equal_masks(ours, authors_del_mask(model, batches, 0.5))
     assert not any(bool(ours[n].any()) for n in narrow)
     # "channels" keeps at least one scalar per group, so those channels compete.
-    channels = DEL(budget=0.5, top_h_of="channels", aggregate="batch_sum", budget_rounding="exact").localize(model, batches)
+    channels = DEL(budget=0.5, top_h_of="channels", aggregate="batch_sum", budget_rounding="exact").localize(
+        model, batches
+    )
     assert any(bool(channels[n].any()) for n in narrow)
 
 

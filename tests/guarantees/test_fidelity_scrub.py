@@ -78,10 +78,15 @@ def authors_scrub(student, teacher, epochs_batches, opt, order="sequential"):
     ``order="interleaved"`` replays the same losses, max step i then min step i."""
     if opt.optim == "sgd":
         optimizer = torch.optim.SGD(
-            student.parameters(), lr=opt.sgda_learning_rate, momentum=opt.sgda_momentum, weight_decay=opt.sgda_weight_decay
+            student.parameters(),
+            lr=opt.sgda_learning_rate,
+            momentum=opt.sgda_momentum,
+            weight_decay=opt.sgda_weight_decay,
         )
     else:
-        optimizer = torch.optim.Adam(student.parameters(), lr=opt.sgda_learning_rate, weight_decay=opt.sgda_weight_decay)
+        optimizer = torch.optim.Adam(
+            student.parameters(), lr=opt.sgda_learning_rate, weight_decay=opt.sgda_weight_decay
+        )
     for epoch, (forget, retain) in enumerate(epochs_batches, start=1):
         adjust_learning_rate(epoch, opt, optimizer)
         if order == "sequential":
@@ -120,7 +125,13 @@ class Recorder(Callback):
 
 def run_scrub(prepared_module, tmp_path, scrub: SCRUB, epochs: int, dm_kwargs: dict | None = None):
     module, dm = prepared_module(
-        network=tiny_cnn(), localizer=Full(), unlearner=scrub, oracle=False, metrics=[], report=False, dm_kwargs=dm_kwargs
+        network=tiny_cnn(),
+        localizer=Full(),
+        unlearner=scrub,
+        oracle=False,
+        metrics=[],
+        report=False,
+        dm_kwargs=dm_kwargs,
     )
     start = copy.deepcopy(module.network)
     recorder = Recorder()
@@ -144,13 +155,24 @@ def test_scrub_matches_the_authors_loop(prepared_module, tmp_path, order, epochs
     # The first pass of each split (an interleaved loader cycles the shorter one).
     batches = [(e["forget"][:n_forget], e["retain"][:n_retain]) for e in rec.epochs]
     opt = Args(
-        optim="sgd", msteps=2, alpha=0.5, gamma=0.9, kd_T=2.0, sgda_learning_rate=0.02, sgda_momentum=0.9,
-        sgda_weight_decay=5e-4, lr_decay_epochs=[1, 2], lr_decay_rate=0.5,
+        optim="sgd",
+        msteps=2,
+        alpha=0.5,
+        gamma=0.9,
+        kd_T=2.0,
+        sgda_learning_rate=0.02,
+        sgda_momentum=0.9,
+        sgda_weight_decay=5e-4,
+        lr_decay_epochs=[1, 2],
+        lr_decay_rate=0.5,
     )
     teacher = module.reference("original")
     theirs = authors_scrub(copy.deepcopy(start), teacher, batches, opt, order=order)
     ours = dict(module.network.named_parameters())
-    moved = max(float((p.detach() - q).abs().max()) for (_, p), q in zip(theirs.named_parameters(), start.parameters(), strict=True))
+    moved = max(
+        float((p.detach() - q).abs().max())
+        for (_, p), q in zip(theirs.named_parameters(), start.parameters(), strict=True)
+    )
     assert moved > 1e-3  # the comparison is not vacuous
     for name, p in theirs.named_parameters():
         torch.testing.assert_close(ours[name], p, atol=1e-6, rtol=0)
@@ -161,12 +183,30 @@ def test_scrub_matches_the_authors_loop(prepared_module, tmp_path, order, epochs
 
 
 def test_scrub_adam_matches_the_authors_small_scale_setting(prepared_module, tmp_path):
-    scrub = SCRUB(optimizer="adam", lr=1e-3, weight_decay=0.1, msteps=1, lr_decay_epochs=(1,), alpha=0.5, gamma=1.0,
-                  temperature=2.0)
+    scrub = SCRUB(
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.1,
+        msteps=1,
+        lr_decay_epochs=(1,),
+        alpha=0.5,
+        gamma=1.0,
+        temperature=2.0,
+    )
     module, dm, start, rec = run_scrub(prepared_module, tmp_path, scrub, 2)
     batches = [(e["forget"], e["retain"]) for e in rec.epochs]
-    opt = Args(optim="adam", msteps=1, alpha=0.5, gamma=1.0, kd_T=2.0, sgda_learning_rate=1e-3, sgda_momentum=0.9,
-               sgda_weight_decay=0.1, lr_decay_epochs=[1], lr_decay_rate=0.1)
+    opt = Args(
+        optim="adam",
+        msteps=1,
+        alpha=0.5,
+        gamma=1.0,
+        kd_T=2.0,
+        sgda_learning_rate=1e-3,
+        sgda_momentum=0.9,
+        sgda_weight_decay=0.1,
+        lr_decay_epochs=[1],
+        lr_decay_rate=0.1,
+    )
     theirs = authors_scrub(copy.deepcopy(start), module.reference("original"), batches, opt)
     ours = dict(module.network.named_parameters())
     for name, p in theirs.named_parameters():
@@ -192,10 +232,13 @@ def test_scrub_trains_the_student_in_train_mode(prepared_module, tmp_path):
         def on_before_optimizer_step(self, trainer, pl_module, optimizer):
             seen.append(pl_module.network.training)
 
-    module, dm = prepared_module(network=tiny_cnn(), localizer=Full(), unlearner=SCRUB(msteps=1), oracle=False,
-                                 metrics=[], report=False)
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=Full(), unlearner=SCRUB(msteps=1), oracle=False, metrics=[], report=False
+    )
     module.network.eval()  # handed over in eval mode
-    fast_trainer(tmp_path, max_epochs=1, limit_train_batches=4, limit_val_batches=0, callbacks=[Mode()]).fit(module, datamodule=dm)
+    fast_trainer(tmp_path, max_epochs=1, limit_train_batches=4, limit_val_batches=0, callbacks=[Mode()]).fit(
+        module, datamodule=dm
+    )
     assert seen and all(seen)
 
 
@@ -213,7 +256,12 @@ def test_decayed_lr_is_the_authors_schedule():
 def test_scrub_config_defaults_are_the_authors():
     scrub = SCRUB()
     assert (scrub.order, scrub.msteps, scrub.lr_decay_epochs, scrub.lr_decay_rate, scrub.optimizer) == (
-        "sequential", 2, (3, 5, 9), 0.1, "sgd")
+        "sequential",
+        2,
+        (3, 5, 9),
+        0.1,
+        "sgd",
+    )
 
 
 def test_scrub_rejects_bad_values():
@@ -228,8 +276,7 @@ def test_scrub_rejects_bad_values():
             SCRUB(**kwargs)
 
 
-
-DDP_SCRIPT = r'''
+DDP_SCRIPT = r"""
 import json, sys
 import torch
 import lightning.pytorch as pl
@@ -274,7 +321,7 @@ out = {{
 }}
 with open(f"rank{{trainer.global_rank}}.json", "w") as f:
     json.dump(out, f)
-'''
+"""
 
 
 @pytest.mark.slow  # a two-process DDP fit: ~20-40 s on 2 busy cores

@@ -206,7 +206,9 @@ def test_ddp_validation_equals_single_process(tmp_path):
 
     # Plots are drawn once, by rank 0, in the run directory (default_root_dir without a logger).
     figures = [json.loads((tmp_path / f"figures-{r}.json").read_text()) for r in (0, 1)]
-    assert figures[1] == [] and [(tmp_path / p).resolve().parent for p in figures[0]] == [tmp_path.resolve() / "regions"]
+    assert figures[1] == [] and [(tmp_path / p).resolve().parent for p in figures[0]] == [
+        tmp_path.resolve() / "regions"
+    ]
     assert sorted(p.name for p in (tmp_path / "regions").iterdir()) == ["validate-after000epochs-forget-plane0.png"]
 
     gathered = torch.load(tmp_path / "per_example.pt")
@@ -217,4 +219,8 @@ def test_ddp_validation_equals_single_process(tmp_path):
             for field, values in stats.items():
                 # phi is a logit margin (|phi| up to ~15): float32 rounding of other batch shapes is relative.
                 rtol = 1e-5 if field == "phi" else 0
-                assert torch.allclose(gathered[model][split][field], values, atol=1e-6, rtol=rtol), (model, split, field)
+                assert torch.allclose(gathered[model][split][field], values, atol=1e-6, rtol=rtol), (
+                    model,
+                    split,
+                    field,
+                )

@@ -67,13 +67,19 @@ def test_no_automatic_optimizer_arguments(capsys):
         # rejected by the restricted type in the signature while parsing
         ("--model.init_args.network.init_args.width=-1", "model > network > width: Not of type NetworkWidth"),
         ("--model.init_args.network.init_args.num_classes=0", "num_classes: Not of type PositiveInt"),
-        ("--model.init_args.metrics=[{class_path: unlearn_pl.metrics.LossAttack, init_args: {n_splits: 1}}]",
-         "n_splits: Not of type IntAtLeastTwo"),
-        ("--model.init_args.metrics=[{class_path: DecisionRegions, init_args: {num_planes: 0}}]",
-         "num_planes: Not of type PositiveInt"),
+        (
+            "--model.init_args.metrics=[{class_path: unlearn_pl.metrics.LossAttack, init_args: {n_splits: 1}}]",
+            "n_splits: Not of type IntAtLeastTwo",
+        ),
+        (
+            "--model.init_args.metrics=[{class_path: DecisionRegions, init_args: {num_planes: 0}}]",
+            "num_planes: Not of type PositiveInt",
+        ),
         # rejected by a constructor's own check (an instantiation error)
-        ("--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]",
-         "ValueError: features must be one or more of"),
+        (
+            "--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]",
+            "ValueError: features must be one or more of",
+        ),
         # DEL's budget: by its constructor, or by a restricted type where the signature has one
         ("--model.init_args.localizer.init_args.budget=1.5", "budget"),
     ],
@@ -88,8 +94,14 @@ def test_a_bad_value_prints_one_line(capsys, argument, message):
 def test_debug_switch_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("JSONARGPARSE_DEBUG", "true")
     with pytest.raises(ValueError, match="features must be one or more of"):
-        main(["fit", "--config", QUICKSTART,
-              "--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]"])
+        main(
+            [
+                "fit",
+                "--config",
+                QUICKSTART,
+                "--model.init_args.metrics=[{class_path: MIAEfficacy, init_args: {features: [nope]}}]",
+            ]
+        )
 
 
 def test_model_help_lists_what_fits(capsys):
@@ -99,7 +111,7 @@ def test_model_help_lists_what_fits(capsys):
     assert len(out.splitlines()) < 120  # was 778: every torch module listed as a network
     assert "unlearn_pl.models.CifarResNet" in text and "cifar_resnet18" in text
     assert "torch.nn.Linear" not in text and "torchmetrics" not in text
-    metrics_help = text[text.index("--model.metrics.help"):text.rindex("--model.report")]
+    metrics_help = text[text.index("--model.metrics.help") : text.rindex("--model.report")]
     assert "unlearn_pl.metrics.LossAttack" in metrics_help
     assert "unlearn_pl.localizers" not in metrics_help and "unlearn_pl.unlearners" not in metrics_help
 
@@ -128,8 +140,12 @@ def test_trainer_callbacks_help_lists_only_trainer_callbacks(capsys, monkeypatch
     ("argument", "kind", "right_argument"),
     [
         ("--trainer.callbacks=unlearn_pl.localizers.DEL", "a localizer", "--model.init_args.localizer"),
-        ("--trainer.callbacks=[{class_path: lightning.pytorch.callbacks.LearningRateMonitor}, "
-         "{class_path: unlearn_pl.unlearners.ResetFinetune}]", "an unlearner", "--model.init_args.unlearner"),
+        (
+            "--trainer.callbacks=[{class_path: lightning.pytorch.callbacks.LearningRateMonitor}, "
+            "{class_path: unlearn_pl.unlearners.ResetFinetune}]",
+            "an unlearner",
+            "--model.init_args.unlearner",
+        ),
     ],
 )
 def test_a_localizer_or_unlearner_among_trainer_callbacks_is_refused(capsys, argument, kind, right_argument):
@@ -142,8 +158,13 @@ def test_a_localizer_or_unlearner_among_trainer_callbacks_is_refused(capsys, arg
 
 
 def test_a_localizer_among_metrics_is_refused(capsys):
-    status, _, err = cli("fit", "--config", QUICKSTART,
-                         "--model.init_args.metrics=[{class_path: unlearn_pl.localizers.DEL}]", capsys=capsys)
+    status, _, err = cli(
+        "fit",
+        "--config",
+        QUICKSTART,
+        "--model.init_args.metrics=[{class_path: unlearn_pl.localizers.DEL}]",
+        capsys=capsys,
+    )
     assert status == 2 and "does not correspond to a subclass of EvaluationCallback" in err
 
 
@@ -154,8 +175,12 @@ def test_any_module_is_still_an_image_classifier():
 
 @pytest.mark.parametrize(
     "build",
-    [lambda: cifar_resnet18(width=0), lambda: SmallCNN(num_classes=0), lambda: MLP(hidden=(0,)),
-     lambda: SmallCNN(in_channels=1.5)],
+    [
+        lambda: cifar_resnet18(width=0),
+        lambda: SmallCNN(num_classes=0),
+        lambda: MLP(hidden=(0,)),
+        lambda: SmallCNN(in_channels=1.5),
+    ],
 )
 def test_models_check_their_arguments_from_python(build):
     with pytest.raises(ValueError, match="must be"):
@@ -235,8 +260,15 @@ def test_python_path_prints_no_lightning_tips(tmp_path):
 
     (tmp_path / "example.py").write_text(PYTHON_EXAMPLE)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-4000:]
     assert "💡 Tip" not in run.stdout
     assert "GPU available:" in run.stdout  # Lightning's other messages on the same logger still pass
@@ -251,12 +283,20 @@ def test_the_tip_filter_drops_only_the_advertisements():
     def passes(message: str) -> bool:
         return DropLightningTips().filter(logging.LogRecord("x", logging.INFO, "f", 1, message, None, None))
 
-    assert not passes("💡 Tip: For seamless cloud logging and experiment tracking, try installing "
-                      "[litlogger](https://pypi.org/project/litlogger/) to enable LitLogger, …")
-    assert not passes("💡 Tip: For seamless cloud uploads and versioning, try installing "
-                      "[litmodels](https://pypi.org/project/litmodels/) to enable LitModelCheckpoint, …")
-    for other in ("GPU available: False, used: False", "💡 Tip: use a smaller learning rate",
-                  "`Trainer.fit` stopped: `max_epochs=1` reached.", "litlogger is not installed"):
+    assert not passes(
+        "💡 Tip: For seamless cloud logging and experiment tracking, try installing "
+        "[litlogger](https://pypi.org/project/litlogger/) to enable LitLogger, …"
+    )
+    assert not passes(
+        "💡 Tip: For seamless cloud uploads and versioning, try installing "
+        "[litmodels](https://pypi.org/project/litmodels/) to enable LitModelCheckpoint, …"
+    )
+    for other in (
+        "GPU available: False, used: False",
+        "💡 Tip: use a smaller learning rate",
+        "`Trainer.fit` stopped: `max_epochs=1` reached.",
+        "litlogger is not installed",
+    ):
         assert passes(other), other
 
 
@@ -347,13 +387,15 @@ def test_condense_parse_error_keeps_the_path_and_the_reason():
     assert condense_parse_error(message) == (
         "model > network > width: Not of type PositiveFloat: -1 does not conform to restriction v>0"
     )
-    assert condense_parse_error("unrecognized arguments: --optimizer Adam") == "unrecognized arguments: --optimizer Adam"
+    assert (
+        condense_parse_error("unrecognized arguments: --optimizer Adam") == "unrecognized arguments: --optimizer Adam"
+    )
 
 
 def test_print_config_shows_the_default_metrics_not_null(capsys):
     status, out, err = cli("fit", "--config", QUICKSTART, "--print_config", capsys=capsys)
     assert status == 0, err
-    metrics = out[out.index("  metrics:"):]
+    metrics = out[out.index("  metrics:") :]
     assert "metrics: null" not in out
     for name in ("SplitAccuracy", "TugOfWar", "LossAttack", "MIAEfficacy"):
         assert f"class_path: unlearn_pl.metrics.{name}" in metrics

@@ -75,8 +75,11 @@ class DigitsWith(DatasetReader):
 
 # ------------------------------------------------------------------ 1. diverged models
 def test_a_diverged_reference_model_fails_and_is_never_cached(digits_dm, tmp_path):
-    refs = ReferenceModels(recipe=TrainingRecipe(epochs=1, lr=1e6, batch_size=64, accelerator="cpu"),
-                           oracle=False, cache_dir=str(tmp_path / "cache"))
+    refs = ReferenceModels(
+        recipe=TrainingRecipe(epochs=1, lr=1e6, batch_size=64, accelerator="cpu"),
+        oracle=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
     with raises(ValueError, "original model", "lr=1000000.0", "NaN or infinite", "learning rate"):
         refs.prepare(tiny_mlp(), digits_dm())
     assert not list((tmp_path / "cache").glob("*.pt")), "a diverged model must not be cached"
@@ -89,8 +92,10 @@ def test_a_diverged_unlearning_run_fails_instead_of_reporting(prepared_module, t
 
 
 def test_the_cli_exits_with_an_error_for_a_diverged_run(tmp_path, cli_raises):
-    config = write_config(tmp_path, **{"model.init_args.unlearner": {
-        "class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 1e6}}})
+    config = write_config(
+        tmp_path,
+        **{"model.init_args.unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 1e6}}},
+    )
     with raises(ValueError, "after unlearning with Finetune"):
         UnlearningCLI(args=["fit", "--config", str(config)])
     assert not list((tmp_path / "runs").rglob("results*.json")), "no results table of a diverged model"
@@ -113,8 +118,15 @@ def test_non_finite_weights_are_refused_when_loaded(prepared_module, tmp_path, w
         return
     module, dm = prepared_module(oracle=False, metrics=[], report=False)
     path = tmp_path / "nan.ckpt"
-    torch.save({"pytorch-lightning_version": "2.6.0", "epoch": 0, "global_step": 1,
-                "state_dict": {f"network.{k}": v for k, v in state.items()}}, path)
+    torch.save(
+        {
+            "pytorch-lightning_version": "2.6.0",
+            "epoch": 0,
+            "global_step": 1,
+            "state_dict": {f"network.{k}": v for k, v in state.items()},
+        },
+        path,
+    )
     with raises(ValueError, "checkpoint (--ckpt_path)", "NaN or infinite"):
         fast_trainer(tmp_path).validate(module, datamodule=dm, ckpt_path=str(path), verbose=False)
 
@@ -165,8 +177,13 @@ def test_a_last_batch_of_one_example_does_not_stop_a_batchnorm_run(digits_dm, tm
     torch.save(tiny_cnn().state_dict(), original)
     # retain = (n - 1) + 1: the training loader and the BatchNorm pass would both end with one example
     dm = digits_dm(batch_size=n - 1, eval_batch_size=n - 1)
-    module = UnlearningModule(tiny_cnn(), unlearner=ResetFinetune(), metrics=[], report=False,
-                              references=ReferenceModels(original=str(original), oracle=False))
+    module = UnlearningModule(
+        tiny_cnn(),
+        unlearner=ResetFinetune(),
+        metrics=[],
+        report=False,
+        references=ReferenceModels(original=str(original), oracle=False),
+    )
     trainer = fast_trainer(tmp_path, max_epochs=1)
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 1  # the one-example batch was dropped, the full one trained
@@ -174,10 +191,18 @@ def test_a_last_batch_of_one_example_does_not_stop_a_batchnorm_run(digits_dm, tm
 
 # ------------------------------------------------------------------ 5. resume under another configuration
 def _fit_with_checkpoint(digits_dm, tmp_path: Path, dm_kwargs: dict, localizer, ckpt_path: str | None = None):
-    module = UnlearningModule(tiny_mlp(), localizer=localizer, unlearner=Finetune(), metrics=[], report=False,
-                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False))
+    module = UnlearningModule(
+        tiny_mlp(),
+        localizer=localizer,
+        unlearner=Finetune(),
+        metrics=[],
+        report=False,
+        references=ReferenceModels(recipe=FAST_RECIPE, oracle=False),
+    )
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer = fast_trainer(tmp_path, max_epochs=2 if ckpt_path else 1, enable_checkpointing=True, callbacks=[checkpoint])
+    trainer = fast_trainer(
+        tmp_path, max_epochs=2 if ckpt_path else 1, enable_checkpointing=True, callbacks=[checkpoint]
+    )
     trainer.fit(module, datamodule=digits_dm(**dm_kwargs), ckpt_path=ckpt_path)
     return tmp_path / "ckpt" / "last.ckpt"
 
@@ -186,8 +211,11 @@ def _fit_with_checkpoint(digits_dm, tmp_path: Path, dm_kwargs: dict, localizer, 
 def test_resuming_under_another_split_or_localizer_is_refused(digits_dm, tmp_path, change):
     first = dict(forget=ClassForget([8], size=0.05))
     last = _fit_with_checkpoint(digits_dm, tmp_path, first, Random(budget=0.3))
-    second, localizer = (dict(forget=ClassForget([3], size=0.05)), Random(budget=0.3)) if change == "forget" \
+    second, localizer = (
+        (dict(forget=ClassForget([3], size=0.05)), Random(budget=0.3))
+        if change == "forget"
         else (first, Random(budget=0.05))
+    )
     what = "split" if change == "forget" else "localizer settings"
     shown = ("checkpoint '", "this run '") if change == "forget" else ("'budget': 0.3", "'budget': 0.05")
     with raises(ValueError, f"another {what}", *shown, "config.yaml"):
@@ -214,7 +242,9 @@ def test_the_recorded_run_loads_weights_only(tmp_path):
 # ------------------------------------------------------------------ 6, 9. the reference-model cache
 @pytest.fixture
 def cached(digits_dm, tmp_path):
-    refs = ReferenceModels(recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), cache_dir=str(tmp_path / "cache"))
+    refs = ReferenceModels(
+        recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), cache_dir=str(tmp_path / "cache")
+    )
     dm = digits_dm()
     nets = refs.prepare(tiny_mlp(), dm)
     return refs, dm, nets
@@ -259,8 +289,11 @@ def test_a_cache_entry_that_is_a_folder_is_retrained(cached):
 def test_an_unwritable_cache_warns_and_keeps_the_trained_model(digits_dm, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    refs = ReferenceModels(recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), oracle=False,
-                           cache_dir=str(blocker / "cache"))
+    refs = ReferenceModels(
+        recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"),
+        oracle=False,
+        cache_dir=str(blocker / "cache"),
+    )
     with pytest.warns(UserWarning, match="Could not cache the original model.*continuing without caching"):
         nets = refs.prepare(tiny_mlp(), digits_dm())
     assert set(nets) == {"original"}
@@ -373,7 +406,9 @@ def test_ckpt_path_last_gets_the_checks_of_a_file(tmp_path, cli_raises):
     (checkpoints / "last.ckpt").write_bytes(pickle.dumps(_Payload(tmp_path / "payload-ran")))
     config = write_config(tmp_path)
     with pytest.raises(ValueError) as error:
-        UnlearningCLI(args=["fit", "--config", str(config), "--trainer.logger.init_args.version=0", "--ckpt_path", "last"])
+        UnlearningCLI(
+            args=["fit", "--config", str(config), "--trainer.logger.init_args.version=0", "--ckpt_path", "last"]
+        )
     message = str(error.value)
     assert "last.ckpt" in message and "weights_only=True" in message, message
     assert "False" not in message and "if you trust" not in message and "safe_globals" not in message, message
@@ -452,7 +487,9 @@ def test_ddp_without_global_batch_says_what_the_global_batch_is(monkeypatch):
     said: list[str] = []
     monkeypatch.setattr(datamodule, "rank_zero_info", said.append)
     dm = UnlearningDataModule(Digits(), batch_size=64)
-    dm.trainer = SimpleNamespace(world_size=2, global_rank=0, num_devices=2, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    dm.trainer = SimpleNamespace(
+        world_size=2, global_rank=0, num_devices=2, strategy=SimpleNamespace(root_device=torch.device("cpu"))
+    )
     dm.train_dataloader()
     assert any("the global batch is 128" in s and "global_batch=true" in s for s in said), said
 
@@ -460,19 +497,28 @@ def test_ddp_without_global_batch_says_what_the_global_batch_is(monkeypatch):
 @pytest.mark.parametrize("arg,value", [("batch_size", "0"), ("val_fraction", "1.0"), ("num_workers", "-1")])
 def test_data_module_ranges_are_checked_by_the_parser(tmp_path, capsys, arg, value):
     with pytest.raises(SystemExit):
-        UnlearningCLI(args=["validate", "--config", str(write_config(tmp_path)), f"--data.init_args.{arg}", value], run=False)
+        UnlearningCLI(
+            args=["validate", "--config", str(write_config(tmp_path)), f"--data.init_args.{arg}", value], run=False
+        )
     assert arg in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ splits of one example
-@pytest.mark.parametrize("forget_size, dm_kwargs", [(1, {}), (2, {}), (20, {"train_size": 30, "val_fraction": 0.05})],
-                         ids=["forget-1", "forget-2", "val-1"])
+@pytest.mark.parametrize(
+    "forget_size, dm_kwargs",
+    [(1, {}), (2, {}), (20, {"train_size": 30, "val_fraction": 0.05})],
+    ids=["forget-1", "forget-2", "val-1"],
+)
 def test_splits_of_one_or_two_examples_are_evaluated(prepared_module, tmp_path, forget_size, dm_kwargs):
     # torchmetrics squeezes a one-element result to a 0-d tensor; the per-example statistics keep their dimension.
     from unlearn_pl.metrics import SplitAccuracy
 
-    module, dm = prepared_module(oracle=False, metrics=[SplitAccuracy()], report=False,
-                                 dm_kwargs={"forget": RandomForget(size=forget_size), **dm_kwargs})
+    module, dm = prepared_module(
+        oracle=False,
+        metrics=[SplitAccuracy()],
+        report=False,
+        dm_kwargs={"forget": RandomForget(size=forget_size), **dm_kwargs},
+    )
     trainer = fast_trainer(tmp_path)
     trainer.validate(module, datamodule=dm, verbose=False)
     logged = {k.removeprefix("unlearned/"): float(v) for k, v in trainer.callback_metrics.items()}

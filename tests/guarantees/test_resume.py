@@ -91,8 +91,14 @@ def make(unlearner) -> tuple[UnlearningModule, UnlearningDataModule]:
     # A BatchNorm CNN: running statistics and the reset's fresh init are part of what must match.
     pl.seed_everything(0, verbose=False)
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64, seed=0)
-    module = UnlearningModule(tiny_cnn(), localizer=DEL(budget=0.3), unlearner=unlearner,
-                              references=ReferenceModels(recipe=FAST_RECIPE, oracle=False), metrics=[], report=False)
+    module = UnlearningModule(
+        tiny_cnn(),
+        localizer=DEL(budget=0.3),
+        unlearner=unlearner,
+        references=ReferenceModels(recipe=FAST_RECIPE, oracle=False),
+        metrics=[],
+        report=False,
+    )
     module.prepare_models(dm)
     return module, dm
 

@@ -27,8 +27,13 @@ def test_every_torch_load_in_the_package_is_weights_only():
     calls = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
                 kw = {k.arg: k.value for k in node.keywords}
                 safe = isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True
                 calls.append((f"{path.relative_to(PACKAGE)}:{node.lineno}", safe))
@@ -42,7 +47,9 @@ def test_cli_loads_ckpt_path_weights_only(tmp_path, monkeypatch):
     from test_bad_input import write_config
 
     monkeypatch.setattr("sys.argv", ["unlearn-pl"])
-    config = str(write_config(tmp_path, **{"model.init_args.metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}]}))
+    config = str(
+        write_config(tmp_path, **{"model.init_args.metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}]})
+    )
     UnlearningCLI(args=["fit", "--config", config])
     (ckpt,) = (tmp_path / "runs" / "tiny" / "version_0" / "checkpoints").glob("*.ckpt")
 

@@ -40,10 +40,15 @@ DDP_TOL = 1e-5
 def test_the_recipe_checks_its_training_options():
     with pytest.raises(ValueError, match="strategy='ddp' re-runs the command in each process"):
         TrainingRecipe(strategy="ddp")
-    with pytest.raises(ValueError, match=r"precision must be one of \('32-true', 'bf16-mixed', '16-mixed'\); got 'bf16'"):
+    with pytest.raises(
+        ValueError, match=r"precision must be one of \('32-true', 'bf16-mixed', '16-mixed'\); got 'bf16'"
+    ):
         TrainingRecipe(precision="bf16")
-    with pytest.raises(ValueError, match="batch_size=100 is the global batch, shared by devices=3 processes; it must be "
-                                         r"a multiple of 3 \(e.g. 99\)"):
+    with pytest.raises(
+        ValueError,
+        match="batch_size=100 is the global batch, shared by devices=3 processes; it must be "
+        r"a multiple of 3 \(e.g. 99\)",
+    ):
         TrainingRecipe(batch_size=100, devices=3)
     with pytest.raises(ValueError, match="devices must be an int >= 1; got 0"):
         TrainingRecipe(devices=0)
@@ -72,12 +77,21 @@ def test_keys_record_the_precision_not_where_or_how_fast_training_runs(digits_dm
 def test_bf16_mixed_trains_the_references_and_unlearns(digits_dm, tmp_path):
     dm = digits_dm()
     bf16 = ReferenceModels(dataclasses.replace(FAST_RECIPE, precision="bf16-mixed"))
-    module = UnlearningModule(tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
-                              references=bf16, metrics=[SplitAccuracy()], report=False)
+    module = UnlearningModule(
+        tiny_cnn(),
+        localizer=DEL(budget=0.3),
+        unlearner=ResetFinetune(lr=0.05),
+        references=bf16,
+        metrics=[SplitAccuracy()],
+        report=False,
+    )
     module.prepare_models(dm)
     fp32 = ReferenceModels(FAST_RECIPE, oracle=False).prepare(tiny_cnn(), dm)["original"]
     # The recipe's precision reached the trainer: bfloat16 activations train other weights.
-    assert any(not torch.equal(a, b) for a, b in zip(fp32.state_dict().values(), module.reference("original").state_dict().values(), strict=True))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(fp32.state_dict().values(), module.reference("original").state_dict().values(), strict=True)
+    )
     fast_trainer(tmp_path, precision="bf16-mixed", max_epochs=2, limit_val_batches=0).fit(module, datamodule=dm)
     fast_trainer(tmp_path, precision="bf16-mixed").validate(module, datamodule=dm, verbose=False)
     acc = module.metrics[0].results
@@ -94,13 +108,18 @@ class Probe(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 0:
             weight = next(p for p in pl_module.network.parameters() if p.ndim == 4 and p.shape[1] > 1)
-            self.seen = (is_compiled(pl_module.network), weight.is_contiguous(memory_format=torch.channels_last)
-                         and not weight.is_contiguous())
+            self.seen = (
+                is_compiled(pl_module.network),
+                weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous(),
+            )
 
 
 def max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    return max(float((u - v).abs().max()) for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
-               if u.is_floating_point())
+    return max(
+        float((u - v).abs().max())
+        for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+        if u.is_floating_point()
+    )
 
 
 @pytest.mark.parametrize("option", ["channels_last", pytest.param("compile", marks=pytest.mark.slow)])
@@ -112,8 +131,10 @@ def test_an_execution_option_trains_the_default_models(option, tmp_path):
     _, x, _ = next(iter(dm.dataloader("test", batch_size=10_000)))
     expected = (option == "compile", option == "channels_last")
     nets, outputs = {}, {}
-    for name, recipe in (("default", TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu")),
-                         (option, TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu", **{option: True}))):
+    for name, recipe in (
+        ("default", TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu")),
+        (option, TrainingRecipe(epochs=1, lr=0.1, batch_size=64, accelerator="cpu", **{option: True})),
+    ):
         probe = Probe()
         nets[name] = train_classifier(tiny_cnn(), ReferenceData(dm, "train", recipe), recipe, False, [probe])
         assert probe.seen == (expected if name == option else (False, False))
@@ -126,8 +147,14 @@ def test_an_execution_option_trains_the_default_models(option, tmp_path):
     torch.save(nets["default"].state_dict(), tmp_path / "original.pt")  # both unlearning runs start from it
     unlearned = {}
     for name, execution in (("default", None), (option, NetworkExecution(**{option: True}))):
-        module = UnlearningModule(tiny_cnn(), unlearner=Finetune(lr=0.05), metrics=[], report=False, execution=execution,
-                                  references=ReferenceModels(original=str(tmp_path / "original.pt"), oracle=False))
+        module = UnlearningModule(
+            tiny_cnn(),
+            unlearner=Finetune(lr=0.05),
+            metrics=[],
+            report=False,
+            execution=execution,
+            references=ReferenceModels(original=str(tmp_path / "original.pt"), oracle=False),
+        )
         module.prepare_models(dm)
         probe = Probe()
         fast_trainer(tmp_path, limit_val_batches=0, callbacks=[probe]).fit(module, datamodule=dm)
@@ -162,8 +189,12 @@ def test_two_processes_train_the_reference_of_one(tmp_path, monkeypatch):
     dm = UnlearningDataModule(Digits(), RandomForget(128), train_size=1280, batch_size=64, seed=0)
     nets, keys = {}, {}
     for devices in (1, 2):
-        references = ReferenceModels(TrainingRecipe(epochs=3, lr=0.1, batch_size=64, accelerator="cpu", devices=devices),
-                                     oracle=False, cache_dir=str(tmp_path / str(devices)), progress_bar=False)
+        references = ReferenceModels(
+            TrainingRecipe(epochs=3, lr=0.1, batch_size=64, accelerator="cpu", devices=devices),
+            oracle=False,
+            cache_dir=str(tmp_path / str(devices)),
+            progress_bar=False,
+        )
         nets[devices] = references.prepare(tiny_mlp(), dm)["original"]
         keys[devices] = references.cache_key(tiny_mlp(), dm, "original")
     assert "MASTER_PORT" not in os.environ
@@ -178,9 +209,17 @@ def test_shadow_models_unlearn_with_the_audited_runs_execution(digits_dm, tmp_pa
     import unlearn_pl.ulira.shadow as shadow
 
     dm = digits_dm()
-    module = UnlearningModule(tiny_cnn(), unlearner=Finetune(), references=ReferenceModels(FAST_RECIPE),
-                              execution=NetworkExecution(channels_last=True), metrics=[], report=False)
-    spec = pickle.loads(pickle.dumps(shadow.make_spec(module, dm, {}, num_shadow=2, num_target_models=2, bank=str(tmp_path))))
+    module = UnlearningModule(
+        tiny_cnn(),
+        unlearner=Finetune(),
+        references=ReferenceModels(FAST_RECIPE),
+        execution=NetworkExecution(channels_last=True),
+        metrics=[],
+        report=False,
+    )
+    spec = pickle.loads(
+        pickle.dumps(shadow.make_spec(module, dm, {}, num_shadow=2, num_target_models=2, bank=str(tmp_path)))
+    )
     built = []
 
     class Stop(Exception):

@@ -25,10 +25,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the toy selector
 
 CONFIG = REPO / "configs" / "audit" / "digits.yaml"
 TINY = [
-    "--model.init_args.network", "unlearn_pl.models.MLP", "--model.init_args.network.hidden", "[32]",
-    "--data.init_args.train_size", "200", "--data.init_args.forget.init_args.size", "30",
-    "--model.init_args.references.init_args.recipe.epochs", "5", "--trainer.max_epochs", "1",
-    "--n_resamples", "20", "--retain_sample", "50",
+    "--model.init_args.network",
+    "unlearn_pl.models.MLP",
+    "--model.init_args.network.hidden",
+    "[32]",
+    "--data.init_args.train_size",
+    "200",
+    "--data.init_args.forget.init_args.size",
+    "30",
+    "--model.init_args.references.init_args.recipe.epochs",
+    "5",
+    "--trainer.max_epochs",
+    "1",
+    "--n_resamples",
+    "20",
+    "--retain_sample",
+    "50",
 ]
 RETRAIN = REPO / "configs" / "methods" / "retrain.yaml"
 
@@ -58,21 +70,30 @@ def test_audit_reports_every_method_and_resumes(tmp_path, capsys):
     assert list(rows) == ["original", "Full-Finetune", "Full-Retrain"]
     for row in rows.values():
         assert row["n"] == "3"
-        for name in ["forget_quality", "score", "retain_ratio", "test_ratio",
-                     *(f"klom_{s}_{q}" for s in ("forget", "retain", "val") for q in ("median", "q1", "q3", "p95"))]:
+        for name in [
+            "forget_quality",
+            "score",
+            "retain_ratio",
+            "test_ratio",
+            *(f"klom_{s}_{q}" for s in ("forget", "retain", "val") for q in ("median", "q1", "q3", "p95")),
+        ]:
             value, low, high = (float(row[c]) for c in (name, f"{name}_ci_low", f"{name}_ci_high"))
             assert np.isfinite([value, low, high]).all() and low <= high
         assert 0.0 <= float(row["forget_quality"]) <= 1.0
         # The final score is F times both accuracy ratios (unlearned over oracle).
         ratio = float(row["retain_ratio"]) * float(row["test_ratio"])
         assert float(row["score"]) == pytest.approx(float(row["forget_quality"]) * ratio)
-        assert float(row["retain_ratio"]) == pytest.approx(float(row["unlearned_retain_acc"]) / float(row["oracle_retain_acc"]))
+        assert float(row["retain_ratio"]) == pytest.approx(
+            float(row["unlearned_retain_acc"]) / float(row["oracle_retain_acc"])
+        )
     histogram = read_csv(folder / "epsilon_histogram.csv")
     for method in rows:
         counts = [int(r["count"]) for r in histogram if r["method"] == method]
         assert sum(counts) == 30 - int(rows[method]["epsilon_undefined"])
     per_example = read_csv(folder / "per_example.csv")
-    assert {(r["method"], r["split"]) for r in per_example} == {(m, s) for m in rows for s in ("forget", "retain", "val")}
+    assert {(r["method"], r["split"]) for r in per_example} == {
+        (m, s) for m in rows for s in ("forget", "retain", "val")
+    }
     assert sum(r["split"] == "retain" for r in per_example) == 3 * 50  # the retain sample
     results = json.loads((folder / "audit_results.json").read_text(), parse_constant=pytest.fail)  # strict JSON
     assert "bootstrap" in results["interval"] and results["seeds"] == [0, 1, 2]
@@ -114,7 +135,9 @@ def test_failed_trials_exit_with_one_line_and_are_retried(tmp_path, capsys, monk
         audit(folder, "--seeds", "2", "--methods", "[]")
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: 1 of 2 audit trials failed (e.g. Full-Finetune seed 1: RuntimeError: the disk is full)")
+    assert err[-1].startswith(
+        "error: 1 of 2 audit trials failed (e.g. Full-Finetune seed 1: RuntimeError: the disk is full)"
+    )
     assert not (folder / "audit.csv").exists()  # no report from some of the models
 
     monkeypatch.setattr(trial_module, "record_run", record_run)
@@ -143,8 +166,9 @@ def test_a_method_file_naming_another_class_starts_that_part_afresh(tmp_path):
     assert class_resets(str(tweak), base.config) == []  # the same class: its settings compose
     base_file = tmp_path / "base.yaml"
     base_file.write_text(base.config)
-    retrain = build_run(UnlearningCLI, ["--config", str(base_file), *class_resets(str(RETRAIN), base.config),
-                                        "--config", str(RETRAIN)]).module.unlearner
+    retrain = build_run(
+        UnlearningCLI, ["--config", str(base_file), *class_resets(str(RETRAIN), base.config), "--config", str(RETRAIN)]
+    ).module.unlearner
     assert retrain.lr is None and retrain.momentum is None  # the recipe's, not Finetune's 0.01
     assert build_run(UnlearningCLI, ["--config", str(base_file), "--config", str(tweak)]).module.unlearner.lr == 0.001
 

@@ -27,8 +27,12 @@ NOISE = (
 
 def unlearn_pl(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "unlearn_pl", *args], cwd=cwd, env=dict(os.environ),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "unlearn_pl", *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -54,12 +58,21 @@ def test_quickstart_end_to_end(tmp_path):
     again = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-5000:]
     assert "Reusing the cached original model" in again.stdout + again.stderr
-    assert json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_1" / "results.json").read_text()) == results
+    assert (
+        json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_1" / "results.json").read_text())
+        == results
+    )
 
     # validate the unlearned checkpoint: same unlearned row, results written to a new run folder
     ckpt = next((run / "checkpoints").glob("*.ckpt"))
-    val = unlearn_pl("validate", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}",
-                     f"--ckpt_path={ckpt}", cwd=tmp_path)
+    val = unlearn_pl(
+        "validate",
+        "--config",
+        config,
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--ckpt_path={ckpt}",
+        cwd=tmp_path,
+    )
     assert val.returncode == 0, val.stderr[-5000:]
     validated = json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_2" / "results.json").read_text())
     assert validated["unlearned"] == pytest.approx(results["unlearned"])
@@ -77,16 +90,29 @@ def test_quickstart_end_to_end(tmp_path):
 
 def test_bad_config_values_give_clear_errors(tmp_path):
     config = str(REPO / "configs" / "quickstart.yaml")
-    out = unlearn_pl("fit", "--config", config, "--model.init_args.localizer.init_args.budget=1.5",
-                     f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    out = unlearn_pl(
+        "fit",
+        "--config",
+        config,
+        "--model.init_args.localizer.init_args.budget=1.5",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     # DEL's constructor check, or a restricted type's parse error where the signature has one
     assert out.returncode != 0 and ("budget must be a fraction" in out.stderr or "budget: Not of type" in out.stderr)
-    out = unlearn_pl("fit", "--config", config, "--data.init_args.dataset.class_path=unlearn_pl.data.NoSuchData",
-                     cwd=tmp_path)
+    out = unlearn_pl(
+        "fit", "--config", config, "--data.init_args.dataset.class_path=unlearn_pl.data.NoSuchData", cwd=tmp_path
+    )
     assert out.returncode != 0 and "NoSuchData" in out.stderr
-    out = unlearn_pl("fit", "--config", config, "--data.init_args.dataset.class_path=unlearn_pl.data.MNIST",
-                     f"--data.init_args.dataset.init_args.root={tmp_path / 'nope'}",
-                     f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    out = unlearn_pl(
+        "fit",
+        "--config",
+        config,
+        "--data.init_args.dataset.class_path=unlearn_pl.data.MNIST",
+        f"--data.init_args.dataset.init_args.root={tmp_path / 'nope'}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert out.returncode != 0 and "train-images-idx3-ubyte" in out.stderr
 
 
@@ -96,11 +122,25 @@ def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_
     script for rank 1, which finds the references cached by rank 0; the synced, de-duplicated
     evaluation gives the single-process numbers for the unchanged reference models."""
     config = str(REPO / "configs" / "quickstart.yaml")
-    single = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}",
-                        "--trainer.max_epochs=1", cwd=tmp_path)
+    single = unlearn_pl(
+        "fit",
+        "--config",
+        config,
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}",
+        "--trainer.max_epochs=1",
+        cwd=tmp_path,
+    )
     assert single.returncode == 0, single.stderr[-5000:]
-    ddp = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path / 'two'}",
-                     "--trainer.max_epochs=1", "--trainer.devices=2", "--trainer.strategy=ddp", cwd=tmp_path)
+    ddp = unlearn_pl(
+        "fit",
+        "--config",
+        config,
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'two'}",
+        "--trainer.max_epochs=1",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        cwd=tmp_path,
+    )
     assert ddp.returncode == 0, ddp.stderr[-5000:]
     for noise in NOISE:
         assert noise not in ddp.stdout + ddp.stderr, noise
@@ -117,9 +157,13 @@ def test_a_run_folder_is_named_after_its_localizer_and_unlearner():
 
     from unlearn_pl.cli.run_folder import run_name
 
-    model = Namespace(class_path="unlearn_pl.UnlearningModule", init_args=Namespace(
-        localizer=Namespace(class_path="unlearn_pl.localizers.DEL"),
-        unlearner=Namespace(class_path="unlearn_pl.unlearners.NegGradPlus")))
+    model = Namespace(
+        class_path="unlearn_pl.UnlearningModule",
+        init_args=Namespace(
+            localizer=Namespace(class_path="unlearn_pl.localizers.DEL"),
+            unlearner=Namespace(class_path="unlearn_pl.unlearners.NegGradPlus"),
+        ),
+    )
     assert run_name("quickstart/{localizer}-{unlearner}", model) == "quickstart/DEL-NegGradPlus"
     model.init_args.localizer = None
     assert run_name("{localizer}-{unlearner}", model) == "Full-NegGradPlus"

@@ -30,7 +30,9 @@ def parse(*configs: Path, extra: tuple[str, ...] = ()) -> UnlearningCLI:
 def test_there_is_a_config_per_unlearner():
     import unlearn_pl.unlearners as u
 
-    classes = {getattr(u, n) for n in u.__all__ if isinstance(getattr(u, n), type) and issubclass(getattr(u, n), Unlearner)}
+    classes = {
+        getattr(u, n) for n in u.__all__ if isinstance(getattr(u, n), type) and issubclass(getattr(u, n), Unlearner)
+    }
     concrete = {c.__name__ for c in classes if c.__name__ not in ("Unlearner", "SGDUnlearner")}
     configured = {parse(BASE, m).model.unlearner.__class__.__name__ for m in METHODS if m.name != "full_mask.yaml"}
     assert concrete <= configured
@@ -60,7 +62,9 @@ def test_dataset_override_for_fashion_mnist_parses():
 
 def test_hyperparameters_show_in_print_config(capsys):
     with pytest.raises(SystemExit):
-        UnlearningCLI(args=["fit", f"--config={BASE}", f"--config={REPO / 'configs/methods/scrub.yaml'}", "--print_config"])
+        UnlearningCLI(
+            args=["fit", f"--config={BASE}", f"--config={REPO / 'configs/methods/scrub.yaml'}", "--print_config"]
+        )
     out = capsys.readouterr().out
     for key in ("msteps: 2", "temperature: 4.0", "alpha: 0.001", "gamma: 0.99"):
         assert key in out
@@ -68,10 +72,16 @@ def test_hyperparameters_show_in_print_config(capsys):
 
 def test_del_with_neggrad_plus_runs_end_to_end_on_digits(tmp_path):
     args = [
-        "fit", f"--config={BASE}", f"--config={REPO / 'configs/del/exp3_budget20.yaml'}",
-        f"--config={REPO / 'configs/methods/neggrad_plus.yaml'}", *TINY,
-        "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.logger=false",
-        f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false",
+        "fit",
+        f"--config={BASE}",
+        f"--config={REPO / 'configs/del/exp3_budget20.yaml'}",
+        f"--config={REPO / 'configs/methods/neggrad_plus.yaml'}",
+        *TINY,
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=3",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
         "--trainer.enable_checkpointing=false",
     ]
     cli = UnlearningCLI(args=args)

@@ -68,7 +68,9 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             expected = {"scrub": "SCRUB", "neggrad": "NegGrad", "neggrad_plus": "NegGradPlus", "l1_sparse": "L1Sparse"}
             assert model["unlearner"]["class_path"].endswith(expected[labels["method"]])
         if name.startswith(("del_localizers", "del_tuned")):
-            assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"].split("(")[0].split("@")[0]
+            assert (
+                model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"].split("(")[0].split("@")[0]
+            )
             if "@" in labels["localizer"]:
                 assert model["localizer"]["init_args"]["budget"] == float(labels["localizer"].split("@")[1])
         if name == "width_bias":
@@ -114,31 +116,52 @@ def test_the_del_studies_cover_the_paper(capsys, monkeypatch):
     assert localizers["space"]["epochs"]["values"] == [2, 5, 10] and len(localizers["seeds"]) >= 5
     ablation = _resolved(["tune", *_config_args(["del_base", "del_ablation"])], capsys)
     assert {"data=train", "top_h_of=channels", "top_h_of=authors", "max_share_per_tensor=0.5"} <= {
-        v["name"] for v in ablation["space"]["variant"]}
+        v["name"] for v in ablation["space"]["variant"]
+    }
     assert ablation["space"]["budget"]["values"] == [0.1, 0.3]
     third = _resolved(["tune", *_config_args(["del_base", "del_unlearners"])], capsys)
     assert {u["name"] for u in third["space"]["unlearner"]} == {"ResetFinetune", "RandomLabel", "NegGradPlus"}
-    assert {loc["set"]["model.init_args.localizer"]["init_args"]["budget"] for loc in third["space"]["localizer"]} == {0.2}
+    assert {loc["set"]["model.init_args.localizer"]["init_args"]["budget"] for loc in third["space"]["localizer"]} == {
+        0.2
+    }
     base = yaml.safe_load((EXPERIMENTS / "del_base.yaml").read_text())
     assert base["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.ClassForget"  # class non-IID
     random_forget = _resolved(["fit", *_config_args(["del_base", "del_random_forget"])], capsys)
-    assert random_forget["data"]["init_args"]["forget"] == {"class_path": "unlearn_pl.data.RandomForget",
-                                                           "init_args": {"size": 0.1}}
+    assert random_forget["data"]["init_args"]["forget"] == {
+        "class_path": "unlearn_pl.data.RandomForget",
+        "init_args": {"size": 0.1},
+    }
 
 
-@pytest.mark.parametrize("base, study", [("privacy_base", ["gpu/width_sweep"]), ("privacy_base", ["gpu/width_sweep", "width_bias"]),
-                                         ("del_base", ["del_localizers"]), ("del_base", ["del_budget"])])
+@pytest.mark.parametrize(
+    "base, study",
+    [
+        ("privacy_base", ["gpu/width_sweep"]),
+        ("privacy_base", ["gpu/width_sweep", "width_bias"]),
+        ("del_base", ["del_localizers"]),
+        ("del_base", ["del_budget"]),
+    ],
+)
 def test_gpu_configs_resolve_to_cifar10_at_full_width(base, study, capsys, monkeypatch):
     """The GPU-scale studies parse (nothing is loaded or trained): CIFAR-10, 3 channels, widths to 1."""
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
-    config = _resolved(["tune", *_config_args([base, *study, "gpu/cifar10"]), "--data.init_args.dataset.init_args.root", "/data"],
-                       capsys)
+    config = _resolved(
+        ["tune", *_config_args([base, *study, "gpu/cifar10"]), "--data.init_args.dataset.init_args.root", "/data"],
+        capsys,
+    )
     assert config["data"]["init_args"]["dataset"]["class_path"] == "unlearn_pl.data.CIFAR10"
     assert config["data"]["init_args"]["train_size"] is None and config["data"]["init_args"]["test_size"] is None
     assert config["data"]["init_args"]["device_data"] is True
     assert config["model"]["init_args"]["network"]["init_args"]["in_channels"] == 3
-    assert config["trainer"]["accelerator"] == "gpu" and config["model"]["init_args"]["references"]["init_args"]["recipe"]["accelerator"] == "gpu"
-    widths = config["space"]["width"]["values"] if "width" in config["space"] else [config["model"]["init_args"]["network"]["init_args"]["width"]]
+    assert (
+        config["trainer"]["accelerator"] == "gpu"
+        and config["model"]["init_args"]["references"]["init_args"]["recipe"]["accelerator"] == "gpu"
+    )
+    widths = (
+        config["space"]["width"]["values"]
+        if "width" in config["space"]
+        else [config["model"]["init_args"]["network"]["init_args"]["width"]]
+    )
     assert max(widths) == 1.0
     if "width" in config["space"]:
         assert min(widths) <= 0.125 and len(config["seeds"]) >= 5
@@ -148,23 +171,49 @@ def test_gpu_configs_resolve_to_cifar10_at_full_width(base, study, capsys, monke
 def _tiny_base(tmp_path: Path) -> list[str]:
     """Digits, a tiny MLP with DEL + Finetune."""
     path = tmp_path / "base.yaml"
-    path.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "logger": False, "enable_model_summary": False,
-                    "enable_progress_bar": False, "enable_checkpointing": False, "num_sanity_val_steps": 0},
-        "data": {"class_path": "unlearn_pl.UnlearningDataModule",
-                 "init_args": {"dataset": {"class_path": "unlearn_pl.data.Digits"},
-                               "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
-                               "batch_size": 64, "seed": 0}},
-        "model": {"class_path": "unlearn_pl.UnlearningModule", "init_args": {
-            "network": {"class_path": "unlearn_pl.models.MLP", "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]}},
-            "references": {"class_path": "unlearn_pl.ReferenceModels",
-                           "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}}},
-            "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
-            "localizer": {"class_path": "unlearn_pl.localizers.DEL", "init_args": {"budget": 0.3}},
-            "unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.05}},
-            "report": False}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "seed_everything": 0,
+                "trainer": {
+                    "accelerator": "cpu",
+                    "devices": 1,
+                    "max_epochs": 1,
+                    "logger": False,
+                    "enable_model_summary": False,
+                    "enable_progress_bar": False,
+                    "enable_checkpointing": False,
+                    "num_sanity_val_steps": 0,
+                },
+                "data": {
+                    "class_path": "unlearn_pl.UnlearningDataModule",
+                    "init_args": {
+                        "dataset": {"class_path": "unlearn_pl.data.Digits"},
+                        "forget": {"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 0.1}},
+                        "batch_size": 64,
+                        "seed": 0,
+                    },
+                },
+                "model": {
+                    "class_path": "unlearn_pl.UnlearningModule",
+                    "init_args": {
+                        "network": {
+                            "class_path": "unlearn_pl.models.MLP",
+                            "init_args": {"in_features": 64, "num_classes": 10, "hidden": [32]},
+                        },
+                        "references": {
+                            "class_path": "unlearn_pl.ReferenceModels",
+                            "init_args": {"recipe": {"epochs": 5, "lr": 0.1, "batch_size": 64, "accelerator": "cpu"}},
+                        },
+                        "metrics": [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}],
+                        "localizer": {"class_path": "unlearn_pl.localizers.DEL", "init_args": {"budget": 0.3}},
+                        "unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.05}},
+                        "report": False,
+                    },
+                },
+            }
+        )
+    )
     return ["--config", str(path)]
 
 
@@ -172,20 +221,46 @@ def _tiny_base(tmp_path: Path) -> list[str]:
 def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     cache = tmp_path / "cache"  # this test's own cache: the session's is shared with other tests
     monkeypatch.setenv("UNLEARN_PL_CACHE", str(cache))
-    space = {"hidden": {"key": "model.init_args.network.init_args.hidden", "values": [[16], [32]]},
-             "budget": [{"name": "0.1", "set": {"model.init_args.localizer.init_args.budget": 0.1}},
-                        {"name": "0.5", "set": {"model.init_args.localizer.init_args.budget": 0.5},
-                         "grid": {"model.init_args.unlearner.init_args.lr": [0.01, 0.1]}}]}
-    result = run_study(_tiny_base(tmp_path), runner=run_cli, space=space, grid={"trainer.max_epochs": [1]}, seeds=[0, 1],
-                       lambdas=[0.2, 0.6], output_dir=tmp_path / "out", quiet=True)
+    space = {
+        "hidden": {"key": "model.init_args.network.init_args.hidden", "values": [[16], [32]]},
+        "budget": [
+            {"name": "0.1", "set": {"model.init_args.localizer.init_args.budget": 0.1}},
+            {
+                "name": "0.5",
+                "set": {"model.init_args.localizer.init_args.budget": 0.5},
+                "grid": {"model.init_args.unlearner.init_args.lr": [0.01, 0.1]},
+            },
+        ],
+    }
+    result = run_study(
+        _tiny_base(tmp_path),
+        runner=run_cli,
+        space=space,
+        grid={"trainer.max_epochs": [1]},
+        seeds=[0, 1],
+        lambdas=[0.2, 0.6],
+        output_dir=tmp_path / "out",
+        quiet=True,
+    )
     assert [r["state"] for r in result.trials] == ["COMPLETE"] * 12
     # One original/oracle pair per network and seed, reused across budgets; plus the noise floor's
     # independent retrains (another pair per network and seed).
     assert sorted(p.name.split("-")[0] for p in cache.glob("*.pt")) == ["oracle"] * 8 + ["original"] * 8
     folder = tmp_path / "out" / "study"
     trials = list(csv.DictReader((folder / "trials.csv").open()))
-    assert len(trials) == 12 and {"hidden", "budget", "lr", "seed", "state", "duration_s", "val_acc", "test_acc",
-                                  "goal_privacy", "J(0.2)", "error"} <= set(trials[0])
+    assert len(trials) == 12 and {
+        "hidden",
+        "budget",
+        "lr",
+        "seed",
+        "state",
+        "duration_s",
+        "val_acc",
+        "test_acc",
+        "goal_privacy",
+        "J(0.2)",
+        "error",
+    } <= set(trials[0])
     sel = list(csv.DictReader((folder / "selection.csv").open()))
     assert len(sel) == 8 and {r["lambda"] for r in sel} == {"0.2", "0.6"} and {r["n"] for r in sel} == {"2"}
     assert {"test_acc_ci_low", "forget_acc_gap", "forget_acc_gap_noise_floor"} <= set(sel[0])
@@ -196,10 +271,23 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     chosen = next(t for t in point if t["max_epochs"] == cell["max_epochs"] and t["lr"] == cell["lr"])
     assert float(chosen["J(0.6)"]) == max(float(t["J(0.6)"]) for t in point)
     floor = list(csv.DictReader((folder / "noise_floor.csv").open()))
-    assert len(floor) == 8 and {"hidden", "budget", "seed", "forget_acc_gap_noise_floor", "test_acc_gap_noise_floor"} <= set(floor[0])
+    assert len(floor) == 8 and {
+        "hidden",
+        "budget",
+        "seed",
+        "forget_acc_gap_noise_floor",
+        "test_acc_gap_noise_floor",
+    } <= set(floor[0])
     # The one setting per point and λ, scored on test beside validation; gaps to the mean of the two retrains.
-    assert {"setting", "setting_J", "setting_J_per_seed", "J_test", "goal_test", "abs_forget_acc_target_gap",
-            "forget_acc_target_gap"} <= set(sel[0]) and {r["target_retrains"] for r in sel} == {"2"}
+    assert {
+        "setting",
+        "setting_J",
+        "setting_J_per_seed",
+        "J_test",
+        "goal_test",
+        "abs_forget_acc_target_gap",
+        "forget_acc_target_gap",
+    } <= set(sel[0]) and {r["target_retrains"] for r in sel} == {"2"}
     # Per seed the target lies halfway between the oracle and the independent retrain, half the floor from the
     # oracle: over seeds, the gaps to the target and to the oracle differ by at most half the mean floor.
     for r in sel:
@@ -215,7 +303,11 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
             assert -1 <= float(d["ci_low"]) and float(d["ci_high"]) <= 1
     summary = json.loads((folder / "study.json").read_text())
     assert len(summary["answer"]) == 8 and summary["score_on"] == "test" and summary["claims"]
-    assert (folder / "pareto.png").is_file() and (folder / "differences.png").is_file() and (folder / "study.log").is_file()
+    assert (
+        (folder / "pareto.png").is_file()
+        and (folder / "differences.png").is_file()
+        and (folder / "study.log").is_file()
+    )
 
 
 def test_del_base_holds_the_budget_sweeps_choice_on_validation():

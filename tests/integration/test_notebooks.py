@@ -27,8 +27,12 @@ _spec.loader.exec_module(executor)
 #: Run right after the first cell of the notebooks that compose config files (the cell that picks
 #: the data): a smaller training pool after the digits overlay. Notebook 04 sets its own quick scale.
 SMALLER_POOL = f"DATA_FILES = [*DATA_FILES, Path({str(REPO / 'tests' / 'notebook_digits_pool.yaml')!r})]"
-AFTER_FIRST_CELL = {"01_tour": SMALLER_POOL, "02_del_experiments": SMALLER_POOL, "03_width_study": SMALLER_POOL,
-                    "05_del_defaults": SMALLER_POOL}
+AFTER_FIRST_CELL = {
+    "01_tour": SMALLER_POOL,
+    "02_del_experiments": SMALLER_POOL,
+    "03_width_study": SMALLER_POOL,
+    "05_del_defaults": SMALLER_POOL,
+}
 
 
 def _execute(path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
@@ -38,8 +42,13 @@ def _execute(path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNo
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_tour.ipynb", "02_del_experiments.ipynb", "03_width_study.ipynb", "04_ulira.ipynb",
-                                          "05_del_defaults.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_tour.ipynb",
+        "02_del_experiments.ipynb",
+        "03_width_study.ipynb",
+        "04_ulira.ipynb",
+        "05_del_defaults.ipynb",
+    ]
 
 
 @pytest.mark.slow
@@ -50,7 +59,9 @@ def test_notebook_executes_on_digits(path, monkeypatch):
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "data: digits" in text  # the first cell really picked the small data
-    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    images = sum(
+        "image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
     assert images >= 1
 
 

@@ -102,33 +102,47 @@ def test_points_are_the_product_of_the_axes_and_each_value_updates_the_grid():
         "width": {"key": "model.init_args.network.init_args.width", "values": [0.5, 1.0]},
         "method": [
             {"name": "a", "set": {"model.init_args.unlearner": {"class_path": "A"}}},
-            {"name": "b", "set": {"model.init_args.unlearner": {"class_path": "B"}},
-             "grid": {"model.init_args.unlearner.init_args.lr": [0.1, 0.2], "trainer.max_epochs": [1]}},
+            {
+                "name": "b",
+                "set": {"model.init_args.unlearner": {"class_path": "B"}},
+                "grid": {"model.init_args.unlearner.init_args.lr": [0.1, 0.2], "trainer.max_epochs": [1]},
+            },
         ],
     }
     candidates = expand_space(space, {"trainer.max_epochs": [2, 3]})
     assert [c.name for c in candidates] == [
-        "width=0.5/method=a/max_epochs=2", "width=0.5/method=a/max_epochs=3",
-        "width=0.5/method=b/max_epochs=1,lr=0.1", "width=0.5/method=b/max_epochs=1,lr=0.2",
-        "width=1.0/method=a/max_epochs=2", "width=1.0/method=a/max_epochs=3",
-        "width=1.0/method=b/max_epochs=1,lr=0.1", "width=1.0/method=b/max_epochs=1,lr=0.2",
+        "width=0.5/method=a/max_epochs=2",
+        "width=0.5/method=a/max_epochs=3",
+        "width=0.5/method=b/max_epochs=1,lr=0.1",
+        "width=0.5/method=b/max_epochs=1,lr=0.2",
+        "width=1.0/method=a/max_epochs=2",
+        "width=1.0/method=a/max_epochs=3",
+        "width=1.0/method=b/max_epochs=1,lr=0.1",
+        "width=1.0/method=b/max_epochs=1,lr=0.2",
     ]
     b = candidates[2]
     assert b.point == "width=0.5/method=b"
     # Axis overrides first, in axis order, then the grid cell: as they are given to the parser.
-    assert [k for k, _ in b.overrides] == ["model.init_args.network.init_args.width", "model.init_args.unlearner",
-                                           "trainer.max_epochs", "model.init_args.unlearner.init_args.lr"]
+    assert [k for k, _ in b.overrides] == [
+        "model.init_args.network.init_args.width",
+        "model.init_args.unlearner",
+        "trainer.max_epochs",
+        "model.init_args.unlearner.init_args.lr",
+    ]
 
 
-@pytest.mark.parametrize("space, grid, message", [
-    ({"w": {"key": "a.b", "values": []}}, None, "space.w.values must be a non-empty list"),
-    ({"w": [{"name": "x"}, {"name": "x"}]}, None, "names a value twice"),
-    ({"w": [{"name": "x", "sets": {}}]}, None, "entries are \\{name, set, grid\\} mappings"),
-    ({"w": 3}, None, "must be \\{key: dotted.key, values"),
-    (None, {"trainer..max_epochs": [1]}, "is not a dotted key"),
-    (None, {"lr": 0.1}, "must be a non-empty list of values"),
-    (None, {"lr": [0.1, 0.1]}, "lists a value twice"),
-])
+@pytest.mark.parametrize(
+    "space, grid, message",
+    [
+        ({"w": {"key": "a.b", "values": []}}, None, "space.w.values must be a non-empty list"),
+        ({"w": [{"name": "x"}, {"name": "x"}]}, None, "names a value twice"),
+        ({"w": [{"name": "x", "sets": {}}]}, None, "entries are \\{name, set, grid\\} mappings"),
+        ({"w": 3}, None, "must be \\{key: dotted.key, values"),
+        (None, {"trainer..max_epochs": [1]}, "is not a dotted key"),
+        (None, {"lr": 0.1}, "must be a non-empty list of values"),
+        (None, {"lr": [0.1, 0.1]}, "lists a value twice"),
+    ],
+)
 def test_bad_search_spaces_are_rejected_with_the_allowed_form(space, grid, message):
     with pytest.raises(ValueError, match=message):
         expand_space(space, grid)
@@ -170,12 +184,18 @@ def test_an_estimate_prints_as_mean_and_interval_and_states_its_direction():
 
 
 def test_the_chosen_cells_read_back_from_selection_text():
-    names = {2: "hidden=[32, 16]/max_epochs=10,lr=0.05", 0: "hidden=[8]/max_epochs=2,lr=0.005,hidden=[32, 16]",
-             1: "budget=0.1"}
+    names = {
+        2: "hidden=[32, 16]/max_epochs=10,lr=0.05",
+        0: "hidden=[8]/max_epochs=2,lr=0.005,hidden=[32, 16]",
+        1: "budget=0.1",
+    }
     text = format_chosen(names)
     assert text.startswith("seed 0: max_epochs=2,lr=0.005,hidden=[32, 16]; seed 1: ")
-    assert parse_chosen(text) == {0: {"max_epochs": "2", "lr": "0.005", "hidden": "[32, 16]"},
-                                  1: {"budget": "0.1"}, 2: {"max_epochs": "10", "lr": "0.05"}}
+    assert parse_chosen(text) == {
+        0: {"max_epochs": "2", "lr": "0.005", "hidden": "[32, 16]"},
+        1: {"budget": "0.1"},
+        2: {"max_epochs": "10", "lr": "0.05"},
+    }
     assert parse_chosen(format_chosen({3: "base"})) == {3: {}}
     for bad in ("", "max_epochs=2", "seed x: lr=0.1", "seed 0 lr=0.1"):
         with pytest.raises(ValueError, match="not a selection.csv 'chosen' entry"):
@@ -190,8 +210,12 @@ def test_a_study_keeps_its_base_config_and_refuses_another():
     check_same_base(study, base)
     assert study.user_attrs["base_config"] == base
     check_same_base(study, base)
-    check_same_base(study, "# same values, other layout\ndata: {batch_size: 64}\ntrainer: {devices: 1, max_epochs: 1}\n")
-    with pytest.raises(ValueError, match=r"another base config \(data.batch_size: 64 → 32; trainer.max_epochs: 1 → \(unset\)\)"):
+    check_same_base(
+        study, "# same values, other layout\ndata: {batch_size: 64}\ntrainer: {devices: 1, max_epochs: 1}\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"another base config \(data.batch_size: 64 → 32; trainer.max_epochs: 1 → \(unset\)\)"
+    ):
         check_same_base(study, "trainer:\n  devices: 1\ndata:\n  batch_size: 32\n")
     with pytest.raises(ValueError, match=r"data.a: \(unset\) → 1; .*; …\)"):
         check_same_base(study, base + "".join(f"  {k}: 1\n" for k in "abcdef"))
@@ -199,8 +223,17 @@ def test_a_study_keeps_its_base_config_and_refuses_another():
 
 
 # ----------------------------------------------------------------------------- studies on digits
-SPACE = {"method": [{"name": "ngp"}, {"name": "ft", "set": {
-    "model.init_args.unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}}}]}
+SPACE = {
+    "method": [
+        {"name": "ngp"},
+        {
+            "name": "ft",
+            "set": {
+                "model.init_args.unlearner": {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}
+            },
+        },
+    ]
+}
 GRID = {"model.init_args.unlearner.init_args.lr": [0.01, 0.05]}
 
 
@@ -212,8 +245,13 @@ def _base(tmp_path: Path) -> list[str]:
 
 def _comparable(rows):
     drop = {"trial", "duration_s", "seconds"}
-    return sorted((tuple(sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k not in drop))
-                   for r in rows), key=repr)
+    return sorted(
+        (
+            tuple(sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k not in drop))
+            for r in rows
+        ),
+        key=repr,
+    )
 
 
 @pytest.mark.slow  # 2 × 8 trials of a tiny MLP: ~60 s on a shared CPU
@@ -224,7 +262,9 @@ def test_two_workers_give_the_trials_table_of_one_worker(tmp_path):
     two = run_study(base, runner=run_cli, output_dir=tmp_path / "two", workers=2, **kwargs)
     assert [r["state"] for r in one.trials] == ["COMPLETE"] * 8
     assert _comparable(one.trials) == _comparable(two.trials)
-    assert (tmp_path / "two" / "study" / "trials.csv").is_file() and (tmp_path / "two" / "study" / "pareto.png").is_file()
+    assert (tmp_path / "two" / "study" / "trials.csv").is_file() and (
+        tmp_path / "two" / "study" / "pareto.png"
+    ).is_file()
     # The choice per λ per seed is argmax J over that seed's candidates of the point.
     for row in one.selection:
         assert row["n"] == 2 and row["chosen"].startswith("seed 0: ")
@@ -234,8 +274,15 @@ def test_two_workers_give_the_trials_table_of_one_worker(tmp_path):
 
 @pytest.mark.slow  # one study point with its noise floor: ~20 s
 def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
-    result = run_study(_base(tmp_path), runner=run_cli, grid={"trainer.max_epochs": [1]}, seeds=[0, 1], lambdas=[0.5],
-                       output_dir=tmp_path / "s", quiet=True)
+    result = run_study(
+        _base(tmp_path),
+        runner=run_cli,
+        grid={"trainer.max_epochs": [1]},
+        seeds=[0, 1],
+        lambdas=[0.5],
+        output_dir=tmp_path / "s",
+        quiet=True,
+    )
     (row,) = result.selection
     assert row["n"] == 2
     assert "forget_acc_gap" in row and "forget_acc_gap_noise_floor" in row
@@ -249,8 +296,18 @@ def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
 def test_an_open_search_runs_n_trials_with_a_multi_objective_sampler(tmp_path):
     import json
 
-    result = run_study(_base(tmp_path), runner=run_cli, space=SPACE, grid=GRID, seeds=[0, 1], search="open", n_trials=2,
-                       noise_floor=False, output_dir=tmp_path / "open", quiet=True)
+    result = run_study(
+        _base(tmp_path),
+        runner=run_cli,
+        space=SPACE,
+        grid=GRID,
+        seeds=[0, 1],
+        search="open",
+        n_trials=2,
+        noise_floor=False,
+        output_dir=tmp_path / "open",
+        quiet=True,
+    )
     assert len(result.trials) == 2 and result.study.directions[1].name == "MAXIMIZE"
     summary = json.loads((tmp_path / "open" / "study" / "study.json").read_text())
     assert summary["search"] == "open" and summary["pareto_front"]  # the front of validation accuracy vs goal
@@ -267,12 +324,25 @@ def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         UnlearningCLI(args=[*args, "--print_config"])
     from_study = capsys.readouterr().out
-    by_hand = ["fit", *base, "--model.init_args.unlearner",
-               '{"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}',
-               "--model.init_args.unlearner.init_args.lr", "0.05", "--seed_everything", "3",
-               "--data.init_args.seed", "3", "--model.init_args.references.init_args.recipe.seed", "3",
-               "--trainer.default_root_dir", str(tmp_path / "s" / "trials" / "7"),
-               "--model.init_args.reference_results_dir", str(tmp_path / "s" / "reference_results"), "--print_config"]
+    by_hand = [
+        "fit",
+        *base,
+        "--model.init_args.unlearner",
+        '{"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.02}}',
+        "--model.init_args.unlearner.init_args.lr",
+        "0.05",
+        "--seed_everything",
+        "3",
+        "--data.init_args.seed",
+        "3",
+        "--model.init_args.references.init_args.recipe.seed",
+        "3",
+        "--trainer.default_root_dir",
+        str(tmp_path / "s" / "trials" / "7"),
+        "--model.init_args.reference_results_dir",
+        str(tmp_path / "s" / "reference_results"),
+        "--print_config",
+    ]
     with pytest.raises(SystemExit):
         UnlearningCLI(args=by_hand)
     assert from_study == capsys.readouterr().out
@@ -341,8 +411,13 @@ def test_a_run_that_fails_mid_evaluation_releases_the_results_lock(tmp_path):
             raise RuntimeError("fails mid-evaluation")
 
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), train_size=300, val_fraction=0.1, batch_size=64, seed=0)
-    module = UnlearningModule(tiny_mlp(), references=ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path / "c")),
-                              metrics=[SplitAccuracy()], report=False, reference_results_dir=str(tmp_path / "r"))
+    module = UnlearningModule(
+        tiny_mlp(),
+        references=ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path / "c")),
+        metrics=[SplitAccuracy()],
+        report=False,
+        reference_results_dir=str(tmp_path / "r"),
+    )
     trainer = fast_trainer(tmp_path, callbacks=[Fails()])
     with pytest.raises(RuntimeError, match="fails mid-evaluation"):
         trainer.validate(module, datamodule=dm, verbose=False)
@@ -359,8 +434,9 @@ def test_a_run_that_fails_mid_evaluation_releases_the_results_lock(tmp_path):
 def test_two_workers_needing_the_same_reference_model_train_it_once(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     log = tmp_path / "trained.log"
-    procs = [ctx.Process(target=_study_toys.prepare_references, args=(str(tmp_path / "cache"), str(log)))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_study_toys.prepare_references, args=(str(tmp_path / "cache"), str(log))) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -380,9 +456,16 @@ def test_a_trial_on_two_ddp_processes_gives_the_metrics_of_one(tmp_path):
     import copy
 
     config = copy.deepcopy(STUDY)
-    config["data"]["init_args"].update(train_size=1280, batch_size=64, eval_batch_size=64, forget={
-        "class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 128}})
-    config["model"]["init_args"]["unlearner"] = {"class_path": "unlearn_pl.unlearners.Finetune", "init_args": {"lr": 0.05}}
+    config["data"]["init_args"].update(
+        train_size=1280,
+        batch_size=64,
+        eval_batch_size=64,
+        forget={"class_path": "unlearn_pl.data.RandomForget", "init_args": {"size": 128}},
+    )
+    config["model"]["init_args"]["unlearner"] = {
+        "class_path": "unlearn_pl.unlearners.Finetune",
+        "init_args": {"lr": 0.05},
+    }
     config["trainer"]["max_epochs"] = 2
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
     base, kwargs = ["--config", str(tmp_path / "base.yaml")], dict(seeds=[0], noise_floor=False, quiet=True)
@@ -401,8 +484,14 @@ def test_a_trial_on_two_ddp_processes_gives_the_metrics_of_one(tmp_path):
 @pytest.mark.slow  # the tune subcommand end to end on digits: ~20 s
 def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
-    config = {**STUDY, "grid": GRID, "seeds": [0], "goal": "privacy", "output_dir": str(tmp_path / "out"),
-              "noise_floor": False}
+    config = {
+        **STUDY,
+        "grid": GRID,
+        "seeds": [0],
+        "goal": "privacy",
+        "output_dir": str(tmp_path / "out"),
+        "noise_floor": False,
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))
     UnlearningCLI(args=["tune", "--config", str(path), "--lambdas", "[0.1, 0.9]", "--study_name", "s"])
@@ -439,13 +528,17 @@ def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     assert (folder / "base.yaml").read_text() == base and (folder / "trials.csv").read_text() == trials
 
 
-@pytest.mark.parametrize("configs", [
-    ["tuning/privacy_digits.yaml"], ["tuning/bias_digits.yaml"],
-    ["experiments/privacy_base.yaml", "experiments/width_sweep.yaml"],
-    ["experiments/del_base.yaml", "experiments/del_budget.yaml"],
-    ["experiments/del_base.yaml", "experiments/del_localizers.yaml"],
-    ["experiments/del_base.yaml", "experiments/del_ablation.yaml"],
-])
+@pytest.mark.parametrize(
+    "configs",
+    [
+        ["tuning/privacy_digits.yaml"],
+        ["tuning/bias_digits.yaml"],
+        ["experiments/privacy_base.yaml", "experiments/width_sweep.yaml"],
+        ["experiments/del_base.yaml", "experiments/del_budget.yaml"],
+        ["experiments/del_base.yaml", "experiments/del_localizers.yaml"],
+        ["experiments/del_base.yaml", "experiments/del_ablation.yaml"],
+    ],
+)
 def test_shipped_study_configs_parse_and_expand(configs, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
     args = [a for c in configs for a in ("--config", str(REPO / "configs" / c))]

@@ -57,9 +57,14 @@ def _base(tmp_path: Path) -> list[str]:
 def test_failing_cells_are_recorded_and_the_study_goes_on(tmp_path, capsys):
     # One diverging lr (the NaN check raises), one cell the CLI refuses at setup (it exits: a forget
     # set larger than the data) and two good cells.
-    space = {"cell": [{"name": "diverging", "set": {LR: 1.0e6}}, {"name": "good", "set": {LR: 0.01}},
-                      {"name": "also_good", "set": {LR: 0.05}},
-                      {"name": "too_big", "set": {"data.init_args.forget.init_args.size": 100000}}]}
+    space = {
+        "cell": [
+            {"name": "diverging", "set": {LR: 1.0e6}},
+            {"name": "good", "set": {LR: 0.01}},
+            {"name": "also_good", "set": {LR: 0.05}},
+            {"name": "too_big", "set": {"data.init_args.forget.init_args.size": 100000}},
+        ]
+    }
     path = _study_file(tmp_path, space=space, seeds=[0])
     assert _tune(path) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -68,11 +73,17 @@ def test_failing_cells_are_recorded_and_the_study_goes_on(tmp_path, capsys):
     folder = tmp_path / "out" / "s"
     trials = {r["cell"]: r for r in _rows(folder / "trials.csv")}
     assert {k: r["state"] for k, r in trials.items()} == {
-        "diverging": "FAIL", "good": "COMPLETE", "also_good": "COMPLETE", "too_big": "FAIL"}
+        "diverging": "FAIL",
+        "good": "COMPLETE",
+        "also_good": "COMPLETE",
+        "too_big": "FAIL",
+    }
     assert "NaN or infinite" in trials["diverging"]["error"] and "100000" in trials["too_big"]["error"]
     selection = {r["cell"]: r for r in _rows(folder / "selection.csv")}
     assert selection["good"]["n"] == "1" and selection["good"]["missing"] == ""
-    assert selection["diverging"]["n"] == "0" and selection["diverging"]["missing"].startswith("cell=diverging seed 0: FAIL")
+    assert selection["diverging"]["n"] == "0" and selection["diverging"]["missing"].startswith(
+        "cell=diverging seed 0: FAIL"
+    )
     # A second run changes nothing: the failures stand until asked to run again.
     before = {name: (folder / name).read_text() for name in ("trials.csv", "selection.csv")}
     assert _tune(path) == 1
@@ -87,17 +98,32 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------- bad values refused up front
-@pytest.mark.parametrize("settings, message", [
-    ({"grid": {LR: ["abc", 0.01]}}, f"{LR}: 'abc' (candidate 'base/lr=abc') is refused: model > unlearner > lr"),
-    ({"seeds": [-1]}, "seeds must be integers in [0, 2**32)"),
-    ({"seeds": [2**32]}, "seeds must be integers in [0, 2**32)"),
-    ({"grid": {"seed_everything": [5, 6]}}, "the study's space or grid sets seed_everything"),
-    ({"space": {"s": {"key": "data.init_args.seed", "values": [5, 6]}}}, "sets data.init_args.seed"),
-    ({"goal": "privacy_mia"}, "goal privacy_mia needs the loss attack against validation data"),
-    ({"goal": "privacy_mia", "score_on": "test"}, "so it cannot be scored on test data too: give score_on val"),
-    ({"margin": {"test_acc": 0}}, "margin['test_acc'] must be a positive finite number in the metric's units; got 0"),
-], ids=["grid-value", "negative-seed", "seed-too-large", "grid-seed-key", "axis-seed-key", "goal-without-metric",
-        "goal-not-on-test", "zero-margin"])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"grid": {LR: ["abc", 0.01]}}, f"{LR}: 'abc' (candidate 'base/lr=abc') is refused: model > unlearner > lr"),
+        ({"seeds": [-1]}, "seeds must be integers in [0, 2**32)"),
+        ({"seeds": [2**32]}, "seeds must be integers in [0, 2**32)"),
+        ({"grid": {"seed_everything": [5, 6]}}, "the study's space or grid sets seed_everything"),
+        ({"space": {"s": {"key": "data.init_args.seed", "values": [5, 6]}}}, "sets data.init_args.seed"),
+        ({"goal": "privacy_mia"}, "goal privacy_mia needs the loss attack against validation data"),
+        ({"goal": "privacy_mia", "score_on": "test"}, "so it cannot be scored on test data too: give score_on val"),
+        (
+            {"margin": {"test_acc": 0}},
+            "margin['test_acc'] must be a positive finite number in the metric's units; got 0",
+        ),
+    ],
+    ids=[
+        "grid-value",
+        "negative-seed",
+        "seed-too-large",
+        "grid-seed-key",
+        "axis-seed-key",
+        "goal-without-metric",
+        "goal-not-on-test",
+        "zero-margin",
+    ],
+)
 def test_bad_study_values_are_refused_before_the_first_trial(tmp_path, capsys, settings, message):
     path = _study_file(tmp_path, **settings)
     assert _tune(path) == 2
@@ -105,7 +131,9 @@ def test_bad_study_values_are_refused_before_the_first_trial(tmp_path, capsys, s
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out" / "s" / "trials").exists()
     if (tmp_path / "out" / "s" / "study.log").exists():  # nothing recorded that a corrected study would trip on
-        assert not optuna.load_study(study_name="s", storage=journal_storage(tmp_path / "out" / "s" / "study.log")).trials
+        assert not optuna.load_study(
+            study_name="s", storage=journal_storage(tmp_path / "out" / "s" / "study.log")
+        ).trials
 
 
 def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
@@ -130,9 +158,13 @@ def test_adding_seeds_on_resume_runs_the_new_seeds(tmp_path):
 def test_a_study_with_fixed_seed_choices_refuses_new_seeds_naming_them(tmp_path):
     # An open search (or a study begun before seeds could be added) drew seeds from a categorical.
     study = optuna.create_study(directions=["maximize"] * 2)
-    study.add_trial(optuna.trial.create_trial(
-        params={"seed": 0}, distributions={"seed": optuna.distributions.CategoricalDistribution([0, 1])},
-        values=[0.5, 0.5]))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"seed": 0},
+            distributions={"seed": optuna.distributions.CategoricalDistribution([0, 1])},
+            values=[0.5, 0.5],
+        )
+    )
     assert check_seed_choices(study, [1, 0], "grid") == [0, 1]
     with pytest.raises(ValueError, match=r"seeds \[0, 1, 2\] cannot be run .* fixed list \[0, 1\]"):
         check_seed_choices(study, [0, 1, 2], "grid")
@@ -165,7 +197,10 @@ def test_a_full_disk_is_one_line_and_keeps_the_completed_trials(tmp_path, capsys
     monkeypatch.setattr(optuna.Study, "tell", disk_fills)
     assert _tune(path) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: the study could not be saved (No space left on device: ") and "run the same command" in err
+    assert (
+        err.startswith("error: the study could not be saved (No space left on device: ")
+        and "run the same command" in err
+    )
     assert [r["state"] for r in _rows(tmp_path / "out" / "s" / "trials.csv")][:1] == ["COMPLETE"]
 
 
@@ -179,9 +214,14 @@ def _tune_with_two_running_trials(tmp_path: Path):
     from conftest import REPO
 
     path = _study_file(tmp_path, grid={LR: [0.01, 0.05]}, seeds=[0], trainer={**STUDY["trainer"], "max_epochs": 200})
-    proc = subprocess.Popen([sys.executable, "-m", "unlearn_pl", "tune", "--config", str(path), "--study_name", "s",
-                             "--workers", "2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unlearn_pl", "tune", "--config", str(path), "--study_name", "s", "--workers", "2"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = tmp_path / "out" / "s" / "study.log"
 
     def running() -> list[int]:
@@ -189,7 +229,11 @@ def _tune_with_two_running_trials(tmp_path: Path):
             study = optuna.load_study(study_name="s", storage=journal_storage(log))
         except (KeyError, ValueError):
             return []
-        return [t.user_attrs["pid"] for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) if "pid" in t.user_attrs]
+        return [
+            t.user_attrs["pid"]
+            for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            if "pid" in t.user_attrs
+        ]
 
     deadline = time.monotonic() + 300
     while (not log.is_file() or len(running()) < 2) and proc.poll() is None and time.monotonic() < deadline:

@@ -35,8 +35,11 @@ SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 def server_binaries() -> Path | None:
     """The folder holding PostgreSQL's server programs: on the PATH, or Debian's /usr/lib/postgresql/<version>/bin."""
     folders = [Path(p).resolve().parent for p in map(shutil.which, SERVER_BINARIES) if p]
-    folders += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                      reverse=True)
+    folders += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     return next((f for f in folders if all((f / b).is_file() for b in SERVER_BINARIES)), None)
 
 
@@ -52,7 +55,9 @@ def _as_server_user() -> list[str]:
 
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.fail("running as root, PostgreSQL needs the `postgres` system user (Debian's postgresql package makes it)")
+        pytest.fail(
+            "running as root, PostgreSQL needs the `postgres` system user (Debian's postgresql package makes it)"
+        )
     return [runuser, "-u", "postgres", "--"]
 
 
@@ -82,17 +87,35 @@ def postgres_url() -> Iterator[str]:
         out = subprocess.run([*user, *args], capture_output=True, text=True, timeout=300, check=False)
         if out.returncode != 0:
             log = data / "server.log"
-            pytest.fail(f"{' '.join(args[:2])} failed ({out.returncode}): {out.stderr[-2000:]}"
-                        + (log.read_text()[-2000:] if log.is_file() else ""))
+            pytest.fail(
+                f"{' '.join(args[:2])} failed ({out.returncode}): {out.stderr[-2000:]}"
+                + (log.read_text()[-2000:] if log.is_file() else "")
+            )
 
     run(str(folder / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
-    run(str(folder / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "server.log"), "-o", options, "-w", "-t", "120", "start")
+    run(
+        str(folder / "pg_ctl"),
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "120",
+        "start",
+    )
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*user, str(folder / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            [*user, str(folder / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -106,13 +129,31 @@ def _machine(root: Path, name: str) -> tuple[Path, dict[str, str]]:
 @pytest.mark.slow  # three `unlearn-pl tune` processes on 3 cells of a tiny MLP, and a server: ~40 s
 def test_tune_processes_share_a_study_on_postgresql_and_a_killed_one_is_retried_once(tmp_path, postgres_url):
     # Three cells of one seed; each process trains its own original (no oracle: the goal needs none).
-    config = {**copy.deepcopy(STUDY), "grid": {"model.init_args.unlearner.init_args.lr": [0.01, 0.03, 0.05]}, "seeds": [0],
-              "noise_floor": False}
+    config = {
+        **copy.deepcopy(STUDY),
+        "grid": {"model.init_args.unlearner.init_args.lr": [0.01, 0.03, 0.05]},
+        "seeds": [0],
+        "noise_floor": False,
+    }
     config["model"]["init_args"]["references"]["init_args"]["oracle"] = False
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "unlearn_pl", "tune", "--config", str(study_file), "--study_name", "shared",
-               "--storage", postgres_url, "--heartbeat_interval", "1", "--output_dir", "out"]
+    command = [
+        sys.executable,
+        "-m",
+        "unlearn_pl",
+        "tune",
+        "--config",
+        str(study_file),
+        "--study_name",
+        "shared",
+        "--storage",
+        postgres_url,
+        "--heartbeat_interval",
+        "1",
+        "--output_dir",
+        "out",
+    ]
     storage = optuna.storages.get_storage(postgres_url)
 
     def trials() -> list[optuna.trial.FrozenTrial]:
@@ -135,7 +176,9 @@ def test_tune_processes_share_a_study_on_postgresql_and_a_killed_one_is_retried_
     others = []
     for name in ("b", "c"):
         home, env = _machine(tmp_path, name)
-        others.append(subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        others.append(
+            subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     for p in others:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]

@@ -39,12 +39,19 @@ def DO_NOTHING() -> Finetune:
 def _setup(unlearner, max_epochs: int, cache: Path):
     dm = UnlearningDataModule(Digits(), RandomForget(60), train_size=400, batch_size=32, seed=0)
     module = UnlearningModule(
-        MLP(64, 10, (256,)), unlearner=unlearner, references=ReferenceModels(RECIPE, cache_dir=str(cache)),
+        MLP(64, 10, (256,)),
+        unlearner=unlearner,
+        references=ReferenceModels(RECIPE, cache_dir=str(cache)),
     )
     trainer_kwargs = {"max_epochs": max_epochs, "accelerator": "cpu", "devices": 1}
     dm.setup("fit")
     parts = config_parts(
-        module.initial_network, module.localizer, module.unlearner, RECIPE, pl.Trainer(logger=False, **trainer_kwargs), dm,
+        module.initial_network,
+        module.localizer,
+        module.unlearner,
+        RECIPE,
+        pl.Trainer(logger=False, **trainer_kwargs),
+        dm,
     )
     return module, dm, trainer_kwargs, parts
 
@@ -72,26 +79,45 @@ def test_an_unlearner_that_does_nothing_is_detected_and_the_callback_reads_its_b
     module, dm, _, _ = _setup(DO_NOTHING(), 1, tmp_path / "cache")
     callback = ULiRA(str(bank.path))
     module.metrics = [callback]
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=dm)
     trainer.validate(module, datamodule=dm, verbose=False)
     # The unlearned model is the original here; both are scored against the oracle, by hand:
     assert callback.results["unlearned"] == callback.results["original"]
     index, x, y = next(iter(torch.utils.data.DataLoader(dm.split_dataset("forget"), batch_size=10_000)))
     fit = bank.fit("global")
-    fit = GaussianFit(*(getattr(fit, f)[bank.positions(index.numpy())] for f in ("mean_in", "std_in", "mean_out", "std_out")), "global")
+    fit = GaussianFit(
+        *(getattr(fit, f)[bank.positions(index.numpy())] for f in ("mean_in", "std_in", "mean_out", "std_out")),
+        "global",
+    )
     with torch.no_grad():
-        scores = [likelihood_ratio(logit_confidence(module.reference(m)(x), y).float().double().numpy(), fit)
-                  for m in ("original", "oracle")]
+        scores = [
+            likelihood_ratio(logit_confidence(module.reference(m)(x), y).float().double().numpy(), fit)
+            for m in ("original", "oracle")
+        ]
     expected = attack_summary(np.concatenate(scores), np.arange(2 * len(y)) < len(y))
     assert callback.results["original"] == pytest.approx({k: v for k, v in expected.items() if v is not None})
 
     # Another configuration (another unlearning length) is refused with the part that differs.
     other, dm2, _, _ = _setup(DO_NOTHING(), 3, tmp_path / "cache")
     other.metrics = [ULiRA(str(bank.path))]
-    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
     with pytest.raises(ValueError, match="another configuration.*training"):
         trainer.validate(other, datamodule=dm2, verbose=False)
 
@@ -109,11 +135,29 @@ def test_retrain_comes_out_at_chance(tmp_path):
 
 def _cli_args(bank: Path, workers: int, k: int = 4, t: int = 2) -> list[str]:
     return [
-        "ulira", "--config", str(Path(__file__).resolve().parents[2] / "configs/ulira/digits.yaml"),
-        "--model.init_args.network", "unlearn_pl.models.MLP", "--model.init_args.network.hidden", "[32]",
-        "--data.init_args.train_size", "200", "--data.init_args.forget.init_args.size", "30",
-        "--model.init_args.references.init_args.recipe.epochs", "5", "--trainer.max_epochs", "1",
-        "--num_shadow", str(k), "--num_target_models", str(t), "--workers", str(workers), "--bank", str(bank),
+        "ulira",
+        "--config",
+        str(Path(__file__).resolve().parents[2] / "configs/ulira/digits.yaml"),
+        "--model.init_args.network",
+        "unlearn_pl.models.MLP",
+        "--model.init_args.network.hidden",
+        "[32]",
+        "--data.init_args.train_size",
+        "200",
+        "--data.init_args.forget.init_args.size",
+        "30",
+        "--model.init_args.references.init_args.recipe.epochs",
+        "5",
+        "--trainer.max_epochs",
+        "1",
+        "--num_shadow",
+        str(k),
+        "--num_target_models",
+        str(t),
+        "--workers",
+        str(workers),
+        "--bank",
+        str(bank),
     ]
 
 

@@ -18,15 +18,24 @@ from unlearn_pl.ulira import ShadowBank, config_parts
 from unlearn_pl.unlearners import Finetune
 
 #: Validation-only trainers of this test; the bank records the same unlearning length (0 epochs).
-TRAINER = dict(max_epochs=0, accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False)
+TRAINER = dict(
+    max_epochs=0,
+    accelerator="cpu",
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 
 
 def make_module(bank: str) -> tuple[UnlearningModule, UnlearningDataModule]:
     """Digits' default split: 121 forget examples, so 2 ranks pad one by repetition."""
     dm = UnlearningDataModule(dataset=Digits(), forget=RandomForget(0.1), batch_size=64)
     module = UnlearningModule(
-        tiny_mlp(), unlearner=Finetune(), references=ReferenceModels(recipe=FAST_RECIPE), metrics=[ULiRA(bank)],
+        tiny_mlp(),
+        unlearner=Finetune(),
+        references=ReferenceModels(recipe=FAST_RECIPE),
+        metrics=[ULiRA(bank)],
         report=False,
     )
     module.prepare_models(dm)
@@ -35,8 +44,9 @@ def make_module(bank: str) -> tuple[UnlearningModule, UnlearningDataModule]:
 
 def write_bank(path: Path, module: UnlearningModule, dm: UnlearningDataModule) -> None:
     """A bank with synthetic φ for this configuration: only the callback's gathering is under test."""
-    parts = config_parts(module.initial_network, module.localizer, module.unlearner, module.references.recipe,
-                         pl.Trainer(**TRAINER), dm)
+    parts = config_parts(
+        module.initial_network, module.localizer, module.unlearner, module.references.recipe, pl.Trainer(**TRAINER), dm
+    )
     targets = np.asarray(dm.indices("forget"))
     membership = balanced_membership(10, len(targets), seed=0)
     bank = ShadowBank.create(path, parts, targets, membership, num_shadow=8, seed=0)

@@ -15,5 +15,15 @@ from unlearn_pl.audit.outputs import AuditStore, model_outputs
 from unlearn_pl.audit.plan import AuditPlan, check_fixed_split
 from unlearn_pl.audit.scores import Banks, MethodAudit, audit_method
 
-__all__ = ["ORIGINAL", "AuditPlan", "AuditStore", "Banks", "MethodAudit", "audit_method", "audit_methods",
-           "check_fixed_split", "load_banks", "model_outputs"]
+__all__ = [
+    "ORIGINAL",
+    "AuditPlan",
+    "AuditStore",
+    "Banks",
+    "MethodAudit",
+    "audit_method",
+    "audit_methods",
+    "check_fixed_split",
+    "load_banks",
+    "model_outputs",
+]

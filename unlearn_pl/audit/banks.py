@@ -34,8 +34,10 @@ def load_banks(store: AuditStore, method: str, seeds: Sequence[int]) -> Banks:
     for seed in seeds:
         entry = store.load(store_method(store, method), seed)
         if entry["plan"] != plan.key:
-            raise ValueError(f"the outputs of {method} seed {seed} were recorded for another plan; delete "
-                             f"{store.output_file(method, seed)} and run the audit again")
+            raise ValueError(
+                f"the outputs of {method} seed {seed} were recorded for another plan; delete "
+                f"{store.output_file(method, seed)} and run the audit again"
+            )
         references = store.load_references(entry["references"])
         rows["unlearned"].append(references["original"] if method == ORIGINAL else entry["outputs"])
         rows["oracle"].append(references["oracle"])
@@ -48,8 +50,13 @@ def load_banks(store: AuditStore, method: str, seeds: Sequence[int]) -> Banks:
         splits = RECORDED_SPLITS if part == "logits" else rows[which][0][part]
         return {s: np.stack([np.asarray(r[part][s]) for r in rows[which]]) for s in splits}
 
-    return Banks(stack("unlearned", "logits"), stack("oracle", "logits"), labels, stack("unlearned", "accuracy"),
-                 stack("oracle", "accuracy"))
+    return Banks(
+        stack("unlearned", "logits"),
+        stack("oracle", "logits"),
+        labels,
+        stack("unlearned", "accuracy"),
+        stack("oracle", "accuracy"),
+    )
 
 
 def store_method(store: AuditStore, method: str) -> str:
@@ -61,8 +68,9 @@ def _audit_one(folder: str, method: str, seeds: list[int], n_resamples: int) -> 
     return audit_method(load_banks(AuditStore(folder), method, seeds), n_resamples=n_resamples)
 
 
-def audit_methods(store: AuditStore, methods: Sequence[str], seeds: Sequence[int], n_resamples: int, workers: int = 1
-                  ) -> dict[str, MethodAudit]:
+def audit_methods(
+    store: AuditStore, methods: Sequence[str], seeds: Sequence[int], n_resamples: int, workers: int = 1
+) -> dict[str, MethodAudit]:
     """:func:`~unlearn_pl.audit.scores.audit_method` of :data:`ORIGINAL` and every method, in
     ``workers`` processes (the bootstraps of the challenge's ε are the costly part)."""
     names = [ORIGINAL, *methods]

@@ -39,8 +39,9 @@ REFERENCES: tuple[str, ...] = ("original", "oracle")
 
 
 @torch.no_grad()
-def model_outputs(network: nn.Module, datamodule: UnlearningDataModule, plan: AuditPlan, device: torch.device | str = "cpu"
-                  ) -> dict[str, Any]:
+def model_outputs(
+    network: nn.Module, datamodule: UnlearningDataModule, plan: AuditPlan, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """``network``'s record: ``{"logits": {split: (E, C) float32}, "labels": {split: (E,)},
     "accuracy": {split: float}}``, logits and labels at the plan's indices of :data:`RECORDED_SPLITS`
     (in its order), accuracy over every example of :data:`ACCURACY_SPLITS`. One forward pass per
@@ -104,7 +105,9 @@ class AuditStore:
             FileNotFoundError: the folder holds no audit.
         """
         if not self.settings_file.is_file():
-            raise FileNotFoundError(f"no audit in {str(self.folder)!r} (missing audit.json); start one with `unlearn-pl audit`")
+            raise FileNotFoundError(
+                f"no audit in {str(self.folder)!r} (missing audit.json); start one with `unlearn-pl audit`"
+            )
         return json.loads(self.settings_file.read_text())
 
     def plan(self) -> AuditPlan:
@@ -165,8 +168,10 @@ class AuditStore:
         """
         held = self.references.load(key)
         if held is None:
-            raise FileNotFoundError(f"the reference outputs {key} are missing from {str(self.references.folder)!r}; "
-                                    "run the audit again to evaluate them")
+            raise FileNotFoundError(
+                f"the reference outputs {key} are missing from {str(self.references.folder)!r}; "
+                "run the audit again to evaluate them"
+            )
         return held.results
 
 

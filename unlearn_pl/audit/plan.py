@@ -89,7 +89,9 @@ def seed_overrides(seed_keys: Sequence[str], values: Mapping[str, int]) -> list[
     return [f"--{key}={int(values[key])}" for key in seed_keys]
 
 
-def check_fixed_split(split_of: Callable[[dict[str, int]], str], seed_keys: Sequence[str], seeds: Sequence[int]) -> None:
+def check_fixed_split(
+    split_of: Callable[[dict[str, int]], str], seed_keys: Sequence[str], seeds: Sequence[int]
+) -> None:
     """Refuse seed keys that change the split.
 
     ``split_of({key: value})`` builds the configured run with each seed key set to its value and

@@ -27,9 +27,11 @@ from unlearn_pl.stats import Estimate
 from unlearn_pl.utils.io import write_json, write_text
 
 #: What the intervals are, as the JSON results and the printed table say it.
-INTERVAL = ("95% smoothed bootstrap over the model seeds, paired (each resample draws seeds with replacement and "
-            "takes the unlearned model and the oracle of each; kernel noise on confidences and margins), percentile "
-            "interval recentred on the estimate")
+INTERVAL = (
+    "95% smoothed bootstrap over the model seeds, paired (each resample draws seeds with replacement and "
+    "takes the unlearned model and the oracle of each; kernel noise on confidences and margins), percentile "
+    "interval recentred on the estimate"
+)
 
 
 def _estimate_columns(name: str, e: Estimate) -> dict[str, float]:
@@ -41,8 +43,12 @@ def summary_rows(audits: Mapping[str, MethodAudit], classes: Mapping[str, Mappin
     rows = []
     for name, a in audits.items():
         row: dict[str, Any] = {"method": name, **classes.get(name, {}), "n": a.num_models}
-        for column, e in (("forget_quality", a.forget_quality), ("score", a.score), ("retain_ratio", a.retain_ratio),
-                          ("test_ratio", a.test_ratio)):
+        for column, e in (
+            ("forget_quality", a.forget_quality),
+            ("score", a.score),
+            ("retain_ratio", a.retain_ratio),
+            ("test_ratio", a.test_ratio),
+        ):
             row.update(_estimate_columns(column, e))
         row["epsilon_undefined"] = a.undefined_epsilons
         for split in KLOM_SPLITS:
@@ -63,9 +69,17 @@ def histogram_rows(audits: Mapping[str, MethodAudit]) -> list[dict[str, Any]]:
         ends: list[float | None] = [*map(float, a.bucket_edges), None]  # the last bucket has no upper edge
         points = np.concatenate([a.bucket_points, [0.0]])
         for k, fraction in enumerate(a.histogram):
-            rows.append({"method": name, "bucket": k, "epsilon_from": float(starts[k]), "epsilon_to": ends[k],
-                         "points": float(points[k]), "count": int(a.histogram_counts[k]),
-                         **_estimate_columns("fraction", fraction)})
+            rows.append(
+                {
+                    "method": name,
+                    "bucket": k,
+                    "epsilon_from": float(starts[k]),
+                    "epsilon_to": ends[k],
+                    "points": float(points[k]),
+                    "count": int(a.histogram_counts[k]),
+                    **_estimate_columns("fraction", fraction),
+                }
+            )
     return rows
 
 
@@ -84,12 +98,20 @@ def per_example_rows(audits: Mapping[str, MethodAudit], indices: Mapping[str, Se
 
 def summary_table(audits: Mapping[str, MethodAudit]) -> str:
     """The short table printed at the end of an audit."""
+
     def cell(e: Estimate) -> str:
         return f"{e:.3f}"
 
-    rows = [{"method": name, "n": str(a.num_models), "F": cell(a.forget_quality), "score": cell(a.score),
-             **{f"KLOM {s}": cell(a.klom_intervals[s]["median"]) for s in KLOM_SPLITS}}
-            for name, a in audits.items()]
+    rows = [
+        {
+            "method": name,
+            "n": str(a.num_models),
+            "F": cell(a.forget_quality),
+            "score": cell(a.score),
+            **{f"KLOM {s}": cell(a.klom_intervals[s]["median"]) for s in KLOM_SPLITS},
+        }
+        for name, a in audits.items()
+    ]
     return format_rows(rows, ["method", "n", "F", "score", *(f"KLOM {s}" for s in KLOM_SPLITS)])
 
 
@@ -122,7 +144,9 @@ def plot_histogram(audits: Mapping[str, MethodAudit], path: Path) -> Path:
         err = np.nan_to_num([[e.mean - e.low for e in a.histogram], [e.high - e.mean for e in a.histogram]])
         ax.bar(x, mean, width, yerr=np.maximum(err, 0), label=name, capsize=2)
     first = next(iter(audits.values()))
-    labels = [f"<{e:g}" for e in first.bucket_edges] + [f"≥{first.bucket_edges[-1]:g}" if len(first.bucket_edges) else "all"]
+    labels = [f"<{e:g}" for e in first.bucket_edges] + [
+        f"≥{first.bucket_edges[-1]:g}" if len(first.bucket_edges) else "all"
+    ]
     ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, fontsize=8)
     ax.set_xlabel("ε bucket (points 1, 1/2, 1/4, …; the last scores 0)")
     ax.set_ylabel("fraction of forget examples")
@@ -132,8 +156,13 @@ def plot_histogram(audits: Mapping[str, MethodAudit], path: Path) -> Path:
     return path
 
 
-def write_report(folder: Path, audits: Mapping[str, MethodAudit], classes: Mapping[str, Mapping[str, str]],
-                 settings: Mapping[str, Any], seeds: Sequence[int]) -> list[Path]:
+def write_report(
+    folder: Path,
+    audits: Mapping[str, MethodAudit],
+    classes: Mapping[str, Mapping[str, str]],
+    settings: Mapping[str, Any],
+    seeds: Sequence[int],
+) -> list[Path]:
     """Write the audit's tables, results and plots into ``folder``; returns the files written."""
     summary = summary_rows(audits, classes)
     histogram = histogram_rows(audits)
@@ -141,11 +170,22 @@ def write_report(folder: Path, audits: Mapping[str, MethodAudit], classes: Mappi
         write_text(folder / "audit.csv", rows_to_csv(summary)),
         write_text(folder / "epsilon_histogram.csv", rows_to_csv(histogram)),
         write_text(folder / "per_example.csv", rows_to_csv(per_example_rows(audits, settings["plan"]["indices"]))),
-        write_json(folder / "audit_results.json", jsonable({
-            "interval": INTERVAL, "seeds": list(seeds), "seed_keys": settings.get("seed_keys"),
-            "plan": {"split": settings["plan"]["split"], "examples": {s: len(v) for s, v in settings["plan"]["indices"].items()}},
-            "methods": summary, "epsilon_histogram": histogram,
-        })),
+        write_json(
+            folder / "audit_results.json",
+            jsonable(
+                {
+                    "interval": INTERVAL,
+                    "seeds": list(seeds),
+                    "seed_keys": settings.get("seed_keys"),
+                    "plan": {
+                        "split": settings["plan"]["split"],
+                        "examples": {s: len(v) for s, v in settings["plan"]["indices"].items()},
+                    },
+                    "methods": summary,
+                    "epsilon_histogram": histogram,
+                }
+            ),
+        ),
     ]
     try:
         files += [plot_klom(audits, folder / "klom.png"), plot_histogram(audits, folder / "epsilon_histogram.png")]
@@ -154,5 +194,13 @@ def write_report(folder: Path, audits: Mapping[str, MethodAudit], classes: Mappi
     return files
 
 
-__all__ = ["INTERVAL", "histogram_rows", "per_example_rows", "plot_histogram", "plot_klom",
-           "summary_rows", "summary_table", "write_report"]
+__all__ = [
+    "INTERVAL",
+    "histogram_rows",
+    "per_example_rows",
+    "plot_histogram",
+    "plot_klom",
+    "summary_rows",
+    "summary_table",
+    "write_report",
+]

@@ -90,8 +90,9 @@ class MethodAudit:
         return int(np.isnan(self.epsilons).sum())
 
 
-def _statistics(conf_u: np.ndarray, conf_o: np.ndarray, acc_u: np.ndarray, acc_o: np.ndarray,
-                *margins: np.ndarray) -> np.ndarray:
+def _statistics(
+    conf_u: np.ndarray, conf_o: np.ndarray, acc_u: np.ndarray, acc_o: np.ndarray, *margins: np.ndarray
+) -> np.ndarray:
     """``[F, score, retain ratio, test ratio, bucket fractions…, KLOM statistics per split…]``."""
     n = len(conf_u)
     eps = forgetting_epsilons(conf_u, conf_o, undefined="nan")
@@ -131,9 +132,12 @@ def audit_method(banks: Banks, n_resamples: int = 200, seed: int = 0) -> MethodA
     for which, accuracy in (("unlearned", banks.accuracy), ("oracle", banks.oracle_accuracy)):
         if "retain" not in accuracy or "test" not in accuracy:
             raise ValueError(f"the {which} models have no retain or test accuracy; the challenge's score needs both")
-    conf_u = challenge_confidence(banks.logits["forget"], np.broadcast_to(banks.labels["forget"], banks.logits["forget"].shape[:2]))
-    conf_o = challenge_confidence(banks.oracle_logits["forget"],
-                                  np.broadcast_to(banks.labels["forget"], banks.oracle_logits["forget"].shape[:2]))
+    conf_u = challenge_confidence(
+        banks.logits["forget"], np.broadcast_to(banks.labels["forget"], banks.logits["forget"].shape[:2])
+    )
+    conf_o = challenge_confidence(
+        banks.oracle_logits["forget"], np.broadcast_to(banks.labels["forget"], banks.oracle_logits["forget"].shape[:2])
+    )
     margins = []
     for split in KLOM_SPLITS:
         for logits in (banks.logits[split], banks.oracle_logits[split]):
@@ -143,29 +147,51 @@ def audit_method(banks: Banks, n_resamples: int = 200, seed: int = 0) -> MethodA
 
     epsilons = forgetting_epsilons(conf_u, conf_o, undefined="nan")
     if np.isnan(epsilons).all():
-        raise ValueError("no forget example has a defined ε (every unlearned and oracle confidence is constant or "
-                         "separated by less than the threshold grid's step): F is undefined")
-    estimates = smoothed_bootstrap_over_models(_statistics, conf_u, conf_o, acc_u, acc_o, *margins,
-                                               smooth=[True, True, False, False, *[True] * len(margins)],
-                                               n_resamples=n_resamples, seed=seed)
+        raise ValueError(
+            "no forget example has a defined ε (every unlearned and oracle confidence is constant or "
+            "separated by less than the threshold grid's step): F is undefined"
+        )
+    estimates = smoothed_bootstrap_over_models(
+        _statistics,
+        conf_u,
+        conf_o,
+        acc_u,
+        acc_o,
+        *margins,
+        smooth=[True, True, False, False, *[True] * len(margins)],
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     edges, points = epsilon_buckets(n)
     buckets = len(edges) + 1
     # A recentred interval may cross a bound the statistic cannot: F and fractions lie in [0, 1], KLOM >= 0.
     quality, score, retain_ratio, test_ratio = _within(estimates[0], 0, 1), *estimates[1:4]
-    histogram = [_within(e, 0, 1) for e in estimates[4:4 + buckets]]
-    klom_estimates = [_within(e, 0, np.inf) for e in estimates[4 + buckets:]]
+    histogram = [_within(e, 0, 1) for e in estimates[4 : 4 + buckets]]
+    klom_estimates = [_within(e, 0, np.inf) for e in estimates[4 + buckets :]]
     klom_values = {split: klom(margins[2 * k], margins[2 * k + 1]) for k, split in enumerate(KLOM_SPLITS)}
     defined = epsilons[~np.isnan(epsilons)]
     return MethodAudit(
-        num_models=n, forget_quality=quality, score=score, retain_ratio=retain_ratio, test_ratio=test_ratio,
-        epsilons=epsilons, points=epsilon_points(epsilons, n), bucket_edges=edges, bucket_points=points,
-        histogram=histogram, histogram_counts=np.bincount(np.searchsorted(edges, defined, side="right"), minlength=buckets),
+        num_models=n,
+        forget_quality=quality,
+        score=score,
+        retain_ratio=retain_ratio,
+        test_ratio=test_ratio,
+        epsilons=epsilons,
+        points=epsilon_points(epsilons, n),
+        bucket_edges=edges,
+        bucket_points=points,
+        histogram=histogram,
+        histogram_counts=np.bincount(np.searchsorted(edges, defined, side="right"), minlength=buckets),
         klom={split: summarize_klom(values) for split, values in klom_values.items()},
-        klom_intervals={split: dict(zip(KLOM_STATISTICS, klom_estimates[4 * k:4 * k + 4], strict=True))
-                        for k, split in enumerate(KLOM_SPLITS)},
+        klom_intervals={
+            split: dict(zip(KLOM_STATISTICS, klom_estimates[4 * k : 4 * k + 4], strict=True))
+            for k, split in enumerate(KLOM_SPLITS)
+        },
         klom_values=klom_values,
-        accuracy={"unlearned": {s: float(a.mean()) for s, a in banks.accuracy.items()},
-                  "oracle": {s: float(a.mean()) for s, a in banks.oracle_accuracy.items()}},
+        accuracy={
+            "unlearned": {s: float(a.mean()) for s, a in banks.accuracy.items()},
+            "oracle": {s: float(a.mean()) for s, a in banks.oracle_accuracy.items()},
+        },
     )
 
 

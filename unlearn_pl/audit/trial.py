@@ -78,11 +78,19 @@ def record_run(run: BuiltRun, plan: AuditPlan, store: AuditStore, root: str) -> 
     outputs = model_outputs(module.network, datamodule, plan, device)
     key = reference_key([(name, content_hash(module.reference(name))) for name in REFERENCES], plan)
     _, evaluated = store.reference_outputs(
-        key, lambda: {name: model_outputs(module.reference(name), datamodule, plan, device) for name in REFERENCES})
+        key, lambda: {name: model_outputs(module.reference(name), datamodule, plan, device) for name in REFERENCES}
+    )
     done = time.perf_counter()
     return {
-        "outputs": outputs, "references": key, "plan": plan.key, "references_evaluated": evaluated,
-        "seconds": {"references": prepared - start, "unlearning": unlearned_at - prepared, "recording": done - unlearned_at},
+        "outputs": outputs,
+        "references": key,
+        "plan": plan.key,
+        "references_evaluated": evaluated,
+        "seconds": {
+            "references": prepared - start,
+            "unlearning": unlearned_at - prepared,
+            "recording": done - unlearned_at,
+        },
     }
 
 
@@ -126,8 +134,9 @@ class AuditTrial:
         return float(entry["outputs"]["accuracy"].get("forget", float("nan")))
 
 
-def run_audit_trials(objective: AuditTrial, *, workers: int | str, storage: Any, study_name: str,
-                     gpus_per_trial: int = 0) -> list[str]:
+def run_audit_trials(
+    objective: AuditTrial, *, workers: int | str, storage: Any, study_name: str, gpus_per_trial: int = 0
+) -> list[str]:
     """Run every missing trial of the audit in ``storage`` (an Optuna storage or RDB URL); returns
     one line per (method, seed) still without outputs afterwards, with its error where the study
     has one (empty: all recorded). ``workers`` and ``gpus_per_trial``: :func:`~unlearn_pl.tuning.engine.run_trials`'s."""
@@ -138,15 +147,28 @@ def run_audit_trials(objective: AuditTrial, *, workers: int | str, storage: Any,
 
     # A (method, seed) whose trials all failed runs once more: the same command retries them.
     study = run_trials(
-        objective, study_name=study_name, storage=storage,
-        sampler=optuna.samplers.GridSampler(objective.space(), seed=0), directions=("maximize",), n_trials=None,
-        workers=workers, gpus_per_trial=gpus_per_trial, retry_failed=True,
+        objective,
+        study_name=study_name,
+        storage=storage,
+        sampler=optuna.samplers.GridSampler(objective.space(), seed=0),
+        directions=("maximize",),
+        n_trials=None,
+        workers=workers,
+        gpus_per_trial=gpus_per_trial,
+        retry_failed=True,
     )
     store = AuditStore(objective.folder)
-    errors = {(cell.get("method"), cell.get("seed")): t.user_attrs.get("error", "no error recorded")
-              for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) for cell in [trial_cell(t)]}
-    return [f"{method} seed {seed}: {errors.get((method, seed), 'did not run')}"
-            for method in objective.methods for seed in objective.seeds if not store.has(method, seed)]
+    errors = {
+        (cell.get("method"), cell.get("seed")): t.user_attrs.get("error", "no error recorded")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        for cell in [trial_cell(t)]
+    }
+    return [
+        f"{method} seed {seed}: {errors.get((method, seed), 'did not run')}"
+        for method in objective.methods
+        for seed in objective.seeds
+        if not store.has(method, seed)
+    ]
 
 
 __all__ = ["TRIAL_TRAINER_SETTINGS", "AuditTrial", "Build", "BuiltRun", "record_run", "run_audit_trials"]

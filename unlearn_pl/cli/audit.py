@@ -72,7 +72,9 @@ def build_run(cli_class: type, args: list[str]) -> BuiltRun:
             cli = cli_class(args=list(args), run=False, save_config_callback=None)
         except SystemExit as e:
             message = captured.getvalue().strip().splitlines()
-            raise ValueError(message[-1] if message else f"the config {args} could not be built (exit {e.code})") from None
+            raise ValueError(
+                message[-1] if message else f"the config {args} could not be built (exit {e.code})"
+            ) from None
     text = cli.parser.dump(cli.config, skip_none=False, skip_check=True)
     return BuiltRun(cli.model, cli.datamodule, shadow_trainer_kwargs(cli.config["trainer"]), text)
 
@@ -169,33 +171,52 @@ class AuditSubcommand:
                 check_auditable(run, source)
                 plan.check(run.datamodule, source)
             check_fixed_split(
-                lambda values: build(["--config", str(base_file), *seed_overrides(keys, values)]).datamodule.split_fingerprint(),
-                keys, seed_list)
+                lambda values: build(
+                    ["--config", str(base_file), *seed_overrides(keys, values)]
+                ).datamodule.split_fingerprint(),
+                keys,
+                seed_list,
+            )
         names = self._audit_names(runs)
         configs = {name: run.config for name, (_, run) in zip(names, runs, strict=True)}
         fingerprint = content_hash([configs, keys, plan.to_dict()])
         root = folder or str(Path(self.trainer.default_root_dir) / "audits" / fingerprint)  # type: ignore[attr-defined]
         store = AuditStore(root)
-        classes = {name: {"localizer": type(run.module.localizer).__name__, "unlearner": type(run.module.unlearner).__name__}
-                   for name, (_, run) in zip(names, runs, strict=True)}
+        classes = {
+            name: {"localizer": type(run.module.localizer).__name__, "unlearner": type(run.module.unlearner).__name__}
+            for name, (_, run) in zip(names, runs, strict=True)
+        }
         settings = {"fingerprint": fingerprint, "methods": classes, "seed_keys": keys, "plan": plan.to_dict()}
         store.create(settings, configs)
         gpus = config_gpus(self.config["audit"], model)  # type: ignore[attr-defined]
         processes = resolve_workers(workers, gpus)
         objective = AuditTrial(build, root, {n: str(store.config_file(n)) for n in names}, seed_list, keys)
         failed = run_audit_trials(
-            objective, workers=processes, gpus_per_trial=gpus,
+            objective,
+            workers=processes,
+            gpus_per_trial=gpus,
             storage=self._audit_storage(storage, root),
-            study_name=study_name or f"audit-{fingerprint}-{content_hash([names, seed_list])}")
+            study_name=study_name or f"audit-{fingerprint}-{content_hash([names, seed_list])}",
+        )
         if failed:
-            print(f"error: {len(failed)} of {len(names) * len(seed_list)} audit trials failed (e.g. {failed[0]}); "
-                  f"run the same command again to retry them (results: {root})", file=sys.stderr)
+            print(
+                f"error: {len(failed)} of {len(names) * len(seed_list)} audit trials failed (e.g. {failed[0]}); "
+                f"run the same command again to retry them (results: {root})",
+                file=sys.stderr,
+            )
             raise SystemExit(1)
         audits = audit_methods(store, names, seed_list, int(n_resamples), processes)
-        write_report(Path(root), audits, {ORIGINAL: {"localizer": "-", "unlearner": "before unlearning"}, **classes},
-                     settings, seed_list)
-        print(f"\nAudit over {len(seed_list)} model seeds; intervals: {INTERVAL}.\n{summary_table(audits)}\n\nresults: {root}\n",
-              flush=True)
+        write_report(
+            Path(root),
+            audits,
+            {ORIGINAL: {"localizer": "-", "unlearner": "before unlearning"}, **classes},
+            settings,
+            seed_list,
+        )
+        print(
+            f"\nAudit over {len(seed_list)} model seeds; intervals: {INTERVAL}.\n{summary_table(audits)}\n\nresults: {root}\n",
+            flush=True,
+        )
         return audits
 
     def _audit_base_config(self) -> str:
@@ -212,7 +233,9 @@ class AuditSubcommand:
         base = build(["--config", base_file])
         runs = [("the configured run", base)]
         for path in method_files:
-            runs.append((f"method {path}", build(["--config", base_file, *class_resets(path, base.config), "--config", path])))
+            runs.append(
+                (f"method {path}", build(["--config", base_file, *class_resets(path, base.config), "--config", path]))
+            )
         return runs
 
     @staticmethod

@@ -48,7 +48,7 @@ def _narrowed_help(extra_help: Callable[[], str]) -> str:
     text = extra_help()
     if not text.startswith(_KNOWN):
         return text
-    paths = [p for p in text[len(_KNOWN):].split(", ") if _module_part(p) is None]
+    paths = [p for p in text[len(_KNOWN) :].split(", ") if _module_part(p) is None]
     return _KNOWN + ", ".join(paths) if paths else ""
 
 

@@ -13,8 +13,16 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from unlearn_pl.utils.errors import USER_ERRORS, condense_parse_error, one_line_error, root_cause
 
-__all__ = ["DEBUG_ENV", "USER_ERRORS", "CLIExit", "ConciseErrorParser", "condense_parse_error", "debugging", "one_line_error",
-           "root_cause"]
+__all__ = [
+    "DEBUG_ENV",
+    "USER_ERRORS",
+    "CLIExit",
+    "ConciseErrorParser",
+    "condense_parse_error",
+    "debugging",
+    "one_line_error",
+    "root_cause",
+]
 
 #: ``JSONARGPARSE_DEBUG=true`` shows full tracebacks instead of one-line errors; it is the
 #: variable jsonargparse itself reads for the same purpose (values ``true``/``false``).

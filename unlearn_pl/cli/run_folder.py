@@ -58,6 +58,7 @@ def reserve_versions(loggers: Iterable[Any]) -> dict[Path, int]:
 def run_name(template: str, model_config: Any) -> str:
     """``template`` with ``{localizer}`` and ``{unlearner}`` replaced by the class names that
     ``model_config`` (the parsed ``model`` block) configures; ``Full`` and ``none`` when unset."""
+
     def name(part: str, unset: str) -> str:
         block = model_config.get(f"init_args.{part}") if hasattr(model_config, "get") else None
         path = block.get("class_path") if block is not None and hasattr(block, "get") else None

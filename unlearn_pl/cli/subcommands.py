@@ -48,7 +48,10 @@ class CLISubcommands:
             owner = self._owner(name)
             doc = getattr(owner, name).__doc__
             description = doc.strip().splitlines()[0] if doc else ""
-            subparser = self._prepare_subcommand_parser(owner, name, **{"description": description, **kwargs.get(name, {})})  # type: ignore[attr-defined]
+            # LightningCLI's own (private) builder of a subcommand's parser; this mixin sits on it.
+            subparser = self._prepare_subcommand_parser(  # type: ignore[attr-defined]
+                owner, name, **{"description": description, **kwargs.get(name, {})}
+            )
             self._subcommand_parsers[name] = subparser
             subcommands.add_subcommand(name, subparser, help=description)
 

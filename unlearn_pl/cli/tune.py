@@ -117,13 +117,29 @@ class TuneSubcommand:
         trainer = self.trainer  # type: ignore[attr-defined]
         try:
             result = run_study(
-                [], runner=type(self).trial_runner, base_config=base_config, space=space, grid=grid,
-                seeds=seeds if seeds is not None else [0], goal=goal, lambdas=lambdas, search=search, n_trials=n_trials,
-                workers=workers, gpus_per_trial=config_gpus(config, model), storage=storage, study_name=study_name,
+                [],
+                runner=type(self).trial_runner,
+                base_config=base_config,
+                space=space,
+                grid=grid,
+                seeds=seeds if seeds is not None else [0],
+                goal=goal,
+                lambdas=lambdas,
+                search=search,
+                n_trials=n_trials,
+                workers=workers,
+                gpus_per_trial=config_gpus(config, model),
+                storage=storage,
+                study_name=study_name,
                 output_dir=output_dir if output_dir is not None else f"{trainer.default_root_dir}/studies",
-                seed_keys=seed_keys if seed_keys is not None else SEED_KEYS, noise_floor=noise_floor,
-                logger_save_dir=bool(init is not None and "save_dir" in init and "name" in init), logger=trainer.logger,
-                retry_failed=retry_failed, heartbeat_interval=heartbeat_interval, score_on=score_on, margin=margin,
+                seed_keys=seed_keys if seed_keys is not None else SEED_KEYS,
+                noise_floor=noise_floor,
+                logger_save_dir=bool(init is not None and "save_dir" in init and "name" in init),
+                logger=trainer.logger,
+                retry_failed=retry_failed,
+                heartbeat_interval=heartbeat_interval,
+                score_on=score_on,
+                margin=margin,
             )
         except StudyInterrupted:
             print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)
@@ -132,9 +148,12 @@ class TuneSubcommand:
             print(f"error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
         except OSError as e:
-            print(f"error: the study could not be saved ({e.strerror or e}: {e.filename or 'its storage'}); the completed "
-                  "trials are kept: free space (or fix the storage) and run the same command again to resume",
-                  file=sys.stderr, flush=True)
+            print(
+                f"error: the study could not be saved ({e.strerror or e}: {e.filename or 'its storage'}); the completed "
+                "trials are kept: free space (or fix the storage) and run the same command again to resume",
+                file=sys.stderr,
+                flush=True,
+            )
             raise SystemExit(1) from None
         if result.incomplete:
             print(f"error: {result.incomplete_line()}", file=sys.stderr, flush=True)
@@ -144,4 +163,3 @@ class TuneSubcommand:
 
 #: Every argument of ``tune`` (removed from the config before it is saved as the base config).
 TUNE_ARGS = set(inspect.signature(TuneSubcommand.tune).parameters) - {"self", "model", "datamodule"}
-

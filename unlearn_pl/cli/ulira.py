@@ -100,7 +100,9 @@ class UliraSubcommand:
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"pool_seeds names a seed twice: {pool_seeds}; each bank needs its own seed")
         datamodule.setup("fit")
-        parts = config_parts(model.initial_network, model.localizer, model.unlearner, model.references.recipe, trainer, datamodule)
+        parts = config_parts(
+            model.initial_network, model.localizer, model.unlearner, model.references.recipe, trainer, datamodule
+        )
         design = f"{bank_fingerprint(parts)}-K{num_shadow}-T{num_target_models}"
         if pool_seeds is None:
             folders = {seed: bank or str(Path(trainer.default_root_dir) / "ulira" / f"{design}-s{seed}")}
@@ -110,24 +112,50 @@ class UliraSubcommand:
         attacks = {}
         for s, folder in folders.items():
             spec = make_spec(
-                model, datamodule, shadow_trainer_kwargs(config["trainer"]), num_shadow=int(num_shadow),
-                num_target_models=int(num_target_models), bank=folder, targets=targets, seed=s,
+                model,
+                datamodule,
+                shadow_trainer_kwargs(config["trainer"]),
+                num_shadow=int(num_shadow),
+                num_target_models=int(num_target_models),
+                bank=folder,
+                targets=targets,
+                seed=s,
             )
             name = f"{study_name}-s{s}" if study_name and pool_seeds is not None else study_name
-            shadow_bank = build_bank(spec, parts, workers=workers, storage=storage, study_name=name,
-                                     gpus_per_trial=config_gpus(config, model))
+            shadow_bank = build_bank(
+                spec,
+                parts,
+                workers=workers,
+                storage=storage,
+                study_name=name,
+                gpus_per_trial=config_gpus(config, model),
+            )
             attacks[s] = self._ulira_results(model, shadow_bank, variance, s, int(num_shadow), int(num_target_models))
         if pool_seeds is None:
             return attacks[seed]
         summary = across_banks(attacks)
-        write_json(root / f"ulira_{variance}_banks.json", {"variance": variance, "unlearner": type(model.unlearner).__name__,
-                                                             "banks": {str(s): f for s, f in folders.items()}, **summary})
+        write_json(
+            root / f"ulira_{variance}_banks.json",
+            {
+                "variance": variance,
+                "unlearner": type(model.unlearner).__name__,
+                "banks": {str(s): f for s, f in folders.items()},
+                **summary,
+            },
+        )
         if trainer.is_global_zero:
             print(f"\n{across_banks_text(attacks, variance)}\n\nresults: {root}\n", flush=True)
         return attacks
 
-    def _ulira_results(self, model: UnlearningModule, shadow_bank: Any, variance: str, seed: int, num_shadow: int,
-                       num_target_models: int) -> BankAttack:
+    def _ulira_results(
+        self,
+        model: UnlearningModule,
+        shadow_bank: Any,
+        variance: str,
+        seed: int,
+        num_shadow: int,
+        num_target_models: int,
+    ) -> BankAttack:
         """Attack one bank; write and print its results."""
         trainer = self.trainer  # type: ignore[attr-defined]
         attack = attack_bank(shadow_bank, variance)  # type: ignore[arg-type]
@@ -150,7 +178,8 @@ class UliraSubcommand:
             "not_available": [
                 f"TPR at {f:g} FPR needs at least {math.ceil(1 / f)} non-member scores; this design has "
                 f"{int((~shadow_bank.membership[num_shadow:]).sum())}"
-                for f in LOW_FPRS if attack.summary[f"ulira_tpr_at_fpr_{f:g}"] is None
+                for f in LOW_FPRS
+                if attack.summary[f"ulira_tpr_at_fpr_{f:g}"] is None
             ],
         }
         path = Path(shadow_bank.path)

@@ -23,7 +23,23 @@ from unlearn_pl.data.split import SplitManifest, make_split
 from unlearn_pl.protocols import EVAL_SPLITS
 
 __all__ = [
-    "EVAL_SPLITS", "UnlearningDataModule", "ArrayDataset", "IndexedSubset", "DatasetReader", "Digits",
-    "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "SVHN", "ImageFolder", "ForgetSelector",
-    "RandomForget", "ClassForget", "IndexForget", "Mislabeled", "SplitManifest", "make_split",
+    "EVAL_SPLITS",
+    "UnlearningDataModule",
+    "ArrayDataset",
+    "IndexedSubset",
+    "DatasetReader",
+    "Digits",
+    "MNIST",
+    "FashionMNIST",
+    "CIFAR10",
+    "CIFAR100",
+    "SVHN",
+    "ImageFolder",
+    "ForgetSelector",
+    "RandomForget",
+    "ClassForget",
+    "IndexForget",
+    "Mislabeled",
+    "SplitManifest",
+    "make_split",
 ]

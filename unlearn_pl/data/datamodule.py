@@ -124,20 +124,30 @@ class UnlearningDataModule(LightningDataModule):
         num_classes = self.num_classes
         self.train_set, self.test_set = load_checked(self.dataset)
         if self.device_data and not isinstance(self.train_set, ArrayDataset):
-            raise ValueError(f"device_data=True keeps in-memory data on the device, but {self.dataset.name} reads files "
-                             f"({type(self.train_set).__name__}); set device_data=false")
+            raise ValueError(
+                f"device_data=True keeps in-memory data on the device, but {self.dataset.name} reads files "
+                f"({type(self.train_set).__name__}); set device_data=false"
+            )
         self._test_indices = draw_test_indices(len(self.test_set), self.test_size, self.dataset.name)  # type: ignore[arg-type]
         targets = dataset_targets(self.train_set).numpy()
         fingerprint = dataset_fingerprint(self.train_set)
         if self.manifest and Path(self.manifest).exists():
-            configured = {"forget": self.selector.describe(), "seed": self.seed,
-                          "val_fraction": self.val_fraction, "train_size": self.train_size}
+            configured = {
+                "forget": self.selector.describe(),
+                "seed": self.seed,
+                "val_fraction": self.val_fraction,
+                "train_size": self.train_size,
+            }
             split = SplitManifest.load_checked(self.manifest, fingerprint, len(targets), num_classes, configured)
         else:
             split = make_split(
-                targets, num_classes, self.selector,
-                val_fraction=self.val_fraction, seed=self.seed,
-                dataset=fingerprint, train_size=self.train_size,
+                targets,
+                num_classes,
+                self.selector,
+                val_fraction=self.val_fraction,
+                seed=self.seed,
+                dataset=fingerprint,
+                train_size=self.train_size,
             )
             if self.manifest:
                 split.save(self.manifest)
@@ -211,11 +221,20 @@ class UnlearningDataModule(LightningDataModule):
             drop_last = True
         drop_last = drop_last and per_process >= size
         trainer = self.trainer
-        device = torch.device(device) if device is not None else trainer.strategy.root_device if trainer else torch.device("cpu")
+        device = (
+            torch.device(device)
+            if device is not None
+            else trainer.strategy.root_device
+            if trainer
+            else torch.device("cpu")
+        )
         if self.device_data:
             return DeviceLoader(dataset, size, device, sampler, drop_last)
         return DataLoader(
-            dataset, batch_size=size, sampler=sampler, drop_last=drop_last,
+            dataset,
+            batch_size=size,
+            sampler=sampler,
+            drop_last=drop_last,
             # The loader draws a worker base seed per pass: from its own generator, so shuffling
             # never consumes the global RNG (the order itself comes from the sampler).
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
@@ -268,7 +287,10 @@ class UnlearningDataModule(LightningDataModule):
         sizes = batch_sizes or {}
         loaders = {
             name: self.dataloader(
-                name, shuffle=True, num_replicas=num_replicas, rank=rank,  # type: ignore[arg-type]
+                name,  # type: ignore[arg-type]  # a split's name: _check_training_splits checked it
+                shuffle=True,
+                num_replicas=num_replicas,
+                rank=rank,
                 batch_size=self.per_process_batch_size(num_replicas, sizes.get(name)),
             )
             for name in requires
@@ -281,8 +303,10 @@ class UnlearningDataModule(LightningDataModule):
         # seed, so a DDP run would see other batches than a single process with the same seed.
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
         if replicas > 1 and not self.global_batch:
-            rank_zero_info(f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
-                           f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}")
+            rank_zero_info(
+                f"{replicas} processes with batch_size={self.batch_size} each: the global batch is "
+                f"{replicas * self.batch_size}; set data global_batch=true to keep it at {self.batch_size}"
+            )
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader | DeviceLoader]:

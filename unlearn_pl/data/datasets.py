@@ -136,8 +136,13 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     """
     if hasattr(dataset, "fingerprint"):
         return str(dataset.fingerprint())
-    return content_hash({"class": type(dataset).__qualname__, "size": len(dataset),  # type: ignore[arg-type]
-                         "targets": dataset_targets(dataset)})
+    return content_hash(
+        {
+            "class": type(dataset).__qualname__,
+            "size": len(dataset),  # type: ignore[arg-type]
+            "targets": dataset_targets(dataset),
+        }
+    )
 
 
 class IndexedSubset(Dataset):
@@ -148,9 +153,7 @@ class IndexedSubset(Dataset):
     (the ``mislabeled`` forget selector trains on wrong labels).
     """
 
-    def __init__(
-        self, dataset: Dataset, indices: Sequence[int], relabels: Mapping[int, int] | None = None
-    ) -> None:
+    def __init__(self, dataset: Dataset, indices: Sequence[int], relabels: Mapping[int, int] | None = None) -> None:
         self.dataset = dataset
         self.indices = list(indices)
         self.relabels = dict(relabels or {})

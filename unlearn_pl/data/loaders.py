@@ -37,7 +37,11 @@ class DeviceLoader:
     """
 
     def __init__(
-        self, subset: IndexedSubset, batch_size: int, device: torch.device, sampler: Sampler[int] | None = None,
+        self,
+        subset: IndexedSubset,
+        batch_size: int,
+        device: torch.device,
+        sampler: Sampler[int] | None = None,
         drop_last: bool = False,
     ) -> None:
         base = subset.dataset
@@ -67,8 +71,9 @@ class DeviceLoader:
             yield [index, self.images[index], self.labels[p]]
 
 
-def loader_options(dataset: Dataset, device: torch.device, processes: int, num_workers: int | None,
-                   pin_memory: bool | None) -> dict[str, Any]:
+def loader_options(
+    dataset: Dataset, device: torch.device, processes: int, num_workers: int | None, pin_memory: bool | None
+) -> dict[str, Any]:
     """``DataLoader`` options for ``dataset`` served to ``device`` by each of ``processes`` processes on a machine.
 
     What is not set (``None``) follows the data and the device:

@@ -98,7 +98,11 @@ class ClassForget(ForgetSelector):
         self.size = size
 
     def select(self, pool, targets, num_classes, rng):
-        unknown = [c for c in self.classes if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes]
+        unknown = [
+            c
+            for c in self.classes
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes
+        ]
         if unknown:
             raise ValueError(f"unknown forget classes {unknown}; this dataset has classes 0..{num_classes - 1}")
         if len(set(self.classes)) != len(self.classes):

@@ -27,7 +27,10 @@ class _EpochForwarder:
 
     def set_epoch(self, epoch: int) -> None:
         for loader in self.loaders:
-            for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+            for sampler in (
+                getattr(loader, "sampler", None),
+                getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+            ):
                 set_epoch = getattr(sampler, "set_epoch", None)
                 if callable(set_epoch):
                     set_epoch(epoch)

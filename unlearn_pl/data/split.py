@@ -56,9 +56,7 @@ class SplitManifest:
                 raise ValueError(f"split {name!r} has duplicated indices {dup}; each index may appear once")
             if idx and (min(idx) < 0 or max(idx) >= self.num_train):
                 bad = sorted(i for i in idx if not 0 <= i < self.num_train)[:10]
-                raise ValueError(
-                    f"split {name!r} has indices {bad} outside the training set's 0..{self.num_train - 1}"
-                )
+                raise ValueError(f"split {name!r} has indices {bad} outside the training set's 0..{self.num_train - 1}")
         for a, b in (("retain", "forget"), ("retain", "val"), ("forget", "val")):
             both = set(parts[a]) & set(parts[b])
             if both:
@@ -74,7 +72,9 @@ class SplitManifest:
             )
         if set(self.relabels) - set(self.forget):
             extra = sorted(set(self.relabels) - set(self.forget))[:10]
-            raise ValueError(f"relabels name indices {extra} outside the forget set; only forget examples may be relabeled")
+            raise ValueError(
+                f"relabels name indices {extra} outside the forget set; only forget examples may be relabeled"
+            )
         if num_classes is not None:
             outside = {i: y for i, y in self.relabels.items() if not 0 <= y < num_classes}
             if outside:
@@ -113,8 +113,9 @@ class SplitManifest:
         return split
 
     @classmethod
-    def load_checked(cls, path: str | Path, fingerprint: str, num_train: int, num_classes: int,
-                     configured: dict[str, Any]) -> SplitManifest:
+    def load_checked(
+        cls, path: str | Path, fingerprint: str, num_train: int, num_classes: int, configured: dict[str, Any]
+    ) -> SplitManifest:
         """:meth:`load` a manifest for the data of ``fingerprint`` (``num_train`` training examples,
         ``num_classes`` classes), and warn where it overrides the ``configured`` selector, seed,
         ``val_fraction`` or ``train_size``."""
@@ -133,14 +134,20 @@ class SplitManifest:
             split.check(num_classes)
         except ValueError as e:
             raise ValueError(f"split manifest {str(path)!r}: {e}") from e
-        recorded = {"forget": split.selector, "seed": split.seed,
-                    "val_fraction": split.val_fraction, "train_size": split.train_size}
+        recorded = {
+            "forget": split.selector,
+            "seed": split.seed,
+            "val_fraction": split.val_fraction,
+            "train_size": split.train_size,
+        }
         # Manifests without val_fraction/train_size (None) record nothing to compare for them.
         differ = [k for k in configured if recorded[k] is not None and recorded[k] != configured[k]]
         if differ:
             lines = "; ".join(f"{k}: manifest {recorded[k]!r}, configured {configured[k]!r}" for k in differ)
-            rank_zero_warn(f"the split comes from manifest {str(path)!r}, so the configured {', '.join(differ)} "
-                           f"are ignored ({lines})")
+            rank_zero_warn(
+                f"the split comes from manifest {str(path)!r}, so the configured {', '.join(differ)} "
+                f"are ignored ({lines})"
+            )
         return split
 
 

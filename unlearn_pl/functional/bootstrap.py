@@ -65,6 +65,7 @@ def bootstrap_over_models(
     >>> e.low < e.mean < e.high
     True
     """
+
     def one(*resampled: np.ndarray) -> np.ndarray:
         return np.asarray([float(statistic(*resampled))])
 
@@ -121,8 +122,14 @@ def bootstrap_many_over_models(
     # ``rng`` replaced ``random_state`` in SciPy 1.15; the package supports older SciPy too.
     seeding = {"rng": rng} if "rng" in inspect.signature(stats.bootstrap).parameters else {"random_state": rng}
     result = stats.bootstrap(
-        tuple(np.arange(n) for n in sizes), on_indices, n_resamples=int(n_resamples), vectorized=False,
-        paired=paired, confidence_level=confidence, method=method, **seeding,
+        tuple(np.arange(n) for n in sizes),
+        on_indices,
+        n_resamples=int(n_resamples),
+        vectorized=False,
+        paired=paired,
+        confidence_level=confidence,
+        method=method,
+        **seeding,
     )
     low = np.broadcast_to(np.asarray(result.confidence_interval.low, dtype=np.float64), point.shape)
     high = np.broadcast_to(np.asarray(result.confidence_interval.high, dtype=np.float64), point.shape)
@@ -188,7 +195,7 @@ def smoothed_bootstrap_over_models(
             x = a[rows]
             if sigma is not None:
                 z = noise.setdefault(x.shape, rng.standard_normal(x.shape))
-                h = 1.06 * sigma * n ** -0.2
+                h = 1.06 * sigma * n**-0.2
                 mean = a.mean(0)
                 shrink = 1 / np.sqrt(1 + (h / np.where(sigma > 0, sigma, 1)) ** 2)
                 x = mean + (x - mean + h * z) * shrink

@@ -143,7 +143,9 @@ def forgetting_epsilons(
     return np.clip(epsilons, 0.0, epsilon_cap)  # keeps NaN
 
 
-def _check_banks(first: ArrayLike, second: ArrayLike, first_name: str, second_name: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_banks(
+    first: ArrayLike, second: ArrayLike, first_name: str, second_name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Both banks as float64 ``(models, examples)`` arrays of one shape, with N >= 2 finite values.
 
     Raises:
@@ -154,7 +156,9 @@ def _check_banks(first: ArrayLike, second: ArrayLike, first_name: str, second_na
         if x.ndim != 2:
             raise ValueError(f"{name} must have shape (models, examples); got {x.shape}")
     if a.shape != b.shape:
-        raise ValueError(f"{first_name} has shape {a.shape} but {second_name} has {b.shape}; they must match (models, examples)")
+        raise ValueError(
+            f"{first_name} has shape {a.shape} but {second_name} has {b.shape}; they must match (models, examples)"
+        )
     if a.shape[0] < 2:
         raise ValueError(f"need at least 2 models on each side to compare distributions; got {a.shape[0]}")
     if a.shape[1] < 1:
@@ -229,7 +233,9 @@ def _threshold_cells(pos: np.ndarray, neg: np.ndarray, per_unit: int) -> np.ndar
     return true_pos * (n + 1) + false_pos
 
 
-def _window_cells(pos: np.ndarray, neg: np.ndarray, pos_range: float, neg_range: float, per_unit: int, buffer: float) -> np.ndarray:
+def _window_cells(
+    pos: np.ndarray, neg: np.ndarray, pos_range: float, neg_range: float, per_unit: int, buffer: float
+) -> np.ndarray:
     """Table cells of the double-threshold rules "positive inside [l, r]" (sorted samples in).
 
     For each right edge the published scorer tries ``2·buffer·per_unit`` left edges, but a rule's
@@ -293,4 +299,12 @@ def _crossings(values: np.ndarray, starts: np.ndarray, stops: np.ndarray, count:
     raise AssertionError("unreachable: the left edges increase")
 
 
-__all__ = ["DELTA", "EPSILON_CAP", "PEAKY_RATIO", "RULES", "THRESHOLDS_PER_UNIT", "WINDOW_BUFFER", "forgetting_epsilons"]
+__all__ = [
+    "DELTA",
+    "EPSILON_CAP",
+    "PEAKY_RATIO",
+    "RULES",
+    "THRESHOLDS_PER_UNIT",
+    "WINDOW_BUFFER",
+    "forgetting_epsilons",
+]

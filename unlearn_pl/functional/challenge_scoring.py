@@ -32,7 +32,9 @@ from unlearn_pl.functional.challenge_epsilons import (
 BUCKET_SIZE = 0.5
 
 
-def epsilon_buckets(num_models: int, bucket_size: float = BUCKET_SIZE, max_epsilon: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def epsilon_buckets(
+    num_models: int, bucket_size: float = BUCKET_SIZE, max_epsilon: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The scoring table: upper edges of the ε buckets and their points, ``(edges, points)``.
 
     Bucket k is ``[start_k, start_k + bucket_size)`` and scores 2^−k; buckets are added while
@@ -123,8 +125,15 @@ def forgetting_quality(
     (1.0, 0.5)
     """
     eps = forgetting_epsilons(
-        unlearned, retrained, delta=delta, epsilon_cap=epsilon_cap, thresholds_per_unit=thresholds_per_unit,
-        window_buffer=window_buffer, peaky_ratio=peaky_ratio, rules=rules, rate_dtype=rate_dtype,
+        unlearned,
+        retrained,
+        delta=delta,
+        epsilon_cap=epsilon_cap,
+        thresholds_per_unit=thresholds_per_unit,
+        window_buffer=window_buffer,
+        peaky_ratio=peaky_ratio,
+        rules=rules,
+        rate_dtype=rate_dtype,
     )
     return float(epsilon_points(eps, np.shape(unlearned)[0], bucket_size, max_epsilon).mean())
 
@@ -149,8 +158,10 @@ def challenge_score(
         raise ValueError(f"forget_quality must be in [0, 1]; got {forget_quality}")
     means = {}
     for name, value in (
-        ("unlearned_retain_accuracy", unlearned_retain_accuracy), ("retrained_retain_accuracy", retrained_retain_accuracy),
-        ("unlearned_test_accuracy", unlearned_test_accuracy), ("retrained_test_accuracy", retrained_test_accuracy),
+        ("unlearned_retain_accuracy", unlearned_retain_accuracy),
+        ("retrained_retain_accuracy", retrained_retain_accuracy),
+        ("unlearned_test_accuracy", unlearned_test_accuracy),
+        ("retrained_test_accuracy", retrained_test_accuracy),
     ):
         a = np.asarray(value, dtype=np.float64)
         if a.size == 0 or not np.isfinite(a).all() or (a < 0).any():
@@ -164,4 +175,11 @@ def challenge_score(
     return forget_quality * retain * test
 
 
-__all__ = ["BUCKET_SIZE", "challenge_score", "epsilon_buckets", "epsilon_histogram", "epsilon_points", "forgetting_quality"]
+__all__ = [
+    "BUCKET_SIZE",
+    "challenge_score",
+    "epsilon_buckets",
+    "epsilon_histogram",
+    "epsilon_points",
+    "forgetting_quality",
+]

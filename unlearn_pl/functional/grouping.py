@@ -155,13 +155,18 @@ def masks_from_scores(
     per_unit = torch.cat([group_scores(u, top_h, top_h_of) for u in units])
     sizes = torch.cat([torch.full((u.rows.shape[0],), u.rows.shape[1], dtype=torch.long) for u in units])
     total = int(sizes.sum())
-    eligible = (torch.ones_like(sizes, dtype=torch.bool) if max_share_per_tensor is None
-                else within_tensor_cap(per_unit, [u.rows.shape[0] for u in units], max_share_per_tensor))
+    eligible = (
+        torch.ones_like(sizes, dtype=torch.bool)
+        if max_share_per_tensor is None
+        else within_tensor_cap(per_unit, [u.rows.shape[0] for u in units], max_share_per_tensor)
+    )
     wanted = int(total * budget) if budget_rounding == "exact" else budget * total
     selectable = int(sizes[eligible].sum())
     if selectable < wanted:
-        raise ValueError(f"max_share_per_tensor={max_share_per_tensor} leaves {selectable} of the {total} scalars "
-                         f"selectable, fewer than budget={budget} asks; raise the cap or lower the budget")
+        raise ValueError(
+            f"max_share_per_tensor={max_share_per_tensor} leaves {selectable} of the {total} scalars "
+            f"selectable, fewer than budget={budget} asks; raise the cap or lower the budget"
+        )
     take = torch.zeros_like(sizes)
     if budget_rounding == "exact":
         take[eligible] = scalars_to_take(per_unit[eligible], sizes[eligible], int(wanted))
@@ -199,11 +204,14 @@ def check_tensor_cap(max_share: float | None, budget: float, granularity: Granul
     if max_share is None:
         return
     if isinstance(max_share, bool) or not isinstance(max_share, (int, float)) or not budget <= max_share <= 1.0:
-        raise ValueError(f"max_share_per_tensor must be None or a fraction in [budget, 1] = [{budget}, 1]; "
-                         f"got {max_share!r}")
+        raise ValueError(
+            f"max_share_per_tensor must be None or a fraction in [budget, 1] = [{budget}, 1]; got {max_share!r}"
+        )
     if granularity == "layer":
-        raise ValueError("max_share_per_tensor needs granularity 'channel' or 'parameter' (a layer is one group); "
-                         "got granularity='layer'")
+        raise ValueError(
+            "max_share_per_tensor needs granularity 'channel' or 'parameter' (a layer is one group); "
+            "got granularity='layer'"
+        )
 
 
 def check_budget(budget: float) -> None:

@@ -101,7 +101,9 @@ def _side(phi: np.ndarray, mask: np.ndarray, variance: str, min_std: float) -> t
     return mean, np.maximum(std, min_std)
 
 
-def fit_gaussians(phi: ArrayLike, member: ArrayLike, variance: Variance = "global", min_std: float = 1e-6) -> GaussianFit:
+def fit_gaussians(
+    phi: ArrayLike, member: ArrayLike, variance: Variance = "global", min_std: float = 1e-6
+) -> GaussianFit:
     """Fit the in and out Gaussians of every example from shadow models.
 
     Args:
@@ -151,8 +153,11 @@ def fit_population(phi: ArrayLike, member: ArrayLike, min_std: float = 1e-6) -> 
         return np.full(n, value)
 
     return GaussianFit(
-        same(phi[member].mean()), same(max(phi[member].std(), min_std)),
-        same(phi[~member].mean()), same(max(phi[~member].std(), min_std)), "population",
+        same(phi[member].mean()),
+        same(max(phi[member].std(), min_std)),
+        same(phi[~member].mean()),
+        same(max(phi[~member].std(), min_std)),
+        "population",
     )
 
 
@@ -276,6 +281,20 @@ def balanced_membership(num_models: int, num_examples: int, seed: int) -> np.nda
 
 
 __all__ = [
-    "GaussianFit", "VARIANCES", "Variance", "auc", "balanced_accuracy", "balanced_membership", "chance_tolerance",
-    "fit_gaussians", "fit_population", "likelihood_ratio", "logit_confidence", "min_negatives", "min_shadow_models", "per_example_success", "per_model_accuracy", "tpr_at_fpr",
+    "GaussianFit",
+    "VARIANCES",
+    "Variance",
+    "auc",
+    "balanced_accuracy",
+    "balanced_membership",
+    "chance_tolerance",
+    "fit_gaussians",
+    "fit_population",
+    "likelihood_ratio",
+    "logit_confidence",
+    "min_negatives",
+    "min_shadow_models",
+    "per_example_success",
+    "per_model_accuracy",
+    "tpr_at_fpr",
 ]

@@ -179,7 +179,9 @@ def summarize_klom(values: ArrayLike) -> KLOMSummary:
     return KLOMSummary(float(median), float(q1), float(q3), float(p95), int(x.size), int(x.size - defined.size))
 
 
-def _check_margins(unlearned: ArrayLike | torch.Tensor, oracle: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _check_margins(
+    unlearned: ArrayLike | torch.Tensor, oracle: ArrayLike | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """Both banks as ``(models, examples)`` arrays of one shape and float type, N >= 2, finite."""
     arrays = []
     for name, x in (("unlearned", unlearned), ("oracle", oracle)):
@@ -202,7 +204,9 @@ def _check_margins(unlearned: ArrayLike | torch.Tensor, oracle: ArrayLike | torc
     for name, a in (("unlearned", p), ("oracle", q)):
         if not np.isfinite(a).all():
             rows, cols = np.nonzero(~np.isfinite(a))
-            raise ValueError(f"{name} contains {rows.size} NaN or infinite value(s), first at (model {rows[0]}, example {cols[0]})")
+            raise ValueError(
+                f"{name} contains {rows.size} NaN or infinite value(s), first at (model {rows[0]}, example {cols[0]})"
+            )
     return p, q
 
 

@@ -45,7 +45,10 @@ def batch_gradients(
             loss = F.cross_entropy(model(x), y, reduction=reduction)
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
             seen = True
-            yield {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(params.items(), grads, strict=True)}, len(y)
+            yield (
+                {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(params.items(), grads, strict=True)},
+                len(y),
+            )
     finally:
         model.train(was_training)
     if not seen:

@@ -111,7 +111,9 @@ class Gradient(DEL):
         data: LocalizationData = "forget",
         granularity: Granularity = "channel",
     ) -> None:
-        super().__init__(budget=budget, top_h=top_h, top_h_of=top_h_of, score="grad", data=data, granularity=granularity)
+        super().__init__(
+            budget=budget, top_h=top_h, top_h_of=top_h_of, score="grad", data=data, granularity=granularity
+        )
 
 
 class Layers(Localizer):
@@ -167,7 +169,9 @@ class Layers(Localizer):
         k = self.last if self.last is not None else self.first
         assert k is not None
         if k > len(available):
-            raise ValueError(f"asked for {k} blocks but the model has {len(available)} at depth {self.depth}: {available}")
+            raise ValueError(
+                f"asked for {k} blocks but the model has {len(available)} at depth {self.depth}: {available}"
+            )
         return available[-k:] if self.last is not None else available[:k]
 
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:

@@ -96,6 +96,11 @@ class DEL(Localizer):
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         scores = criticality_scores(model, dataloader, self.score, self.aggregate)
         return masks_from_scores(
-            scores, self.selection_budget, self.granularity, self.top_h, self.top_h_of, self.budget_rounding,
+            scores,
+            self.selection_budget,
+            self.granularity,
+            self.top_h,
+            self.top_h_of,
+            self.budget_rounding,
             self.max_share_per_tensor,
         )

@@ -25,8 +25,9 @@ from unlearn_pl.utils.describe import instantiate
 #: oracle, ToW, the loss attack and MIA-efficacy, all cheap next to a validation pass. Decision
 #: regions cost ``2 · num_planes · 50²`` extra forward passes per model and write plots, so they
 #: are opted into (``configs/metrics/full.yaml``).
-DEFAULT_METRICS: Any = tuple({"class_path": f"unlearn_pl.metrics.{cls.__name__}"}
-                             for cls in (SplitAccuracy, TugOfWar, LossAttack, MIAEfficacy))
+DEFAULT_METRICS: Any = tuple(
+    {"class_path": f"unlearn_pl.metrics.{cls.__name__}"} for cls in (SplitAccuracy, TugOfWar, LossAttack, MIAEfficacy)
+)
 
 
 def default_metrics() -> list[EvaluationCallback]:
@@ -35,8 +36,26 @@ def default_metrics() -> list[EvaluationCallback]:
 
 
 __all__ = [
-    "SplitAccuracy", "EvaluationCallback", "Results", "EvaluationOutputs", "PerExampleStats",
-    "deduplicate", "example_stats", "RunReport", "format_table",
-    "TugOfWar", "tug_of_war", "LossAttack", "MIAEfficacy", "loss_attack", "mia_efficacy",
-    "DecisionRegions", "plot_regions", "log_figure", "DEFAULT_METRICS", "default_metrics", "ULiRA", "ShadowBank",
+    "SplitAccuracy",
+    "EvaluationCallback",
+    "Results",
+    "EvaluationOutputs",
+    "PerExampleStats",
+    "deduplicate",
+    "example_stats",
+    "RunReport",
+    "format_table",
+    "TugOfWar",
+    "tug_of_war",
+    "LossAttack",
+    "MIAEfficacy",
+    "loss_attack",
+    "mia_efficacy",
+    "DecisionRegions",
+    "plot_regions",
+    "log_figure",
+    "DEFAULT_METRICS",
+    "default_metrics",
+    "ULiRA",
+    "ShadowBank",
 ]

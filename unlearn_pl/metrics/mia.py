@@ -179,8 +179,9 @@ def _split_stats(stats: dict[str, dict[str, Tensor]], split: str, model: str, at
     return stats[split]
 
 
-def reference_cached(cache: dict[tuple, float], pl_module: UnlearningModel, model: str,
-                     compute: Callable[[], float]) -> float:
+def reference_cached(
+    cache: dict[tuple, float], pl_module: UnlearningModel, model: str, compute: Callable[[], float]
+) -> float:
     """``compute()`` for the unlearned model; for a reference model, cached in ``cache`` under the
     key of the module's reference results (``UnlearningModule.reference_results``), which says
     what its statistics were computed from."""
@@ -229,9 +230,12 @@ class LossAttack(EvaluationCallback):
         for model, stats in pl_module.per_example().items():
             forget = _split_stats(stats, "forget", model, "the loss attack")
             other = _split_stats(stats, self.nonmembers, model, "the loss attack")
-            value = reference_cached(self._reference_values, pl_module, model, partial(
-                loss_attack, forget["loss"], other["loss"], self.n_splits, self.seed
-            ))
+            value = reference_cached(
+                self._reference_values,
+                pl_module,
+                model,
+                partial(loss_attack, forget["loss"], other["loss"], self.n_splits, self.seed),
+            )
             out[model] = {MIA_LOSS_ACC: value}
         return out
 
@@ -289,10 +293,20 @@ class MIAEfficacy(EvaluationCallback):
             retain = _split_stats(stats, "retain", model, "MIA-efficacy")
             other = _split_stats(stats, self.nonmembers, model, "MIA-efficacy")
             forget = _split_stats(stats, "forget", model, "MIA-efficacy")
-            value = reference_cached(self._reference_values, pl_module, model, partial(
-                mia_efficacy, self._features(retain), self._features(other), self._features(forget),
-                seed=self.seed, max_samples=self.max_samples, C=self.C,
-            ))
+            value = reference_cached(
+                self._reference_values,
+                pl_module,
+                model,
+                partial(
+                    mia_efficacy,
+                    self._features(retain),
+                    self._features(other),
+                    self._features(forget),
+                    seed=self.seed,
+                    max_samples=self.max_samples,
+                    C=self.C,
+                ),
+            )
             out[model] = {MIA_EFFICACY: value}
         return out
 

@@ -70,14 +70,22 @@ def plot_regions(
     axes = fig.subplots(1, len(grids), squeeze=False)[0]
     image = None
     for ax, (name, grid) in zip(axes, grids.items(), strict=True):
-        image = ax.imshow(grid.numpy(), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
+        image = ax.imshow(
+            grid.numpy(), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto"
+        )
         panel = name
         if name != BASELINE and BASELINE in grids:
             panel += f" (same as {BASELINE}: {region_similarity(grid, grids[BASELINE]):.0%})"
         ax.set_title(panel, fontsize=10)
         for k, (a, b) in enumerate(plane.anchors.tolist()):
             ax.scatter(
-                [a], [b], marker="X" if forget[k] else "o", s=90, c="white", edgecolors="black", linewidths=1.2,
+                [a],
+                [b],
+                marker="X" if forget[k] else "o",
+                s=90,
+                c="white",
+                edgecolors="black",
+                linewidths=1.2,
                 label="forget example" if forget[k] else "other example",
             )
             if anchor_labels is not None:

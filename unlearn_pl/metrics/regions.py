@@ -142,7 +142,9 @@ class DecisionRegions(EvaluationCallback):
         self._frozen_grids: dict[tuple, Tensor] = {}
 
     # ------------------------------------------------------------ triplets
-    def triplets(self, datamodule: Any, device: torch.device | str = "cpu") -> dict[str, list[tuple[Plane, Tensor, str]]]:
+    def triplets(
+        self, datamodule: Any, device: torch.device | str = "cpu"
+    ) -> dict[str, list[tuple[Plane, Tensor, str]]]:
         """The seeded planes: ``{"forget": [...], "far": [...]}``, each entry
         ``(plane, anchor labels, split name)``."""
         rng = np.random.default_rng(self.seed)
@@ -154,7 +156,9 @@ class DecisionRegions(EvaluationCallback):
         return out
 
     @staticmethod
-    def _draw(datamodule: Any, split: str, rng: np.random.Generator, device: torch.device | str) -> tuple[Plane, Tensor, str]:
+    def _draw(
+        datamodule: Any, split: str, rng: np.random.Generator, device: torch.device | str
+    ) -> tuple[Plane, Tensor, str]:
         dataset = datamodule.split_dataset(split)
         if len(dataset) < 3:
             raise ValueError(f"decision-region planes need 3 examples of split {split!r}; it has {len(dataset)}")
@@ -178,16 +182,22 @@ class DecisionRegions(EvaluationCallback):
     @staticmethod
     def models(pl_module: Any) -> dict[str, nn.Module]:
         """The evaluated models by name, in report order (``unlearned`` is the module's network)."""
-        names = sorted(pl_module.per_example(), key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m))
+        names = sorted(
+            pl_module.per_example(), key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m)
+        )
         return {m: pl_module.network if m == "unlearned" else pl_module.reference(m) for m in names}
 
     def evaluate(self, trainer: pl.Trainer, pl_module) -> Results:
         datamodule = attached_data(trainer)
         if not isinstance(datamodule, UnlearningData):
-            raise ValueError("DecisionRegions needs an unlearning data module (split_dataset(split)), e.g. UnlearningDataModule")
+            raise ValueError(
+                "DecisionRegions needs an unlearning data module (split_dataset(split)), e.g. UnlearningDataModule"
+            )
         models = self.models(pl_module)
         if BASELINE not in models:
-            raise ValueError(f"DecisionRegions compares with the {BASELINE!r} model, but only {sorted(models)} were evaluated")
+            raise ValueError(
+                f"DecisionRegions compares with the {BASELINE!r} model, but only {sorted(models)} were evaluated"
+            )
         planes = self.triplets(datamodule, pl_module.device)
         sims: dict[str, dict[str, list[float]]] = {m: {"forget": [], "far": []} for m in models if m != BASELINE}
         # Each plane costs len(models) · R² forward passes: minutes on a CPU, so show the progress.
@@ -235,11 +245,19 @@ class DecisionRegions(EvaluationCallback):
         )
         return "network (original weights, not unlearned)" if same else name
 
-    def _plot(self, trainer: pl.Trainer, models: dict[str, nn.Module], planes: list[tuple[Plane, Tensor, str]], num_classes: int | None) -> None:
+    def _plot(
+        self,
+        trainer: pl.Trainer,
+        models: dict[str, nn.Module],
+        planes: list[tuple[Plane, Tensor, str]],
+        num_classes: int | None,
+    ) -> None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            rank_zero_warn("DecisionRegions(plot=True) needs matplotlib (pip install 'unlearn_pl[plots]'); skipping plots")
+            rank_zero_warn(
+                "DecisionRegions(plot=True) needs matplotlib (pip install 'unlearn_pl[plots]'); skipping plots"
+            )
             return
         folder = self._folder if self._folder is not None else run_dir(trainer) / "regions"
         folder.mkdir(parents=True, exist_ok=True)
@@ -250,12 +268,16 @@ class DecisionRegions(EvaluationCallback):
         labels_of = {name: self.panel_name(name, model, models) for name, model in models.items()}
         for k, (plane, labels, split) in enumerate(planes):
             grids = {
-                labels_of[name]: self.predict(model, plane, self.plot_resolution)
-                for name, model in models.items()
+                labels_of[name]: self.predict(model, plane, self.plot_resolution) for name, model in models.items()
             }
             fig = plot_regions(
-                grids, plane, self.margin, anchor_labels=labels.tolist(), anchor_is_forget=[split == "forget"] * 3,
-                num_classes=num_classes, title=f"decision regions on forget plane {k} ({stage}, after {epochs} epochs)",
+                grids,
+                plane,
+                self.margin,
+                anchor_labels=labels.tolist(),
+                anchor_is_forget=[split == "forget"] * 3,
+                num_classes=num_classes,
+                title=f"decision regions on forget plane {k} ({stage}, after {epochs} epochs)",
             )
             path = unique_path(folder / f"{stage}-after{epochs:03d}epochs-forget-plane{k}.png")
             fig.savefig(path, dpi=100)

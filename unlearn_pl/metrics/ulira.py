@@ -57,8 +57,12 @@ class ULiRA(EvaluationCallback):
     def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:  # type: ignore[override]
         bank = ShadowBank(self.bank_path)
         parts = config_parts(
-            pl_module.initial_network, pl_module.localizer, pl_module.unlearner, pl_module.references.recipe,
-            trainer, attached_data(trainer),
+            pl_module.initial_network,
+            pl_module.localizer,
+            pl_module.unlearner,
+            pl_module.references.recipe,
+            trainer,
+            attached_data(trainer),
         )
         bank.check(parts)
         check_design(bank.num_shadow, self.variance)
@@ -68,12 +72,19 @@ class ULiRA(EvaluationCallback):
         bank = self._bank if self._bank is not None else ShadowBank(self.bank_path)
         per = pl_module.per_example()
         if "oracle" not in per:
-            raise ValueError("ULiRA compares with the oracle (never trained on the forget set); configure references.oracle")
+            raise ValueError(
+                "ULiRA compares with the oracle (never trained on the forget set); configure references.oracle"
+            )
         oracle = per["oracle"]["forget"]
         positions = bank.positions(oracle["index"].numpy())
         full = bank.fit(self.variance)
-        fit = GaussianFit(full.mean_in[positions], full.std_in[positions], full.mean_out[positions], full.std_out[positions],
-                          full.variance)
+        fit = GaussianFit(
+            full.mean_in[positions],
+            full.std_in[positions],
+            full.mean_out[positions],
+            full.std_out[positions],
+            full.variance,
+        )
         negatives = likelihood_ratio(oracle["phi"].double().numpy(), fit)
         out: Results = {}
         for model in ("original", "unlearned"):

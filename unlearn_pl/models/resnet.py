@@ -74,6 +74,8 @@ class CifarResNet(ImageClassifier):
         return self.linear(out)
 
 
-def cifar_resnet18(width: NetworkWidth = 1.0, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3) -> CifarResNet:
+def cifar_resnet18(
+    width: NetworkWidth = 1.0, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3
+) -> CifarResNet:
     """CIFAR ResNet-18; ``width=1`` is the standard ~11.2M-parameter network (width at most 4)."""
     return CifarResNet((2, 2, 2, 2), width=width, num_classes=num_classes, in_channels=in_channels)

@@ -29,8 +29,22 @@ from unlearn_pl.references.results import (
 from unlearn_pl.references.training import ReferenceData, train_classifier
 
 __all__ = [
-    "REFERENCE_DATA", "CheckedCheckpointIO", "ClassifierModule", "ReferenceData", "ReferenceEvaluation", "ReferenceModels",
-    "ReferenceResults", "ReferenceResultsStore", "TrainingRecipe", "cache_lock", "check_finite",
-    "check_lightning_checkpoint", "check_network_fits", "check_state_fits", "default_cache_dir", "evaluation_key",
-    "load_weights", "train_classifier",
+    "REFERENCE_DATA",
+    "CheckedCheckpointIO",
+    "ClassifierModule",
+    "ReferenceData",
+    "ReferenceEvaluation",
+    "ReferenceModels",
+    "ReferenceResults",
+    "ReferenceResultsStore",
+    "TrainingRecipe",
+    "cache_lock",
+    "check_finite",
+    "check_lightning_checkpoint",
+    "check_network_fits",
+    "check_state_fits",
+    "default_cache_dir",
+    "evaluation_key",
+    "load_weights",
+    "train_classifier",
 ]

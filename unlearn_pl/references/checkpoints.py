@@ -24,7 +24,8 @@ RUN_KEY = "unlearn_pl_run"
 def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
     """Names of the floating-point tensors in ``state`` that hold a NaN or an infinity."""
     return [
-        name for name, t in state.items()
+        name
+        for name, t in state.items()
         if isinstance(t, Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
 
@@ -126,7 +127,7 @@ def load_state(network: nn.Module, obj: Any, path: str | Path) -> nn.Module:
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds no state dict (found {type(obj).__name__})")
     if any(k.startswith("network.") for k in state):
-        state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+        state = {k[len("network.") :]: v for k, v in state.items() if k.startswith("network.")}
     check_state_fits(network, state, f"checkpoint {str(path)!r}")
     check_finite(state, f"checkpoint {str(path)!r}", "that the model it holds diverged in training")
     try:
@@ -164,7 +165,7 @@ def _check_checkpoint_contents(obj: Any, path: str | Path, network: nn.Module | 
             "pretrained weights, pass them as the original model instead: "
             "--model.init_args.references.init_args.original <file>"
         )
-    state = {k[len("network."):]: v for k, v in obj["state_dict"].items() if k.startswith("network.")}
+    state = {k[len("network.") :]: v for k, v in obj["state_dict"].items() if k.startswith("network.")}
     if network is not None:
         check_state_fits(network, state, f"--ckpt_path {str(path)!r}")
     check_finite(state, f"--ckpt_path {str(path)!r}", "that the run that saved it diverged (" + DIVERGENCE_CAUSES + ")")
@@ -207,13 +208,18 @@ def check_resumable(checkpoint: Mapping[str, Any], network: nn.Module, current: 
     ``network``, hold finite weights, and (when it records a :func:`run_fingerprint`) come from the
     same split and localizer settings as ``current``."""
     state = checkpoint.get("state_dict", {})
-    network_state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+    network_state = {k[len("network.") :]: v for k, v in state.items() if k.startswith("network.")}
     check_state_fits(network, network_state, "the checkpoint (--ckpt_path)")
-    check_finite(network_state, "the checkpoint (--ckpt_path)", "that the run that saved it diverged (" + DIVERGENCE_CAUSES + ")")
+    check_finite(
+        network_state, "the checkpoint (--ckpt_path)", "that the run that saved it diverged (" + DIVERGENCE_CAUSES + ")"
+    )
     saved = checkpoint.get(RUN_KEY)
     if saved is None:
         return  # a checkpoint that records nothing to compare (written by Lightning alone)
-    for part, what in (("split", "split (data, forget set, retain set, validation set)"), ("localizer", "localizer settings")):
+    for part, what in (
+        ("split", "split (data, forget set, retain set, validation set)"),
+        ("localizer", "localizer settings"),
+    ):
         if saved.get(part) is not None and current.get(part) is not None and saved[part] != current[part]:
             raise ValueError(
                 f"the checkpoint (--ckpt_path) was made with another {what}: checkpoint {saved[part]!r}, "

@@ -74,19 +74,23 @@ class ReferenceModels:
     def cache_key(self, initial: nn.Module, datamodule: UnlearningData, which: str) -> str:
         """Hash of everything that determines a trained reference model (the recipe's
         :meth:`~TrainingRecipe.weight_settings`, not where or how fast it trains)."""
-        return content_hash({
-            "which": which,
-            "data": datamodule.fingerprint(REFERENCE_DATA[which]),
-            "architecture": fingerprint(initial),
-            "init": content_hash(initial),
-            "recipe": self.recipe.weight_settings(),
-            "revision": TRAINING_REVISION,
-        })
+        return content_hash(
+            {
+                "which": which,
+                "data": datamodule.fingerprint(REFERENCE_DATA[which]),
+                "architecture": fingerprint(initial),
+                "init": content_hash(initial),
+                "recipe": self.recipe.weight_settings(),
+                "revision": TRAINING_REVISION,
+            }
+        )
 
     def cache_path(self, initial: nn.Module, datamodule: UnlearningData, which: str) -> Path:
         return self.cache_dir / f"{which}-{self.cache_key(initial, datamodule, which)}.pt"
 
-    def _provide(self, which: str, source: str | bool | None, initial: nn.Module, datamodule: UnlearningData) -> nn.Module:
+    def _provide(
+        self, which: str, source: str | bool | None, initial: nn.Module, datamodule: UnlearningData
+    ) -> nn.Module:
         network = copy.deepcopy(initial)
         if isinstance(source, (str, os.PathLike)):
             rank_zero_info(f"Loaded the {which} model from {os.fspath(source)}")
@@ -108,14 +112,17 @@ class ReferenceModels:
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         # Never cache (or use) a diverged model: the next run would reuse it without a word.
         check_finite(
-            state, f"the {which} model trained on {REFERENCE_DATA[which]} (recipe lr={self.recipe.lr}, "
+            state,
+            f"the {which} model trained on {REFERENCE_DATA[which]} (recipe lr={self.recipe.lr}, "
             f"{self.recipe.epochs} epochs)",
             "a learning rate too high for this network (lower references.recipe.lr), or NaN/infinite values in the data",
         )
         try:
             atomic_write(path, lambda tmp: torch.save({"state_dict": state, "key": path.stem}, tmp))
         except OSError as e:  # an unwritable cache must not lose the model just trained
-            rank_zero_warn(f"Could not cache the {which} model in {str(self.cache_dir)!r} ({e}); continuing without caching it")
+            rank_zero_warn(
+                f"Could not cache the {which} model in {str(self.cache_dir)!r} ({e}); continuing without caching it"
+            )
         return network.eval()
 
     def _load_cached(self, network: nn.Module, path: Path, which: str) -> nn.Module | None:
@@ -148,9 +155,11 @@ class ReferenceModels:
         out = {"original": self._provide("original", self.original, initial, datamodule)}
         if self.original is not None and self.oracle is True:
             r = self.recipe
-            rank_zero_info(f"The oracle is retrained with references.recipe ({r.epochs} epochs, lr {r.lr}, batch size "
-                           f"{r.batch_size}), not with whatever trained {self.original}: make the recipe match it, "
-                           "or pass the oracle's weights as references.oracle")
+            rank_zero_info(
+                f"The oracle is retrained with references.recipe ({r.epochs} epochs, lr {r.lr}, batch size "
+                f"{r.batch_size}), not with whatever trained {self.original}: make the recipe match it, "
+                "or pass the oracle's weights as references.oracle"
+            )
         if self.oracle is not False:
             out["oracle"] = self._provide("oracle", self.oracle, initial, datamodule)
         return out

@@ -29,8 +29,13 @@ from unlearn_pl.utils.describe import content_hash
 from unlearn_pl.utils.io import acquire_saying_so, atomic_write
 
 
-def evaluation_key(weights: Sequence[tuple[str, str]], data: Sequence[str], batch_size: int | None,
-                   batches: Sequence[float], world_size: int) -> str:
+def evaluation_key(
+    weights: Sequence[tuple[str, str]],
+    data: Sequence[str],
+    batch_size: int | None,
+    batches: Sequence[float],
+    world_size: int,
+) -> str:
     """What the reference models' per-example results depend on, hashed: their weights (content
     hashes by name), the evaluated splits (data fingerprints), the evaluation batch size, the
     number of batches evaluated per split and the number of processes."""
@@ -80,7 +85,9 @@ class ReferenceResultsStore:
 
     def save(self, held: ReferenceResults) -> Path:
         """Write ``held`` atomically under its key."""
-        return atomic_write(self.path(held.key), lambda tmp: torch.save({"key": held.key, "results": held.results}, tmp))
+        return atomic_write(
+            self.path(held.key), lambda tmp: torch.save({"key": held.key, "results": held.results}, tmp)
+        )
 
 
 class ReferenceEvaluation(Callback):

@@ -47,8 +47,14 @@ class ReferenceData(pl.LightningDataModule):
         world, rank = self.trainer.world_size, self.trainer.global_rank
         # drop_last: a tiny last batch gives BatchNorm meaningless batch statistics.
         return self.data.dataloader(
-            self.which, shuffle=True, batch_size=self.recipe.batch_size // world, seed=self.recipe.seed,
-            drop_last=True, num_replicas=world, rank=rank, device=self.trainer.strategy.root_device,
+            self.which,
+            shuffle=True,
+            batch_size=self.recipe.batch_size // world,
+            seed=self.recipe.seed,
+            drop_last=True,
+            num_replicas=world,
+            rank=rank,
+            device=self.trainer.strategy.root_device,
         )
 
 
@@ -96,8 +102,11 @@ def train_classifier(
             num_sanity_val_steps=0,
             deterministic=True,
         )
-        if several and isinstance(trainer.accelerator, CPUAccelerator) and any(
-                isinstance(m, _BATCH_NORMS) for m in network.modules()):
+        if (
+            several
+            and isinstance(trainer.accelerator, CPUAccelerator)
+            and any(isinstance(m, _BATCH_NORMS) for m in network.modules())
+        ):
             raise ValueError(
                 f"devices={recipe.devices} on CPUs cannot train {type(network).__name__}: it has BatchNorm layers, which "
                 "torch synchronizes across processes on GPUs only, so each process would normalize its own share of "

@@ -111,8 +111,9 @@ def difference_range(metric_range: Range | None) -> Range | None:
     return low - high, high - low
 
 
-def present_values(values: Sequence[float], value_range: Range | None = None,
-                   allow_infinite: bool = False) -> np.ndarray:
+def present_values(
+    values: Sequence[float], value_range: Range | None = None, allow_infinite: bool = False
+) -> np.ndarray:
     """``values`` without NaN (and ``None``: missing), as floats. A value outside ``value_range``,
     or an infinite one unless ``allow_infinite``, raises a ``ValueError`` naming it."""
     checked = check_range(value_range)
@@ -124,8 +125,10 @@ def present_values(values: Sequence[float], value_range: Range | None = None,
         low, high = checked
         outside = x[(x < low - _RANGE_TOLERANCE) | (x > high + _RANGE_TOLERANCE)]
         if outside.size:
-            raise ValueError(f"value {outside[0]} is outside the metric's range [{low}, {high}]; "
-                             "give the right range, or None for an unbounded metric")
+            raise ValueError(
+                f"value {outside[0]} is outside the metric's range [{low}, {high}]; "
+                "give the right range, or None for an unbounded metric"
+            )
     return x
 
 
@@ -170,8 +173,9 @@ def paired_values(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, f
     return {s: a[s] - b[s] for s in common}
 
 
-def paired_difference(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE,
-                      metric_range: Range | None = None) -> Estimate:
+def paired_difference(
+    a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE, metric_range: Range | None = None
+) -> Estimate:
     """Mean and t-interval of ``a[s] − b[s]`` over the seeds ``s`` both have (finite values only).
 
     ``metric_range`` is the range of the metric itself (of ``a``'s and ``b``'s values); the interval

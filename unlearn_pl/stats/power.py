@@ -46,8 +46,10 @@ def detectable_effect_size(n: int, alpha: float = ALPHA, power: float = POWER) -
     d = float(solver.solve_power(effect_size=None, nobs=int(n), alpha=alpha / 2, power=power, alternative="larger"))
     reached = float(solver.power(effect_size=d, nobs=int(n), alpha=alpha / 2, alternative="larger"))
     if not (math.isfinite(d) and abs(reached - power) < 1e-4):
-        raise RuntimeError(f"statsmodels' power solver did not converge for n = {n}, alpha = {alpha}, "
-                           f"power = {power} (d = {d}, power reached {reached})")
+        raise RuntimeError(
+            f"statsmodels' power solver did not converge for n = {n}, alpha = {alpha}, "
+            f"power = {power} (d = {d}, power reached {reached})"
+        )
     return d
 
 

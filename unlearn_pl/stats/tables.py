@@ -40,8 +40,19 @@ def metric_range(metric: str) -> Range | None:
 
 
 #: Columns :func:`verdict_rows` writes (besides the input row's own).
-VERDICT_COLUMNS = ("difference", "ci_low", "ci_high", "ci_clipped", "n", "sd", "p_value", "mde", "margin",
-                   "tost_p", "verdict")
+VERDICT_COLUMNS = (
+    "difference",
+    "ci_low",
+    "ci_high",
+    "ci_clipped",
+    "n",
+    "sd",
+    "p_value",
+    "mde",
+    "margin",
+    "tost_p",
+    "verdict",
+)
 #: Columns :func:`verdict_rows` adds when rows are grouped into claims.
 HOLM_COLUMNS = ("p_value_holm", "tost_p_holm", "mde_holm", "verdict_holm", "claim")
 
@@ -83,8 +94,9 @@ def verdict_rows(
     comparisons: list[PairedComparison] = []
     for row in rows:
         if "metric" not in row or per_seed not in row:
-            raise ValueError(f"a row needs 'metric' and {per_seed!r} (its per-seed differences); "
-                             f"got keys {sorted(row)}")
+            raise ValueError(
+                f"a row needs 'metric' and {per_seed!r} (its per-seed differences); got keys {sorted(row)}"
+            )
         metric = row["metric"]
         value_range = ranges[metric] if metric in ranges else metric_range(metric)
         try:
@@ -93,9 +105,22 @@ def verdict_rows(
             raise type(error)(f"metric {metric!r}: {error}") from None
         _check_row_agrees(row, c)
         e = c.estimate
-        out.append({**row, "difference": e.mean, "ci_low": e.low, "ci_high": e.high, "ci_clipped": e.clipped,
-                    "n": e.n, "sd": c.sd, "p_value": c.p_value, "mde": c.mde,
-                    "margin": math.nan if c.margin is None else c.margin, "tost_p": c.tost_p, "verdict": c.verdict})
+        out.append(
+            {
+                **row,
+                "difference": e.mean,
+                "ci_low": e.low,
+                "ci_high": e.high,
+                "ci_clipped": e.clipped,
+                "n": e.n,
+                "sd": c.sd,
+                "p_value": c.p_value,
+                "mde": c.mde,
+                "margin": math.nan if c.margin is None else c.margin,
+                "tost_p": c.tost_p,
+                "verdict": c.verdict,
+            }
+        )
         comparisons.append(c)
     if claim_keys is None:
         return out
@@ -109,8 +134,9 @@ def verdict_rows(
         adjusted = holm([comparisons[i] for i in members])
         summary = summarize(adjusted)
         for i, c in zip(members, adjusted, strict=True):
-            out[i].update(p_value_holm=c.p_value, tost_p_holm=c.tost_p, mde_holm=c.mde, verdict_holm=c.verdict,
-                          claim=summary)
+            out[i].update(
+                p_value_holm=c.p_value, tost_p_holm=c.tost_p, mde_holm=c.mde, verdict_holm=c.verdict, claim=summary
+            )
     return out
 
 
@@ -126,5 +152,7 @@ def _check_row_agrees(row: Mapping[str, Any], c: PairedComparison) -> None:
         raise ValueError(f"metric {row['metric']!r}: n = {row['n']} but {c.n} per-seed differences")
     given = _given(row, "difference")
     if c.n and math.isfinite(given) and not math.isclose(given, c.estimate.mean, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"metric {row['metric']!r}: difference {given} is not the mean of its per-seed "
-                         f"differences ({c.estimate.mean})")
+        raise ValueError(
+            f"metric {row['metric']!r}: difference {given} is not the mean of its per-seed "
+            f"differences ({c.estimate.mean})"
+        )

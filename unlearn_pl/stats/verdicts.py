@@ -236,8 +236,13 @@ def holm(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
     tost_ps = adjusted([c.tost_p for c in comparisons])
     k = sum(not math.isnan(p) for p in p_values)
     return [
-        dataclasses.replace(c, p_value=p, tost_p=t, adjustment="Holm",
-                            mde=minimal_detectable_effect(c.sd, c.n, alpha / max(k, 1), c.power))
+        dataclasses.replace(
+            c,
+            p_value=p,
+            tost_p=t,
+            adjustment="Holm",
+            mde=minimal_detectable_effect(c.sd, c.n, alpha / max(k, 1), c.power),
+        )
         for c, p, t in zip(comparisons, p_values, tost_ps, strict=True)
     ]
 

@@ -37,8 +37,10 @@ def check_scoring(goal: str, score_on: str | None) -> str:
     if score_on not in SCORE_SPLITS:
         raise ValueError(f"score_on must be one of {', '.join(SCORE_SPLITS)}; got {score_on!r}")
     if score_on == "test" and goal == "privacy_mia":
-        raise ValueError("goal privacy_mia is computed from the loss attack against validation data, and a run logs one "
-                         "loss attack, so it cannot be scored on test data too: give score_on val")
+        raise ValueError(
+            "goal privacy_mia is computed from the loss attack against validation data, and a run logs one "
+            "loss attack, so it cannot be scored on test data too: give score_on val"
+        )
     return score_on
 
 
@@ -48,7 +50,9 @@ def check_margins(margin: Any) -> dict[str, float]:
     if margin is None:
         return {}
     if not isinstance(margin, Mapping):
-        raise ValueError(f"margin must be a mapping {{metric: positive number}}, e.g. {{test_acc: 0.02}}; got {margin!r}")
+        raise ValueError(
+            f"margin must be a mapping {{metric: positive number}}, e.g. {{test_acc: 0.02}}; got {margin!r}"
+        )
     for metric, m in margin.items():
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"margin: {metric!r} is not a metric name (a column of differences.csv, e.g. test_acc)")
@@ -63,7 +67,9 @@ def check_seeds(seeds: Any) -> list[int]:
         raise ValueError(f"seeds must be a non-empty list of distinct integers in [0, 2**32); got {seeds!r}")
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < SEED_LIMIT]
     if bad:
-        raise ValueError(f"seeds must be integers in [0, 2**32) (NumPy's seed range); got {bad[0]!r} in seeds {list(seeds)}")
+        raise ValueError(
+            f"seeds must be integers in [0, 2**32) (NumPy's seed range); got {bad[0]!r} in seeds {list(seeds)}"
+        )
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct; got {list(seeds)}")
     return list(seeds)
@@ -80,7 +86,7 @@ def seed_key_set_by(key: str, value: Any, seed_keys: Sequence[str]) -> str | Non
     for seed_key in seed_keys:
         if key == seed_key:
             return seed_key
-        if seed_key.startswith(key + ".") and seed_key[len(key) + 1:] in _leaves(value):
+        if seed_key.startswith(key + ".") and seed_key[len(key) + 1 :] in _leaves(value):
             return seed_key
     return None
 
@@ -91,10 +97,12 @@ def check_no_seed_keys(candidates: Sequence[Any], seed_keys: Sequence[str]) -> N
     for c in candidates:
         for key, value in c.overrides:
             if (seed_key := seed_key_set_by(key, value, seed_keys)) is not None:
-                what = key if key == seed_key else f"{key} (its {seed_key[len(key) + 1:]})"
-                raise ValueError(f"the study's space or grid sets {what}, which the study's seeds set in every trial "
-                                 f"({', '.join(seed_keys)}); list seeds under `seeds` instead, or leave {seed_key} "
-                                 "out of seed_keys")
+                what = key if key == seed_key else f"{key} (its {seed_key[len(key) + 1 :]})"
+                raise ValueError(
+                    f"the study's space or grid sets {what}, which the study's seeds set in every trial "
+                    f"({', '.join(seed_keys)}); list seeds under `seeds` instead, or leave {seed_key} "
+                    "out of seed_keys"
+                )
 
 
 @contextmanager
@@ -122,7 +130,11 @@ def _culprit(reason: str, overrides: Sequence[tuple[str, Any]]) -> tuple[str, An
 
 def _refusal(candidate: Any, reason: str) -> ValueError:
     found = _culprit(reason, candidate.overrides)
-    where = f"{found[0]}: {found[1]!r}" if found else ", ".join(f"{k}: {v!r}" for k, v in candidate.overrides) or "the base config"
+    where = (
+        f"{found[0]}: {found[1]!r}"
+        if found
+        else ", ".join(f"{k}: {v!r}" for k, v in candidate.overrides) or "the base config"
+    )
     return ValueError(f"the study's value {where} (candidate {candidate.name!r}) is refused: {reason}")
 
 
@@ -135,14 +147,20 @@ def _goal_problem(goal: str, model: Any, datamodule: Any, score_on: str) -> str 
     if getattr(datamodule, "val_fraction", 1) == 0:
         return f"goal {goal} is scored on validation data, and data.init_args.val_fraction is 0: give it a share > 0"
     if score_on not in eval_splits(datamodule):
-        return (f"score_on {score_on}: the data module evaluates {list(eval_splits(datamodule))}, not {score_on}; "
-                "give score_on val")
+        return (
+            f"score_on {score_on}: the data module evaluates {list(eval_splits(datamodule))}, not {score_on}; "
+            "give score_on val"
+        )
     if not any(isinstance(m, SplitAccuracy) for m in metrics):
-        return (f"goal {goal} needs forget and validation accuracy: add {{class_path: unlearn_pl.metrics.SplitAccuracy}} "
-                "to model.init_args.metrics")
+        return (
+            f"goal {goal} needs forget and validation accuracy: add {{class_path: unlearn_pl.metrics.SplitAccuracy}} "
+            "to model.init_args.metrics"
+        )
     if goal == "privacy_mia" and not any(isinstance(m, LossAttack) and m.nonmembers == "val" for m in metrics):
-        return ("goal privacy_mia needs the loss attack against validation data: add {class_path: "
-                "unlearn_pl.metrics.LossAttack, init_args: {nonmembers: val}} to model.init_args.metrics")
+        return (
+            "goal privacy_mia needs the loss attack against validation data: add {class_path: "
+            "unlearn_pl.metrics.LossAttack, init_args: {nonmembers: val}} to model.init_args.metrics"
+        )
     return None
 
 

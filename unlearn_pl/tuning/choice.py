@@ -26,8 +26,10 @@ from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.space import Candidate
 
 #: How equally good cells are told apart, in every choice a study makes.
-TIE_BREAK = ("ties go to the earlier cell in grid order (the grid's keys in the order given, each key's values "
-             "in the order listed)")
+TIE_BREAK = (
+    "ties go to the earlier cell in grid order (the grid's keys in the order given, each key's values "
+    "in the order listed)"
+)
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,12 @@ def split_of(metric: str) -> str:
     return prefix if prefix in EVAL_SPLITS else ""
 
 
-def difference_rows(values: PointValues, labels: Mapping[str, Mapping[str, str]], axes: Mapping[str, Sequence[str]],
-                    margins: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+def difference_rows(
+    values: PointValues,
+    labels: Mapping[str, Mapping[str, str]],
+    axes: Mapping[str, Sequence[str]],
+    margins: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """Every paired difference along every axis, with its verdict (see the module docstring)."""
     point_of = {tuple(sorted(lab.items())): point for point, lab in labels.items()}
     rows: list[dict[str, Any]] = []
@@ -66,11 +70,21 @@ def difference_rows(values: PointValues, labels: Mapping[str, Mapping[str, str]]
             for lam in [lam for lam in values[point] if lam in values[base]]:
                 a, b = values[point][lam], values[base][lam]
                 for metric in ordered({k for m in a.values() for k in m} & {k for m in b.values() for k in m}):
-                    per_seed = paired_values({s: m.get(metric, math.nan) for s, m in a.items()},
-                                             {s: m.get(metric, math.nan) for s, m in b.items()})
-                    rows.append({"axis": axis, "comparison": f"{lab[axis]} - {axis_values[0]}",
-                                 **{k: v for k, v in lab.items() if k != axis}, "lambda": lam, "metric": metric,
-                                 "split": split_of(metric), "per_seed": per_seed})
+                    per_seed = paired_values(
+                        {s: m.get(metric, math.nan) for s, m in a.items()},
+                        {s: m.get(metric, math.nan) for s, m in b.items()},
+                    )
+                    rows.append(
+                        {
+                            "axis": axis,
+                            "comparison": f"{lab[axis]} - {axis_values[0]}",
+                            **{k: v for k, v in lab.items() if k != axis},
+                            "lambda": lam,
+                            "metric": metric,
+                            "split": split_of(metric),
+                            "per_seed": per_seed,
+                        }
+                    )
     ranges = _ranges(values, {r["metric"] for r in rows})
     out = verdict_rows(rows, margins=margins, ranges=ranges, claim_keys=CLAIM_KEYS)
     return [{k: v for k, v in r.items() if k != "per_seed"} for r in out]
@@ -103,5 +117,7 @@ def no_differences_line(axes: Mapping[str, Sequence[str]]) -> str:
     """The one line a study prints when it has no paired differences to report, saying why."""
     if not any(len(v) > 1 for v in axes.values()):
         return "no paired differences to report: the study has no axis with two values to compare"
-    return ("no paired differences to report: no two points along an axis both have a completed choice "
-            "(see trials.csv for the failures)")
+    return (
+        "no paired differences to report: no two points along an axis both have a completed choice "
+        "(see trials.csv for the failures)"
+    )

@@ -99,8 +99,10 @@ def check_lambdas(lambdas: Iterable[float] | None, goal: str) -> tuple[float, ..
         return DEFAULT_LAMBDAS[goal]
     values = tuple(float(v) for v in lambdas)
     if not values:
-        raise ValueError(f"lambdas must name at least one value in [0, 1]; got an empty list (defaults for {goal!r}: "
-                         f"{list(DEFAULT_LAMBDAS[goal])})")
+        raise ValueError(
+            f"lambdas must name at least one value in [0, 1]; got an empty list (defaults for {goal!r}: "
+            f"{list(DEFAULT_LAMBDAS[goal])})"
+        )
     for v in values:
         _check_unit("each lambda", v)
     duplicated = sorted({v for v in values if values.count(v) > 1})
@@ -146,11 +148,16 @@ def select(val_accuracy: Sequence[float], goal_values: Sequence[float], lambdas:
     {0.0: 0, 0.5: 1}
     """
     if len(val_accuracy) != len(goal_values):
-        raise ValueError(f"val_accuracy has {len(val_accuracy)} candidates but goal_values has {len(goal_values)}; "
-                         "give one value per candidate in each")
+        raise ValueError(
+            f"val_accuracy has {len(val_accuracy)} candidates but goal_values has {len(goal_values)}; "
+            "give one value per candidate in each"
+        )
     if not val_accuracy:
         raise ValueError("no candidates to select from")
-    return {float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values, strict=True)]) for lam in lambdas}
+    return {
+        float(lam): best_index([objective(a, g, lam) for a, g in zip(val_accuracy, goal_values, strict=True)])
+        for lam in lambdas
+    }
 
 
 def goal_values(forget_error: float, val_error: float, attack_accuracy: float | None = None) -> dict[str, float]:

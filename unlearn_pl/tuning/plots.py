@@ -17,8 +17,9 @@ def _labels(row: Mapping[str, Any], axes: Sequence[str]) -> str:
     return ", ".join(f"{a}={row[a]}" for a in axes if a in row)
 
 
-def pareto(trials: Sequence[Mapping[str, Any]], selection: Sequence[Mapping[str, Any]], goal: str,
-           axes: Sequence[str] = ()) -> Figure:
+def pareto(
+    trials: Sequence[Mapping[str, Any]], selection: Sequence[Mapping[str, Any]], goal: str, axes: Sequence[str] = ()
+) -> Figure:
     """Every completed trial (grey dots) and, per point, the mean over seeds of the candidates
     chosen per λ (marker size grows with λ)."""
     fig = Figure(figsize=(6, 4.5), layout="constrained")
@@ -28,15 +29,23 @@ def pareto(trials: Sequence[Mapping[str, Any]], selection: Sequence[Mapping[str,
     scored = [r for r in selection if VAL_ACC in r]  # a point none of whose trials completed has no mean
     for point in dict.fromkeys(_labels(r, axes) for r in scored):
         sel = [r for r in scored if _labels(r, axes) == point]
-        ax.scatter([r[VAL_ACC] for r in sel], [r[GOAL] for r in sel], s=[40 + 400 * r["lambda"] for r in sel],
-                   alpha=0.7, label=point or "chosen")
-    ax.set(xlabel="validation accuracy", ylabel=f"goal ({goal})", title="chosen per λ (marker size: λ), mean over seeds")
+        ax.scatter(
+            [r[VAL_ACC] for r in sel],
+            [r[GOAL] for r in sel],
+            s=[40 + 400 * r["lambda"] for r in sel],
+            alpha=0.7,
+            label=point or "chosen",
+        )
+    ax.set(
+        xlabel="validation accuracy", ylabel=f"goal ({goal})", title="chosen per λ (marker size: λ), mean over seeds"
+    )
     ax.legend(fontsize=7)
     return fig
 
 
-def differences(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = (TEST_ACC, FORGET_ACC, GOAL),
-                axes: Sequence[str] = ()) -> Figure:
+def differences(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = (TEST_ACC, FORGET_ACC, GOAL), axes: Sequence[str] = ()
+) -> Figure:
     """Paired differences and their 95% CIs, one panel per metric of ``metrics`` present (the
     comparison's other ``axes`` label each row)."""
     shown = [m for m in metrics if any(r["metric"] == m for r in rows)] or [rows[0]["metric"]]
@@ -47,8 +56,11 @@ def differences(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = (TES
         high = [0 if math.isnan(r["ci_high"]) else r["ci_high"] - r["difference"] for r in sel]
         ax.errorbar([r["difference"] for r in sel], range(len(sel)), xerr=[low, high], fmt="o", capsize=3)
         ax.axvline(0, color="0.5", lw=0.8)
-        ax.set_yticks(range(len(sel)), [f"{r['comparison']} ({_labels(r, [a for a in axes if a != r['axis']])}) "
-                                        f"λ={r['lambda']:g}" for r in sel], fontsize=7)
+        ax.set_yticks(
+            range(len(sel)),
+            [f"{r['comparison']} ({_labels(r, [a for a in axes if a != r['axis']])}) λ={r['lambda']:g}" for r in sel],
+            fontsize=7,
+        )
         ax.set_title(f"{metric}: paired difference, 95% CI", fontsize=9)
     return fig
 

@@ -48,61 +48,120 @@ class StudyResult:
         """One line naming the cells without a completed trial and how to run them again."""
         n = len(self.incomplete)
         listed = "; ".join(self.incomplete[:shown]) + ("; …" if n > shown else "")
-        return (f"{n} cell(s) of study {self.study.study_name!r} have no completed trial: {listed}. Their errors are in "
-                f"{self.folder / 'trials.csv'}; fix the cause, then run the same command with --retry_failed true")
+        return (
+            f"{n} cell(s) of study {self.study.study_name!r} have no completed trial: {listed}. Their errors are in "
+            f"{self.folder / 'trials.csv'}; fix the cause, then run the same command with --retry_failed true"
+        )
 
 
-def write_results(study: optuna.Study, floor: optuna.Study | None, objective: StudyObjective, lambdas: Sequence[float],
-                  folder: Path, settings: Mapping[str, Any], logger: Any = None, quiet: bool = False,
-                  score_on: str = "val", margins: Mapping[str, float] | None = None) -> StudyResult:
+def write_results(
+    study: optuna.Study,
+    floor: optuna.Study | None,
+    objective: StudyObjective,
+    lambdas: Sequence[float],
+    folder: Path,
+    settings: Mapping[str, Any],
+    logger: Any = None,
+    quiet: bool = False,
+    score_on: str = "val",
+    margins: Mapping[str, float] | None = None,
+) -> StudyResult:
     """Build a study's tables and plots from its storage and write them into ``folder``."""
     goal, by_name = objective.goal, {c.name: c for c in objective.candidates}
     labels = {c.point: dict(c.labels) for c in objective.candidates}
-    axes = {a: list(dict.fromkeys(dict(c.labels)[a] for c in objective.candidates)) for a, _ in objective.candidates[0].labels}
+    axes = {
+        a: list(dict.fromkeys(dict(c.labels)[a] for c in objective.candidates))
+        for a, _ in objective.candidates[0].labels
+    }
     trials = trial_rows(study, by_name, goal, lambdas, score_on)
     runs = completed_runs(study, by_name)
     chosen = chosen_per_seed(runs, goal, lambdas)
     targets = retrains(runs, floor)
     status = cell_status(study, objective) if settings.get("search", "grid") == "grid" else {}
-    selection = selection_rows(runs, chosen, targets, labels, goal, lambdas, score_on, status, objective.candidates,
-                               objective.seeds)
+    selection = selection_rows(
+        runs, chosen, targets, labels, goal, lambdas, score_on, status, objective.candidates, objective.seeds
+    )
     incomplete = [f"{name} seed {seed}: {why}" for (name, seed), why in status.items() if why != "COMPLETE"]
-    values = {point: {lam: scored(per_seed, goal, lam, score_on, targets) for lam, per_seed in per_lambda.items()}
-              for point, per_lambda in chosen.items()}
+    values = {
+        point: {lam: scored(per_seed, goal, lam, score_on, targets) for lam, per_seed in per_lambda.items()}
+        for point, per_lambda in chosen.items()
+    }
     differences = difference_rows(values, labels, axes, margins)
-    floor_rows = [{**labels[point], "seed": seed, **floor_values(r)}
-                  for (point, seed), r in sorted(targets.items()) if r.retrain is not None]
-    files = [write_text(folder / f"{name}.csv", rows_to_csv(rows, empty_columns))
-             for name, rows, empty_columns in (("trials", trials, ()), ("selection", selection, ()),
-                                               ("differences", differences, DIFFERENCE_COLUMNS),
-                                               ("noise_floor", floor_rows, ())) if rows or name != "noise_floor"]
+    floor_rows = [
+        {**labels[point], "seed": seed, **floor_values(r)}
+        for (point, seed), r in sorted(targets.items())
+        if r.retrain is not None
+    ]
+    files = [
+        write_text(folder / f"{name}.csv", rows_to_csv(rows, empty_columns))
+        for name, rows, empty_columns in (
+            ("trials", trials, ()),
+            ("selection", selection, ()),
+            ("differences", differences, DIFFERENCE_COLUMNS),
+            ("noise_floor", floor_rows, ()),
+        )
+        if rows or name != "noise_floor"
+    ]
     states = dict(Counter(row["state"] for row in trials))
     headline = claims(differences, headline_metrics(score_on))
     no_differences = None if differences else no_differences_line(axes)
     unused = sorted(set(margins or {}) - {r["metric"] for r in differences})
-    files.append(write_json(folder / "study.json", jsonable({
-        **settings, "study_name": study.study_name, "goal": goal, "lambdas": list(lambdas), "seeds": objective.seeds,
-        "trials": states, "score_on": score_on, "scoring": scoring(goal, score_on), "tie_break": TIE_BREAK,
-        "confidence_interval": "95% Student t-interval over seeds (scipy.stats.t), clipped to a bounded metric's range; "
-                               "differences paired by seed",
-        "verdicts": f"two-sided paired t-test at alpha {ALPHA}; minimal detectable effect at {POWER:.0%} power; TOST "
+    files.append(
+        write_json(
+            folder / "study.json",
+            jsonable(
+                {
+                    **settings,
+                    "study_name": study.study_name,
+                    "goal": goal,
+                    "lambdas": list(lambdas),
+                    "seeds": objective.seeds,
+                    "trials": states,
+                    "score_on": score_on,
+                    "scoring": scoring(goal, score_on),
+                    "tie_break": TIE_BREAK,
+                    "confidence_interval": "95% Student t-interval over seeds (scipy.stats.t), clipped to a bounded metric's range; "
+                    "differences paired by seed",
+                    "verdicts": f"two-sided paired t-test at alpha {ALPHA}; minimal detectable effect at {POWER:.0%} power; TOST "
                     "against a metric's margin; Holm-adjusted over each claim's settings (statsmodels)",
-        "margin": dict(margins or {}), "answer": answer(selection, list(axes), score_on),
-        "claims": claims(differences) if differences else no_differences,
-        "pareto_front": [t.number for t in study.best_trials]})))
+                    "margin": dict(margins or {}),
+                    "answer": answer(selection, list(axes), score_on),
+                    "claims": claims(differences) if differences else no_differences,
+                    "pareto_front": [t.number for t in study.best_trials],
+                }
+            ),
+        )
+    )
     _plots(files, trials, selection, differences, goal, list(axes), headline_metrics(score_on)[:3], folder, logger)
     if not quiet:
-        print("\n" + console_summary(selection, headline, list(axes), goal, score_on, no_differences, states, folder,
-                                     incomplete) + "\n", flush=True)
+        print(
+            "\n"
+            + console_summary(
+                selection, headline, list(axes), goal, score_on, no_differences, states, folder, incomplete
+            )
+            + "\n",
+            flush=True,
+        )
         if unused:
-            print(f"margin: no compared metric is named {', '.join(unused)}; differences.csv compares e.g. "
-                  f"{', '.join(headline_metrics(score_on))}", flush=True)
+            print(
+                f"margin: no compared metric is named {', '.join(unused)}; differences.csv compares e.g. "
+                f"{', '.join(headline_metrics(score_on))}",
+                flush=True,
+            )
     return StudyResult(folder, study, trials, selection, differences, files, incomplete)
 
 
-def _plots(files: list[Path], trials: Sequence[Mapping[str, Any]], selection: Sequence[Mapping[str, Any]],
-           differences: Sequence[Mapping[str, Any]], goal: str, axes: Sequence[str], metrics: Sequence[str], folder: Path,
-           logger: Any) -> None:
+def _plots(
+    files: list[Path],
+    trials: Sequence[Mapping[str, Any]],
+    selection: Sequence[Mapping[str, Any]],
+    differences: Sequence[Mapping[str, Any]],
+    goal: str,
+    axes: Sequence[str],
+    metrics: Sequence[str],
+    folder: Path,
+    logger: Any,
+) -> None:
     try:
         from unlearn_pl.tuning import plots
     except ImportError:  # matplotlib is the optional `plots` extra

@@ -50,15 +50,31 @@ from unlearn_pl.utils.io import write_text
 
 
 def run_study(
-    base_args: Sequence[str], *, runner: TrialRunner, space: Mapping[str, Any] | None = None,
+    base_args: Sequence[str],
+    *,
+    runner: TrialRunner,
+    space: Mapping[str, Any] | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
-    seeds: Sequence[int] = (0,), goal: str = "privacy", lambdas: Sequence[float] | None = None, search: str = "grid",
-    n_trials: int | None = None, workers: int | str = 1, gpus_per_trial: int = 0,
+    seeds: Sequence[int] = (0,),
+    goal: str = "privacy",
+    lambdas: Sequence[float] | None = None,
+    search: str = "grid",
+    n_trials: int | None = None,
+    workers: int | str = 1,
+    gpus_per_trial: int = 0,
     storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
-    study_name: str = "study", output_dir: str | os.PathLike = "runs/studies", seed_keys: Sequence[str] = SEED_KEYS,
-    noise_floor: bool = True, logger_save_dir: bool = False, logger: Any = None, quiet: bool = False,
-    base_config: str | None = None, retry_failed: bool = False, heartbeat_interval: int = HEARTBEAT_INTERVAL,
-    score_on: str | None = None, margin: Mapping[str, float] | None = None,
+    study_name: str = "study",
+    output_dir: str | os.PathLike = "runs/studies",
+    seed_keys: Sequence[str] = SEED_KEYS,
+    noise_floor: bool = True,
+    logger_save_dir: bool = False,
+    logger: Any = None,
+    quiet: bool = False,
+    base_config: str | None = None,
+    retry_failed: bool = False,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    score_on: str | None = None,
+    margin: Mapping[str, float] | None = None,
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
@@ -100,47 +116,108 @@ def run_study(
         check_args = list(base_args)
         if base_config is not None:
             check_args = ["--config", str(write_text(Path(scratch) / "base.yaml", base_config)), *check_args]
-        check_candidates(StudyObjective(check_args, candidates, seeds, goal, scratch, list(seed_keys), logger_save_dir,
-                                        runner=runner), score_on)
-    storage = open_storage(storage, heartbeat_interval) if storage is not None else journal_storage(folder / "study.log")
-    study = optuna.create_study(study_name=study_name, storage=storage, directions=["maximize"] * 2, load_if_exists=True)
+        check_candidates(
+            StudyObjective(
+                check_args, candidates, seeds, goal, scratch, list(seed_keys), logger_save_dir, runner=runner
+            ),
+            score_on,
+        )
+    storage = (
+        open_storage(storage, heartbeat_interval) if storage is not None else journal_storage(folder / "study.log")
+    )
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, directions=["maximize"] * 2, load_if_exists=True
+    )
     names = [c.name for c in candidates]
     if study.user_attrs.setdefault("candidates", names) != names:
-        raise ValueError(f"study {study_name!r} in this storage has another search space "
-                         f"({len(study.user_attrs['candidates'])} candidates, now {len(names)}); give another study name")
+        raise ValueError(
+            f"study {study_name!r} in this storage has another search space "
+            f"({len(study.user_attrs['candidates'])} candidates, now {len(names)}); give another study name"
+        )
     seed_choices = check_seed_choices(study, seeds, search)
     if base_config is not None:
         check_same_base(study, base_config, resolver(runner))
         base_args = ["--config", str(write_text(folder / "base.yaml", base_config)), *base_args]
     study.set_user_attr("candidates", names)
-    objective = StudyObjective(list(base_args), candidates, seeds, goal, str(folder), list(seed_keys), logger_save_dir,
-                               seed_choices, runner=runner)
-    settings = {"base_args": list(base_args), "space": space, "grid": grid, "search": search, "n_trials": n_trials,
-                "seed_keys": list(seed_keys)}
+    objective = StudyObjective(
+        list(base_args),
+        candidates,
+        seeds,
+        goal,
+        str(folder),
+        list(seed_keys),
+        logger_save_dir,
+        seed_choices,
+        runner=runner,
+    )
+    settings = {
+        "base_args": list(base_args),
+        "space": space,
+        "grid": grid,
+        "search": search,
+        "n_trials": n_trials,
+        "seed_keys": list(seed_keys),
+    }
     floor_name = f"{study_name}.noise_floor"
     try:
         if search == "grid":
-            study = run_trials(objective, study_name=study_name, storage=storage, directions=("maximize",) * 2,
-                               grid=objective.grid(), workers=workers, retry_failed=retry_failed,
-                               gpus_per_trial=gpus_per_trial)
+            study = run_trials(
+                objective,
+                study_name=study_name,
+                storage=storage,
+                directions=("maximize",) * 2,
+                grid=objective.grid(),
+                workers=workers,
+                retry_failed=retry_failed,
+                gpus_per_trial=gpus_per_trial,
+            )
         else:
-            study = run_trials(objective, study_name=study_name, storage=storage, directions=("maximize",) * 2,
-                               sampler=optuna.samplers.TPESampler(seed=0, multivariate=True), n_trials=n_trials,
-                               distributions=objective.distributions(), workers=workers,
-                               gpus_per_trial=gpus_per_trial)
+            study = run_trials(
+                objective,
+                study_name=study_name,
+                storage=storage,
+                directions=("maximize",) * 2,
+                sampler=optuna.samplers.TPESampler(seed=0, multivariate=True),
+                n_trials=n_trials,
+                distributions=objective.distributions(),
+                workers=workers,
+                gpus_per_trial=gpus_per_trial,
+            )
         floor = None
         if noise_floor:
-            floor = optuna.create_study(study_name=floor_name, storage=storage, direction="maximize", load_if_exists=True)
-            floor_objective = NoiseFloorObjective(replace(objective, seed_choices=check_seed_choices(floor, seeds, "grid")))
-            floor = run_trials(floor_objective, study_name=floor_name, storage=storage, grid=floor_objective.grid(),
-                               workers=workers, retry_failed=retry_failed, gpus_per_trial=gpus_per_trial)
+            floor = optuna.create_study(
+                study_name=floor_name, storage=storage, direction="maximize", load_if_exists=True
+            )
+            floor_objective = NoiseFloorObjective(
+                replace(objective, seed_choices=check_seed_choices(floor, seeds, "grid"))
+            )
+            floor = run_trials(
+                floor_objective,
+                study_name=floor_name,
+                storage=storage,
+                grid=floor_objective.grid(),
+                workers=workers,
+                retry_failed=retry_failed,
+                gpus_per_trial=gpus_per_trial,
+            )
     except (StudyInterrupted, WorkerDied, OSError):
         # What completed is kept in the storage; its tables are written before the one-line report.
         with contextlib.suppress(Exception):
             study = optuna.load_study(study_name=study_name, storage=storage)
             floor = optuna.load_study(study_name=floor_name, storage=storage) if noise_floor else None
-            write_results(study, floor, objective, lams, folder, settings, logger=logger, quiet=True, score_on=score_on,
-                          margins=margins)
+            write_results(
+                study,
+                floor,
+                objective,
+                lams,
+                folder,
+                settings,
+                logger=logger,
+                quiet=True,
+                score_on=score_on,
+                margins=margins,
+            )
         raise
-    return write_results(study, floor, objective, lams, folder, settings, logger=logger, quiet=quiet, score_on=score_on,
-                         margins=margins)
+    return write_results(
+        study, floor, objective, lams, folder, settings, logger=logger, quiet=quiet, score_on=score_on, margins=margins
+    )

@@ -74,12 +74,16 @@ class Retrains:
 
 def retrains(runs: Runs, floor: optuna.Study | None) -> dict[tuple[str, int], Retrains]:
     """``{(point, seed): Retrains}`` from the study's completed trials and the noise floor's."""
-    oracles = {(point, seed): {k.removeprefix(_ORACLE): v for k, v in done[0].metrics.items() if k.startswith(_ORACLE)}
-               for point, per_seed in runs.items() for seed, done in per_seed.items()}
+    oracles = {
+        (point, seed): {k.removeprefix(_ORACLE): v for k, v in done[0].metrics.items() if k.startswith(_ORACLE)}
+        for point, per_seed in runs.items()
+        for seed, done in per_seed.items()
+    }
     independent: dict[tuple[str, int], dict[str, float]] = {}
     for t in floor.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if floor is not None else []:
         independent[(t.params["point"], t.params["seed"])] = {
-            k.removeprefix(_ORACLE): v for k, v in t.user_attrs["metrics"].items() if k.startswith(_ORACLE)}
+            k.removeprefix(_ORACLE): v for k, v in t.user_attrs["metrics"].items() if k.startswith(_ORACLE)
+        }
     return {key: Retrains(oracle, independent.get(key)) for key, oracle in oracles.items()}
 
 

@@ -27,8 +27,17 @@ from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
 from unlearn_pl.tuning.space import Candidate
 
 #: Metrics shown first in the tables (when present).
-KEY_METRICS = (J, GOAL, scored_on(J, "test"), scored_on(GOAL, "test"), VAL_ACC, FORGET_ACC, TEST_ACC, RETAIN_ACC,
-               *(absolute(target_gap(m)) for m in (FORGET_ACC, *PRIVACY_READOUTS)))
+KEY_METRICS = (
+    J,
+    GOAL,
+    scored_on(J, "test"),
+    scored_on(GOAL, "test"),
+    VAL_ACC,
+    FORGET_ACC,
+    TEST_ACC,
+    RETAIN_ACC,
+    *(absolute(target_gap(m)) for m in (FORGET_ACC, *PRIVACY_READOUTS)),
+)
 
 
 def ordered(names: set[str]) -> list[str]:
@@ -50,8 +59,9 @@ def estimate(metric: str, values: Sequence[float]) -> Estimate:
     return mean_ci(values, value_range=value_range(metric, values))
 
 
-def scored(runs: Mapping[int, Run], goal: str, lam: float, score_on: str,
-           targets: Mapping[tuple[str, int], Retrains]) -> dict[int, dict[str, float]]:
+def scored(
+    runs: Mapping[int, Run], goal: str, lam: float, score_on: str, targets: Mapping[tuple[str, int], Retrains]
+) -> dict[int, dict[str, float]]:
     """``{seed: every value a study reports of the seed's run}`` (:func:`~unlearn_pl.tuning.scores.seed_values`)."""
     return {s: seed_values(r, goal, lam, score_on, targets.get((r.candidate.point, s))) for s, r in runs.items()}
 
@@ -63,16 +73,26 @@ def _means(values: Mapping[int, Mapping[str, float]], prefix: str = "") -> tuple
     clipped = []
     for metric in ordered({k for m in values.values() for k in m}):
         e = estimate(metric, [m.get(metric, math.nan) for m in values.values()])
-        row.update({f"{prefix}{metric}": e.mean, f"{prefix}{metric}_ci_low": e.low, f"{prefix}{metric}_ci_high": e.high})
+        row.update(
+            {f"{prefix}{metric}": e.mean, f"{prefix}{metric}_ci_low": e.low, f"{prefix}{metric}_ci_high": e.high}
+        )
         if e.clipped:
             clipped.append(f"{prefix}{metric}")
     return row, clipped
 
 
-def selection_rows(runs: Runs, chosen: Mapping[str, Mapping[float, Mapping[int, Run]]],
-                   targets: Mapping[tuple[str, int], Retrains], labels: Mapping[str, Mapping[str, str]], goal: str,
-                   lambdas: Sequence[float], score_on: str = "val", status: Mapping[tuple[str, int], str] | None = None,
-                   candidates: Sequence[Candidate] = (), seeds: Sequence[int] = ()) -> list[dict[str, Any]]:
+def selection_rows(
+    runs: Runs,
+    chosen: Mapping[str, Mapping[float, Mapping[int, Run]]],
+    targets: Mapping[tuple[str, int], Retrains],
+    labels: Mapping[str, Mapping[str, str]],
+    goal: str,
+    lambdas: Sequence[float],
+    score_on: str = "val",
+    status: Mapping[tuple[str, int], str] | None = None,
+    candidates: Sequence[Candidate] = (),
+    seeds: Sequence[int] = (),
+) -> list[dict[str, Any]]:
     """One row per point and λ (see the module docstring). ``status`` (per candidate and seed, from
     :func:`~unlearn_pl.tuning.trial_table.cell_status`) with the study's ``candidates`` and
     ``seeds`` adds ``n_per_cell`` and ``missing``."""
@@ -86,19 +106,30 @@ def selection_rows(runs: Runs, chosen: Mapping[str, Mapping[float, Mapping[int, 
         if point in cells and status is not None:
             label = {c.name: c.name.rsplit("/", 1)[-1] for c in cells[point]}
             extra["n_per_cell"] = "; ".join(
-                f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in seeds)}" for c in cells[point])
-            extra["missing"] = "; ".join(f"{label[c.name]} seed {s}: {status[(c.name, s)]}" for s in seeds
-                                         for c in cells[point] if status.get((c.name, s), "COMPLETE") != "COMPLETE")
+                f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in seeds)}" for c in cells[point]
+            )
+            extra["missing"] = "; ".join(
+                f"{label[c.name]} seed {s}: {status[(c.name, s)]}"
+                for s in seeds
+                for c in cells[point]
+                if status.get((c.name, s), "COMPLETE") != "COMPLETE"
+            )
         for lam in chosen.get(point) or [float(lam) for lam in lambdas]:
             per_seed = chosen.get(point, {}).get(lam, {})
             values = scored(per_seed, goal, lam, score_on, targets)
             best = best_setting(runs.get(point, {}), goal, lam)
             setting = scored(best, goal, lam, score_on, targets)
-            row: dict[str, Any] = {**labels[point], "lambda": lam, "n": len(values),
-                                   "chosen": format_chosen({s: r.candidate.name for s, r in per_seed.items()})}
+            row: dict[str, Any] = {
+                **labels[point],
+                "lambda": lam,
+                "n": len(values),
+                "chosen": format_chosen({s: r.candidate.name for s, r in per_seed.items()}),
+            }
             row.update(_setting_columns(next(iter(best.values())).cell if best else "", setting, [J, *held]))
             row.update(extra)
-            row["target_retrains"] = sum(targets[(point, s)].retrain is not None for s in per_seed if (point, s) in targets)
+            row["target_retrains"] = sum(
+                targets[(point, s)].retrain is not None for s in per_seed if (point, s) in targets
+            )
             means, clipped = _means(values)
             row.update(means)
             row["ci_clipped"] = "; ".join(clipped)

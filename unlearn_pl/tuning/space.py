@@ -73,8 +73,10 @@ def _axis_values(axis: str, spec: Any) -> list[tuple[str, list[tuple[str, Any]],
             raise ValueError(f"space.{axis}.values must be a non-empty list; got {values!r}")
         return [(_text(v), [(str(spec["key"]), v)], {}) for v in values]
     if not isinstance(spec, Sequence) or isinstance(spec, (str, bytes)) or not spec:
-        raise ValueError(f"space.{axis} must be {{key: dotted.key, values: [...]}} or a non-empty list of "
-                         f"{{name, set, grid}} entries; got {spec!r}")
+        raise ValueError(
+            f"space.{axis} must be {{key: dotted.key, values: [...]}} or a non-empty list of "
+            f"{{name, set, grid}} entries; got {spec!r}"
+        )
     out = []
     for item in spec:
         if not isinstance(item, Mapping) or "name" not in item or set(item) - {"name", "set", "grid"}:
@@ -82,7 +84,13 @@ def _axis_values(axis: str, spec: Any) -> list[tuple[str, list[tuple[str, Any]],
         where = f"space.{axis}[{item['name']!r}]"
         if not isinstance(item.get("set") or {}, Mapping):
             raise ValueError(f"{where}.set must be a mapping of dotted keys; got {item['set']!r}")
-        out.append((str(item["name"]), list((item.get("set") or {}).items()), _check_grid(item.get("grid") or {}, f"{where}.grid")))
+        out.append(
+            (
+                str(item["name"]),
+                list((item.get("set") or {}).items()),
+                _check_grid(item.get("grid") or {}, f"{where}.grid"),
+            )
+        )
     if len({name for name, _, _ in out}) != len(out):
         raise ValueError(f"space.{axis} names a value twice: {[name for name, _, _ in out]}")
     return out
@@ -112,4 +120,3 @@ def expand_space(space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[An
 def override_args(overrides: Sequence[tuple[str, Any]]) -> list[str]:
     """``--key=value`` CLI arguments: strings as typed on a command line, other values as JSON."""
     return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides]
-

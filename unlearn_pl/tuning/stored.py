@@ -33,10 +33,14 @@ def make_folder(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ValueError(f"output_dir: {folder} cannot be a study folder: a file is in its way; give another "
-                         "output_dir or study_name") from None
+        raise ValueError(
+            f"output_dir: {folder} cannot be a study folder: a file is in its way; give another "
+            "output_dir or study_name"
+        ) from None
     except OSError as e:
-        raise ValueError(f"output_dir: cannot create the study folder {folder} ({e.strerror}); give another output_dir") from None
+        raise ValueError(
+            f"output_dir: cannot create the study folder {folder} ({e.strerror}); give another output_dir"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"output_dir: the study folder {folder} is not writable; give another output_dir")
     return folder
@@ -51,9 +55,11 @@ def check_seed_choices(study: optuna.Study, seeds: Sequence[int], search: str) -
         return list(seeds) if search == "open" else None
     if (set(seeds) <= set(stored)) if search == "grid" else (set(seeds) == set(stored)):
         return stored
-    raise ValueError(f"seeds {list(seeds)} cannot be run in study {study.study_name!r}: its trials draw seeds from the "
-                     f"fixed list {stored}, which Optuna cannot extend; keep seeds within {stored}, or give the new "
-                     "seeds another study_name")
+    raise ValueError(
+        f"seeds {list(seeds)} cannot be run in study {study.study_name!r}: its trials draw seeds from the "
+        f"fixed list {stored}, which Optuna cannot extend; keep seeds within {stored}, or give the new "
+        "seeds another study_name"
+    )
 
 
 def resolver(runner: TrialRunner) -> Resolver:
@@ -91,9 +97,12 @@ def check_same_base(study: optuna.Study, base_config: str, resolve: Resolver | N
     if not changed:
         return
     listed = [f"{k}: {old.get(k, _UNSET)} → {new.get(k, _UNSET)}" for k in changed]
-    raise ValueError(f"study {study.study_name!r} in this storage ran another base config ("
-                     + "; ".join(listed[:shown]) + ("; …" if len(listed) > shown else "")
-                     + "), and its trials would mix two settings; give another study name or restore the config")
+    raise ValueError(
+        f"study {study.study_name!r} in this storage ran another base config ("
+        + "; ".join(listed[:shown])
+        + ("; …" if len(listed) > shown else "")
+        + "), and its trials would mix two settings; give another study name or restore the config"
+    )
 
 
 def _defaults(config: Any, keys: Sequence[str], resolve: Resolver) -> dict[str, Any]:

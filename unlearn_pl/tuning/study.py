@@ -48,7 +48,11 @@ class TrialRunner(Protocol):
 
 
 #: The dotted keys a seed sets.
-SEED_KEYS: tuple[str, ...] = ("seed_everything", "data.init_args.seed", "model.init_args.references.init_args.recipe.seed")
+SEED_KEYS: tuple[str, ...] = (
+    "seed_everything",
+    "data.init_args.seed",
+    "model.init_args.references.init_args.recipe.seed",
+)
 
 #: Added to the model seeds (not the data's) for the noise floor's independent retrain.
 NOISE_FLOOR_SEED_OFFSET = 1000
@@ -92,8 +96,10 @@ def trial_goals(metrics: Mapping[str, float], loss_attack_on_val: bool) -> dict[
     """Every goal computable from a trial's metrics; ``privacy_mia`` needs ``LossAttack(nonmembers=val)``."""
     for need in (VAL_ACC, FORGET_ACC):
         if math.isnan(metrics.get(need, math.nan)):
-            raise ValueError(f"the run logged no {need!r} (logged: {sorted(metrics)}); a study needs a validation set "
-                             "(data: val_fraction > 0), a forget set and the SplitAccuracy metric")
+            raise ValueError(
+                f"the run logged no {need!r} (logged: {sorted(metrics)}); a study needs a validation set "
+                "(data: val_fraction > 0), a forget set and the SplitAccuracy metric"
+            )
     attack = metrics.get(MIA_LOSS_ACC) if loss_attack_on_val else None
     return goal_values(1.0 - metrics[FORGET_ACC], 1.0 - metrics[VAL_ACC], attack)
 
@@ -144,17 +150,30 @@ class StudyObjective:
         """The trial's candidate and seed."""
         return self.by_name[trial.suggest_categorical("candidate", list(self.by_name))], self.suggest_seed(trial)
 
-    def fit_args(self, candidate: Candidate, seed: int, number: int | str, subcommand: str | None = "fit",
-                 model_offset: int = 0, subfolder: str = "trials") -> list[str]:
+    def fit_args(
+        self,
+        candidate: Candidate,
+        seed: int,
+        number: int | str,
+        subcommand: str | None = "fit",
+        model_offset: int = 0,
+        subfolder: str = "trials",
+    ) -> list[str]:
         """The complete ``unlearn-pl`` arguments of one trial (run folder ``<folder>/<subfolder>/<number>``);
         ``subcommand=None`` leaves the subcommand out (for the runner's ``run=False``)."""
         root = str(Path(self.folder) / subfolder)
-        outputs: list[tuple[str, Any]] = [("trainer.default_root_dir", f"{root}/{number}"),
-                                          ("model.init_args.reference_results_dir", f"{self.folder}/reference_results")]
+        outputs: list[tuple[str, Any]] = [
+            ("trainer.default_root_dir", f"{root}/{number}"),
+            ("model.init_args.reference_results_dir", f"{self.folder}/reference_results"),
+        ]
         if self.logger_save_dir:
             outputs += [("trainer.logger.init_args.save_dir", root), ("trainer.logger.init_args.name", str(number))]
         seeds = [(k, seed if k.startswith("data.") else seed + model_offset) for k in self.seed_keys]
-        return [*([subcommand] if subcommand else []), *self.base_args, *override_args([*candidate.overrides, *seeds, *outputs])]
+        return [
+            *([subcommand] if subcommand else []),
+            *self.base_args,
+            *override_args([*candidate.overrides, *seeds, *outputs]),
+        ]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         from unlearn_pl.metrics.mia import LossAttack
@@ -167,8 +186,10 @@ class StudyObjective:
         metrics = {**callback_metrics(cli.trainer), "seconds": time.perf_counter() - start}
         on_val = any(isinstance(m, LossAttack) and m.nonmembers == "val" for m in cli.model.metrics)
         if self.goal == "privacy_mia" and not on_val:
-            raise ValueError("goal privacy_mia needs the loss attack against validation data: add "
-                             "{class_path: unlearn_pl.metrics.LossAttack, init_args: {nonmembers: val}} to model.init_args.metrics")
+            raise ValueError(
+                "goal privacy_mia needs the loss attack against validation data: add "
+                "{class_path: unlearn_pl.metrics.LossAttack, init_args: {nonmembers: val}} to model.init_args.metrics"
+            )
         goals = trial_goals(metrics, on_val)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("goals", goals)
@@ -210,4 +231,3 @@ class NoiseFloorObjective:
             raise ValueError("the noise floor needs an oracle (references: oracle true)")
         trial.set_user_attr("metrics", metrics)
         return metrics.get(logged(ORACLE, VAL_ACC), math.nan)
-

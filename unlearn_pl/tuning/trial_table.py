@@ -32,8 +32,9 @@ def cell_status(study: optuna.Study, objective: StudyObjective) -> dict[tuple[st
     return status
 
 
-def trial_rows(study: optuna.Study, candidates: Mapping[str, Candidate], goal: str, lambdas: Sequence[float],
-               score_on: str = "val") -> list[dict[str, Any]]:
+def trial_rows(
+    study: optuna.Study, candidates: Mapping[str, Candidate], goal: str, lambdas: Sequence[float], score_on: str = "val"
+) -> list[dict[str, Any]]:
     """One row per trial: number, state, candidate, axes, grid params, seed, duration, metrics, goals,
     J(λ) on validation and, unless ``score_on`` is ``val``, the goal and J(λ) on that split
     (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, run folder."""
@@ -47,16 +48,26 @@ def trial_rows(study: optuna.Study, candidates: Mapping[str, Candidate], goal: s
         metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}
         row.update(dict(c.labels) if c else {}, **({short_key(k): v for k, v in c.params} if c else {}))
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        row.update(seed=t.params.get("seed"), duration_s=duration, **metrics, **{f"goal_{g}": v for g, v in goals.items()})
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        row.update(
+            seed=t.params.get("seed"), duration_s=duration, **metrics, **{f"goal_{g}": v for g, v in goals.items()}
+        )
         if goal in goals:
             row.update({f"{J}({lam:g})": j_value(metrics[VAL_ACC], goals[goal], lam) for lam in lambdas})
             if score_on != "val":
                 scores = [held_out(metrics, goal, lam, score_on) for lam in lambdas]
                 if scores[0]:
                     row[f"goal_{goal}_{score_on}"] = scores[0][scored_on(GOAL, score_on)]
-                    row.update({f"{scored_on(J, score_on)}({lam:g})": s[scored_on(J, score_on)]
-                                for lam, s in zip(lambdas, scores, strict=True)})
+                    row.update(
+                        {
+                            f"{scored_on(J, score_on)}({lam:g})": s[scored_on(J, score_on)]
+                            for lam, s in zip(lambdas, scores, strict=True)
+                        }
+                    )
         row["error"] = t.user_attrs.get("error")
         if row["error"] is None and t.state == TrialState.FAIL and t.number in retry_of:
             row["error"] = f"interrupted: its worker stopped sending heartbeats; retried as trial {retry_of[t.number]}"

@@ -10,5 +10,14 @@
 from unlearn_pl.ulira.attack import LOW_FPRS, BankAttack, attack_bank, attack_summary, check_design
 from unlearn_pl.ulira.bank import BANK_FILE, ShadowBank, bank_fingerprint, config_parts
 
-__all__ = ["BANK_FILE", "LOW_FPRS", "BankAttack", "ShadowBank", "attack_bank", "attack_summary", "bank_fingerprint",
-           "check_design", "config_parts"]
+__all__ = [
+    "BANK_FILE",
+    "LOW_FPRS",
+    "BankAttack",
+    "ShadowBank",
+    "attack_bank",
+    "attack_summary",
+    "bank_fingerprint",
+    "check_design",
+    "config_parts",
+]

@@ -109,10 +109,14 @@ def attack_bank(bank: ShadowBank, variance: Variance = "global") -> BankAttack:
                 out[f"success{suffix}"] = per_example_success(scores, member)
                 out[f"fit{suffix}"] = fit
     return BankAttack(
-        summary=out["after"], before=out["before"], population=out["population"],
-        population_before=out["population_before"], per_model=out["per_model"], success=out["success"],
-        success_before=out["success_before"], fit=out["fit"], num_scored=int(member.size),
+        summary=out["after"],
+        before=out["before"],
+        population=out["population"],
+        population_before=out["population_before"],
+        per_model=out["per_model"],
+        success=out["success"],
+        success_before=out["success_before"],
+        fit=out["fit"],
+        num_scored=int(member.size),
         tolerance=chance_tolerance(int(member.size)),
     )
-
-

@@ -107,7 +107,13 @@ class ShadowBank:
 
     @classmethod
     def create(
-        cls, path: str | Path, parts: dict[str, Any], targets: np.ndarray, membership: np.ndarray, num_shadow: int, seed: int
+        cls,
+        path: str | Path,
+        parts: dict[str, Any],
+        targets: np.ndarray,
+        membership: np.ndarray,
+        num_shadow: int,
+        seed: int,
     ) -> ShadowBank:
         """Create the bank folder, or reopen it if it holds the same configuration and design.
 
@@ -135,6 +141,7 @@ class ShadowBank:
                 )
             return bank
         path.mkdir(parents=True, exist_ok=True)
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a path
                 np.save(f, membership, allow_pickle=False)
@@ -169,6 +176,7 @@ class ShadowBank:
 
     def save_model(self, model: int, phi: np.ndarray, phi_original: np.ndarray) -> None:
         """Store model ``model``'s φ of the targets after and before unlearning (atomically)."""
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, phi=phi, phi_original=phi_original)
@@ -211,5 +219,3 @@ class ShadowBank:
                 f"{str(self.path)!r}; build the bank with these examples as targets (by default, the run's forget set)"
             )
         return np.asarray([where[int(i)] for i in indices], dtype=np.int64)
-
-

@@ -45,10 +45,12 @@ def pool_membership(num_shadow: int, num_target_models: int, pool_size: int, see
     Shadow and target models are balanced separately, so every example is in exactly ``K // 2``
     shadow models and ``T // 2`` target models.
     """
-    return np.concatenate([
-        balanced_membership(num_shadow, pool_size, _seed(seed, 0)),
-        balanced_membership(num_target_models, pool_size, _seed(seed, 1)),
-    ])
+    return np.concatenate(
+        [
+            balanced_membership(num_shadow, pool_size, _seed(seed, 0)),
+            balanced_membership(num_target_models, pool_size, _seed(seed, 1)),
+        ]
+    )
 
 
 @dataclass
@@ -145,7 +147,10 @@ def shadow_datamodule(spec: ShadowSpec, model: int) -> tuple[UnlearningDataModul
         )
     targets_data = IndexedSubset(dm.train_set, targets.tolist(), split.relabels)  # type: ignore[arg-type]
     dm.split = dataclasses.replace(
-        split, retain=retain, forget=forget, relabels={i: split.relabels[i] for i in forget if i in split.relabels},
+        split,
+        retain=retain,
+        forget=forget,
+        relabels={i: split.relabels[i] for i in forget if i in split.relabels},
     )
     return dm, targets_data
 

@@ -15,17 +15,27 @@ from unlearn_pl.ulira.attack import LOW_FPRS, BankAttack
 from unlearn_pl.ulira.bank import ShadowBank
 
 #: The attacks a bank reports, by their name in :attr:`BankAttack.per_model` and in the results.
-ATTACKS = (("after", "after_unlearning"), ("before", "before_unlearning"), ("population", "population_after_unlearning"),
-           ("population_before", "population_before_unlearning"))
+ATTACKS = (
+    ("after", "after_unlearning"),
+    ("before", "before_unlearning"),
+    ("population", "population_after_unlearning"),
+    ("population_before", "population_before_unlearning"),
+)
 
 
 def per_example_csv(bank: ShadowBank, attack: BankAttack) -> str:
     """One row per target: its dataset index, attack success after and before unlearning, and its Gaussians."""
     fit = attack.fit
     rows = [
-        {"index": int(index), "success": float(attack.success[i]), "success_before": float(attack.success_before[i]),
-         "mean_in": float(fit.mean_in[i]), "std_in": float(fit.std_in[i]),
-         "mean_out": float(fit.mean_out[i]), "std_out": float(fit.std_out[i])}
+        {
+            "index": int(index),
+            "success": float(attack.success[i]),
+            "success_before": float(attack.success_before[i]),
+            "mean_in": float(fit.mean_in[i]),
+            "std_in": float(fit.std_in[i]),
+            "mean_out": float(fit.mean_out[i]),
+            "std_out": float(fit.std_out[i]),
+        }
         for i, index in enumerate(bank.targets)
     ]
     return rows_to_csv(rows)
@@ -54,33 +64,49 @@ def plot_success(attack: BankAttack, path: Path, title: str) -> Path:
 
 def summary_text(attack: BankAttack, variance: str) -> str:
     """The results as a few lines for the terminal."""
+
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
-    lines = [f"U-LiRA ({variance} variance), {attack.num_scored} scored (target, model) pairs; "
-             f"chance = 0.5 ± {attack.tolerance:.4f} (3σ)"]
-    rows = (("per-example, after unlearning", "after", attack.summary),
-            ("per-example, before unlearning", "before", attack.before),
-            ("population, after unlearning", "population", attack.population),
-            ("population, before unlearning", "population_before", attack.population_before))
+    lines = [
+        f"U-LiRA ({variance} variance), {attack.num_scored} scored (target, model) pairs; "
+        f"chance = 0.5 ± {attack.tolerance:.4f} (3σ)"
+    ]
+    rows = (
+        ("per-example, after unlearning", "after", attack.summary),
+        ("per-example, before unlearning", "before", attack.before),
+        ("population, after unlearning", "population", attack.population),
+        ("population, before unlearning", "population_before", attack.population_before),
+    )
     for label, name, values in rows:
         e = attack.interval(name)
         tprs = ", ".join(f"TPR@{f:g} {fmt(values[f'ulira_tpr_at_fpr_{f:g}'])}" for f in LOW_FPRS)
         clipped = " clipped to [0, 1]" if e.clipped else ""
-        lines.append(f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {e.mean:.4f}, 95% CI "
-                     f"[{e.low:.4f}, {e.high:.4f}]{clipped}, n={e.n}), AUC {fmt(values['ulira_auc'])}, {tprs}")
+        lines.append(
+            f"  {label:>30}: balanced acc {fmt(values['ulira_acc'])} (per model {e.mean:.4f}, 95% CI "
+            f"[{e.low:.4f}, {e.high:.4f}]{clipped}, n={e.n}), AUC {fmt(values['ulira_auc'])}, {tprs}"
+        )
     return "\n".join(lines)
 
 
 def results_dict(attack: BankAttack) -> dict[str, Any]:
     """The attacks' summaries with their per-model means and 95% t-intervals over the target models."""
-    values = {"after": attack.summary, "before": attack.before, "population": attack.population,
-              "population_before": attack.population_before}
+    values = {
+        "after": attack.summary,
+        "before": attack.before,
+        "population": attack.population,
+        "population_before": attack.population_before,
+    }
     out: dict[str, Any] = {}
     for name, key in ATTACKS:
         e = attack.interval(name)
-        out[key] = {**values[name], "per_model_acc": attack.per_model[name].tolist(), "per_model_acc_mean": e.mean,
-                    "per_model_acc_ci95": [e.low, e.high], "per_model_acc_ci95_clipped": e.clipped}
+        out[key] = {
+            **values[name],
+            "per_model_acc": attack.per_model[name].tolist(),
+            "per_model_acc_mean": e.mean,
+            "per_model_acc_ci95": [e.low, e.high],
+            "per_model_acc_ci95_clipped": e.clipped,
+        }
     return out
 
 
@@ -99,11 +125,15 @@ def across_banks(attacks: Mapping[int, BankAttack]) -> dict[str, Any]:
 def across_banks_text(attacks: Mapping[int, BankAttack], variance: str) -> str:
     """The summary over banks as a few lines for the terminal."""
     summary = across_banks(attacks)
-    lines = [f"U-LiRA ({variance} variance) over {len(attacks)} banks (pool seeds {summary['pool_seeds']}); "
-             "balanced accuracy, mean over each bank's target models, 95% t-interval over the banks:"]
+    lines = [
+        f"U-LiRA ({variance} variance) over {len(attacks)} banks (pool seeds {summary['pool_seeds']}); "
+        "balanced accuracy, mean over each bank's target models, 95% t-interval over the banks:"
+    ]
     for _, key in ATTACKS:
         entry = summary[key]
         label = key.replace("_", " ").replace("population ", "population, ").replace(" unlearning", ", unlearning")
-        lines.append(f"  {label:>30}: {entry['acc_mean']:.4f} [{entry['acc_ci95'][0]:.4f}, {entry['acc_ci95'][1]:.4f}] "
-                     f"(per bank {', '.join(f'{v:.4f}' for v in entry['per_bank_acc'])})")
+        lines.append(
+            f"  {label:>30}: {entry['acc_mean']:.4f} [{entry['acc_ci95'][0]:.4f}, {entry['acc_ci95'][1]:.4f}] "
+            f"(per bank {', '.join(f'{v:.4f}' for v in entry['per_bank_acc'])})"
+        )
     return "\n".join(lines)

@@ -46,6 +46,7 @@ from unlearn_pl.utils.seeds import isolated_rng
 if TYPE_CHECKING:
     import optuna
 
+
 @torch.no_grad()
 def _phi(network: nn.Module, data: IndexedSubset, batch_size: int = 1024) -> np.ndarray:
     """φ of every example of ``data`` under ``network`` in eval mode (its mode is restored)."""
@@ -72,11 +73,19 @@ def train_and_unlearn(spec: ShadowSpec, model: int) -> tuple[np.ndarray, np.ndar
         for name, p in network.named_parameters():
             p.copy_(fresh[name])
     references = ReferenceModels(
-        recipe=dataclasses.replace(spec.recipe, seed=seed), oracle=False, cache_dir=spec.cache_dir, progress_bar=False,
+        recipe=dataclasses.replace(spec.recipe, seed=seed),
+        oracle=False,
+        cache_dir=spec.cache_dir,
+        progress_bar=False,
     )
     module = UnlearningModule(
-        network=network, localizer=copy.deepcopy(spec.localizer), unlearner=copy.deepcopy(spec.unlearner),
-        references=references, metrics=[], report=False, execution=copy.deepcopy(spec.execution),
+        network=network,
+        localizer=copy.deepcopy(spec.localizer),
+        unlearner=copy.deepcopy(spec.unlearner),
+        references=references,
+        metrics=[],
+        report=False,
+        execution=copy.deepcopy(spec.execution),
     )
     with isolated_rng():
         module.prepare_models(dm)
@@ -140,11 +149,19 @@ def make_spec(
     unloaded = copy.copy(datamodule)
     unloaded.split = unloaded.train_set = unloaded.test_set = None  # workers redraw it: no data in the pickle
     return ShadowSpec(
-        network=copy.deepcopy(module.initial_network), localizer=copy.deepcopy(module.localizer),
-        unlearner=copy.deepcopy(module.unlearner), recipe=module.references.recipe, datamodule=unloaded,
-        trainer_kwargs=dict(trainer_kwargs), targets=chosen.tolist(), num_shadow=num_shadow,
-        num_target_models=num_target_models, seed=seed, bank=str(bank),
-        cache_dir=str(module.references.cache_dir), execution=module.execution,
+        network=copy.deepcopy(module.initial_network),
+        localizer=copy.deepcopy(module.localizer),
+        unlearner=copy.deepcopy(module.unlearner),
+        recipe=module.references.recipe,
+        datamodule=unloaded,
+        trainer_kwargs=dict(trainer_kwargs),
+        targets=chosen.tolist(),
+        num_shadow=num_shadow,
+        num_target_models=num_target_models,
+        seed=seed,
+        bank=str(bank),
+        cache_dir=str(module.references.cache_dir),
+        execution=module.execution,
     )
 
 
@@ -189,10 +206,14 @@ def build_bank(
     name = study_name or f"ulira-{bank.fingerprint}-K{spec.num_shadow}-T{spec.num_target_models}-s{spec.seed}"
     objective = ShadowTrial(spec)
     study = run_trials(
-        objective, study_name=name,
+        objective,
+        study_name=name,
         storage=storage if storage is not None else journal_storage(str(Path(spec.bank) / "study.journal")),
         sampler=optuna.samplers.GridSampler(objective.search_space(), seed=spec.seed),
-        directions=("maximize",), n_trials=None, workers=workers, gpus_per_trial=gpus_per_trial,
+        directions=("maximize",),
+        n_trials=None,
+        workers=workers,
+        gpus_per_trial=gpus_per_trial,
     )
     if missing := bank.missing():
         failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
@@ -202,5 +223,3 @@ def build_bank(
 
 
 __all__ = ["ShadowTrial", "build_bank", "make_spec", "open_bank", "train_and_unlearn"]
-
-

@@ -15,6 +15,19 @@ from unlearn_pl.unlearners.sgd import SGDUnlearner
 from unlearn_pl.unlearners.ssd import SSD
 
 __all__ = [
-    "Batch", "Unlearner", "SGDUnlearner", "BatchNormRecalibration", "recalibrate_batchnorm", "ResetFinetune",
-    "Finetune", "L1Sparse", "NegGrad", "NegGradPlus", "RandomLabel", "SalUn", "SCRUB", "SSD", "Retrain",
+    "Batch",
+    "Unlearner",
+    "SGDUnlearner",
+    "BatchNormRecalibration",
+    "recalibrate_batchnorm",
+    "ResetFinetune",
+    "Finetune",
+    "L1Sparse",
+    "NegGrad",
+    "NegGradPlus",
+    "RandomLabel",
+    "SalUn",
+    "SCRUB",
+    "SSD",
+    "Retrain",
 ]

@@ -84,7 +84,9 @@ class Retrain(Unlearner):
             return
         hp = self.resolved(pl_module)
         if trainer.fit_loop.max_epochs != hp["epochs"]:
-            rank_zero_info(f"Retrain: training for {hp['epochs']} epochs (was max_epochs={trainer.fit_loop.max_epochs})")
+            rank_zero_info(
+                f"Retrain: training for {hp['epochs']} epochs (was max_epochs={trainer.fit_loop.max_epochs})"
+            )
         # Set before configure_optimizers, so the cosine schedule spans the right number of steps.
         trainer.fit_loop.max_epochs = hp["epochs"]
         datamodule = attached_data(trainer)

@@ -194,5 +194,9 @@ class SCRUB(Unlearner):
 
     def configure_optimizers(self, module: UnlearningModel) -> torch.optim.Optimizer:
         return make_optimizer(
-            module.network.parameters(), self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            module.network.parameters(),
+            self.optimizer,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
         )

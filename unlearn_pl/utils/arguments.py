@@ -87,9 +87,26 @@ OptimizerName = Literal["sgd", "adam"]
 Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 __all__ = [
-    "ClosedUnitInterval", "NonNegativeFloat", "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt",
-    "PositiveFraction", "HalfOpenFraction", "IntAtLeastTwo", "NetworkWidth", "LearningRate", "Momentum", "WeightDecay", "LRFraction",
-    "OptimizerName", "Precision", "WorkerCount", "check_arguments", "check_value", "restricted_number_type",
+    "ClosedUnitInterval",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "OpenUnitInterval",
+    "PositiveFloat",
+    "PositiveInt",
+    "PositiveFraction",
+    "HalfOpenFraction",
+    "IntAtLeastTwo",
+    "NetworkWidth",
+    "LearningRate",
+    "Momentum",
+    "WeightDecay",
+    "LRFraction",
+    "OptimizerName",
+    "Precision",
+    "WorkerCount",
+    "check_arguments",
+    "check_value",
+    "restricted_number_type",
 ]
 
 _OPERATORS = {operator.gt: ">", operator.ge: ">=", operator.lt: "<", operator.le: "<="}
@@ -187,8 +204,11 @@ def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
     # forwarded parameters' annotations already resolved.
     own = typing.get_type_hints(function)
     signature = inspect.signature(function)
-    return {n: own.get(n, p.annotation) for n, p in signature.parameters.items()
-            if n in own or not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty}
+    return {
+        n: own.get(n, p.annotation)
+        for n, p in signature.parameters.items()
+        if n in own or not isinstance(p.annotation, str) and p.annotation is not inspect.Parameter.empty
+    }
 
 
 def check_arguments(function: Callable[..., Any], values: Mapping[str, Any]) -> None:

@@ -65,7 +65,9 @@ def describe(value: Any, _depth: int = 0, *, _strict: bool = True) -> Any:
             a tensor, or an object whose constructor has no inspectable signature.
     """
     if _depth > MAX_DEPTH:
-        raise NotDescribable(f"nesting deeper than {MAX_DEPTH} levels (a reference cycle?) at {type(value).__qualname__}")
+        raise NotDescribable(
+            f"nesting deeper than {MAX_DEPTH} levels (a reference cycle?) at {type(value).__qualname__}"
+        )
     if isinstance(value, torch.Tensor):
         if _strict:
             raise NotDescribable("a tensor is state, not a constructor argument")
@@ -82,8 +84,11 @@ def describe(value: Any, _depth: int = 0, *, _strict: bool = True) -> Any:
         items = value.items() if _strict else sorted(value.items(), key=lambda kv: str(kv[0]))
         return {str(k): describe(v, _depth + 1, _strict=_strict) for k, v in items}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: describe(getattr(value, f.name), _depth + 1, _strict=_strict)
-                for f in dataclasses.fields(value) if f.init}
+        return {
+            f.name: describe(getattr(value, f.name), _depth + 1, _strict=_strict)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
     if not _strict and isinstance(value, nn.Module):
         # A network is its architecture (its printed layers) here, not its weights or arguments.
         return {"class_path": class_path(type(value)), "architecture": repr(value)}
@@ -130,7 +135,9 @@ def _feed(h: Any, value: Any) -> None:
     if isinstance(value, torch.Tensor):
         h.update(f"tensor:{value.dtype}:{tuple(value.shape)}:".encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    elif isinstance(value, Mapping) and any(isinstance(v, (torch.Tensor, Mapping, list, tuple)) for v in value.values()):
+    elif isinstance(value, Mapping) and any(
+        isinstance(v, (torch.Tensor, Mapping, list, tuple)) for v in value.values()
+    ):
         for key, item in value.items():
             h.update(f"key:{key}:".encode())
             _feed(h, item)

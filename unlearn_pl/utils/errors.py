@@ -53,7 +53,7 @@ def condense_parse_error(message: str) -> str:
     for line in reversed(lines[:deepest]):
         stripped = line.strip()
         if depth(line) < level and stripped.startswith("Parser key "):
-            path.insert(0, stripped[len("Parser key "):].rstrip(":").strip('"'))
+            path.insert(0, stripped[len("Parser key ") :].rstrip(":").strip('"'))
             level = depth(line)
     reason = lines[deepest].strip().lstrip("- ").rstrip(":")
     return f"{' > '.join(path)}: {reason}" if path else reason

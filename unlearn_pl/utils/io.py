@@ -69,6 +69,9 @@ def acquire_saying_so(lock: BaseFileLock, notice_after: float = LOCK_NOTICE_S) -
         lock.acquire(timeout=notice_after)
         return
     except Timeout:
-        _log.warning("waiting for %s: another run holds it (it is making or evaluating the same reference model); "
-                     "this run goes on when it is released", lock.lock_file)
+        _log.warning(
+            "waiting for %s: another run holds it (it is making or evaluating the same reference model); "
+            "this run goes on when it is released",
+            lock.lock_file,
+        )
     lock.acquire()

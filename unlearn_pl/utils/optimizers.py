@@ -20,7 +20,11 @@ from unlearn_pl.utils.arguments import (
 
 
 def make_optimizer(
-    params: Iterable[nn.Parameter], name: OptimizerName, *, lr: LearningRate, momentum: Momentum = 0.0,
+    params: Iterable[nn.Parameter],
+    name: OptimizerName,
+    *,
+    lr: LearningRate,
+    momentum: Momentum = 0.0,
     weight_decay: WeightDecay = 0.0,
 ) -> torch.optim.Optimizer:
     """``torch.optim.SGD`` (with ``momentum``) or ``torch.optim.Adam`` (``momentum`` unused), both

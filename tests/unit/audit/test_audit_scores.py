@@ -24,7 +24,9 @@ def banks(models: int, shift: float = 0.0, seed: int = 0, same: bool = False) ->
     rng = np.random.default_rng(seed)
     labels = {s: rng.integers(0, 10, e) for s, e in SPLITS.items()}
     oracle = {s: rng.normal(0, 2, (models, e, 10)).astype(np.float32) for s, e in SPLITS.items()}
-    unlearned = {s: oracle[s].copy() if same else rng.normal(0, 2, (models, e, 10)).astype(np.float32) for s, e in SPLITS.items()}
+    unlearned = {
+        s: oracle[s].copy() if same else rng.normal(0, 2, (models, e, 10)).astype(np.float32) for s, e in SPLITS.items()
+    }
     for s in SPLITS:
         unlearned[s][:, np.arange(SPLITS[s]), labels[s]] += shift
     accuracy = {"retain": rng.uniform(0.8, 1.0, models), "test": rng.uniform(0.7, 0.9, models)}
@@ -48,8 +50,11 @@ def test_the_audit_is_the_published_functions_of_the_banks():
     u, o = challenge_confidence(b.logits["forget"], labels), challenge_confidence(b.oracle_logits["forget"], labels)
     quality = forgetting_quality(u, o)
     assert a.forget_quality.mean == pytest.approx(quality)
-    assert a.score.mean == pytest.approx(challenge_score(quality, b.accuracy["retain"], b.oracle_accuracy["retain"],
-                                                         b.accuracy["test"], b.oracle_accuracy["test"]))
+    assert a.score.mean == pytest.approx(
+        challenge_score(
+            quality, b.accuracy["retain"], b.oracle_accuracy["retain"], b.accuracy["test"], b.oracle_accuracy["test"]
+        )
+    )
     assert a.histogram_counts.tolist() == epsilon_histogram(a.epsilons, 8).tolist()
     assert sum(e.mean for e in a.histogram) == pytest.approx(1.0)
     for split, size in SPLITS.items():
@@ -64,7 +69,10 @@ def test_the_audit_is_the_published_functions_of_the_banks():
 
 
 def test_a_shift_on_the_forget_set_lowers_f_and_raises_klom():
-    near, far = audit_method(banks(8, shift=0.0, seed=2), n_resamples=10), audit_method(banks(8, shift=8.0, seed=2), n_resamples=10)
+    near, far = (
+        audit_method(banks(8, shift=0.0, seed=2), n_resamples=10),
+        audit_method(banks(8, shift=8.0, seed=2), n_resamples=10),
+    )
     assert far.forget_quality.mean < near.forget_quality.mean
     assert far.klom["forget"].median > near.klom["forget"].median
 

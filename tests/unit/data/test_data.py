@@ -123,16 +123,19 @@ def test_unlearning_loader_serves_the_required_splits():
     assert set(batch["forget"][0].tolist()) <= set(d.split.forget)
 
 
-@pytest.mark.parametrize("selector,match", [
-    (ClassForget([3, 12]), r"unknown forget classes \[12\]"),
-    (IndexForget(indices=[0, 99999]), "out of range"),
-    (IndexForget(indices=[4, 4]), "duplicated"),
-    (IndexForget(indices=[]), "empty"),
-    (RandomForget(0.0), r"\(0, 1\]"),
-    (RandomForget(1.0), "retain set is empty"),
-    (RandomForget(10**6), "pool has"),
-    (ClassForget([0], size=0.5), "have only"),
-])
+@pytest.mark.parametrize(
+    "selector,match",
+    [
+        (ClassForget([3, 12]), r"unknown forget classes \[12\]"),
+        (IndexForget(indices=[0, 99999]), "out of range"),
+        (IndexForget(indices=[4, 4]), "duplicated"),
+        (IndexForget(indices=[]), "empty"),
+        (RandomForget(0.0), r"\(0, 1\]"),
+        (RandomForget(1.0), "retain set is empty"),
+        (RandomForget(10**6), "pool has"),
+        (ClassForget([0], size=0.5), "have only"),
+    ],
+)
 def test_bad_forget_selection_is_rejected(selector, match):
     with pytest.raises(ValueError, match=match):
         setup(forget=selector)
@@ -151,14 +154,18 @@ def test_mislabeled_needs_two_classes():
         M(0.5).select(np.arange(10), np.zeros(10, dtype=np.int64), 1, np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("size, dumped", [("0.1", "size: 0.1"), ("100", "size: 100"), ("1", "size: 1"), ("1.0", "size: 1.0")])
+@pytest.mark.parametrize(
+    "size, dumped", [("0.1", "size: 0.1"), ("100", "size: 100"), ("1", "size: 1"), ("1.0", "size: 1.0")]
+)
 def test_forget_size_keeps_its_value_and_kind_in_the_saved_config(size, dumped):
     # The run folder's config.yaml (and a study's base.yaml) must re-create the same forget set:
     # a union of restricted types made jsonargparse write a fraction of 0.1 as `size: 0`.
     from unlearn_pl.cli import UnlearningCLI
 
-    cli = UnlearningCLI(args=["--config", str(REPO / "configs" / "quickstart.yaml"),
-                              f"--data.init_args.forget.init_args.size={size}"], run=False)
+    cli = UnlearningCLI(
+        args=["--config", str(REPO / "configs" / "quickstart.yaml"), f"--data.init_args.forget.init_args.size={size}"],
+        run=False,
+    )
     dump = cli.parser.dump(cli.config, skip_none=False)
     assert dumped in [line.strip() for line in dump.splitlines()]
 

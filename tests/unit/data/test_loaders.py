@@ -47,8 +47,10 @@ def test_device_loaders_serve_the_dataloader_batches(which):
     assert_same_batches(plain.dataloader(which), loader)
     # Shuffled, sharded across 2 processes, over three epochs and a second pass in one epoch (a cycled loader).
     for rank in (0, 1):
-        a, b = (dm.dataloader(which, shuffle=True, batch_size=16, num_replicas=2, rank=rank, drop_last=True)
-                for dm in (plain, device))
+        a, b = (
+            dm.dataloader(which, shuffle=True, batch_size=16, num_replicas=2, rank=rank, drop_last=True)
+            for dm in (plain, device)
+        )
         assert len(a) == len(b)
         for epoch in range(3):
             for loader in (a, b):
@@ -81,15 +83,22 @@ def run(device_data: bool, tmp_path) -> tuple[dict, dict]:
     """References trained, one unlearning fit (two splits, cycled) and its evaluation."""
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64, seed=0, device_data=device_data)
     module = UnlearningModule(
-        tiny_cnn(), localizer=DEL(budget=0.3), unlearner=NegGradPlus(lr=0.02),
-        references=ReferenceModels(TrainingRecipe(epochs=2, lr=0.1, batch_size=64, accelerator="cpu"),
-                                   cache_dir=str(tmp_path / "cache")),
-        metrics=[SplitAccuracy(), LossAttack()], report=False,
+        tiny_cnn(),
+        localizer=DEL(budget=0.3),
+        unlearner=NegGradPlus(lr=0.02),
+        references=ReferenceModels(
+            TrainingRecipe(epochs=2, lr=0.1, batch_size=64, accelerator="cpu"), cache_dir=str(tmp_path / "cache")
+        ),
+        metrics=[SplitAccuracy(), LossAttack()],
+        report=False,
     )
     module.prepare_models(dm)
     fast_trainer(tmp_path, max_epochs=2, limit_val_batches=0).fit(module, datamodule=dm)
     fast_trainer(tmp_path).validate(module, datamodule=dm, verbose=False)
-    states = {"unlearned": module.network.state_dict(), **{m: module.reference(m).state_dict() for m in ("original", "oracle")}}
+    states = {
+        "unlearned": module.network.state_dict(),
+        **{m: module.reference(m).state_dict() for m in ("original", "oracle")},
+    }
     return states, {type(cb).__name__: cb.results for cb in module.metrics}
 
 
@@ -100,7 +109,9 @@ def test_a_run_with_device_data_is_the_run_without(tmp_path):
     for model, state in states_a.items():
         assert all(torch.equal(v, states_b[model][k]) for k, v in state.items()), model
     assert results_a == results_b
-    assert any(not torch.equal(v, states_a["original"][k]) for k, v in states_a["unlearned"].items()), "the run unlearned"
+    assert any(not torch.equal(v, states_a["original"][k]) for k, v in states_a["unlearned"].items()), (
+        "the run unlearned"
+    )
 
 
 def test_a_copied_or_pickled_dataset_holds_no_device_copy():
@@ -125,7 +136,9 @@ def image_folder(root) -> ImageFolder:
 
 def test_device_data_refuses_file_backed_readers(tmp_path):
     dm = UnlearningDataModule(image_folder(tmp_path), RandomForget(1), val_fraction=0.0, device_data=True)
-    with pytest.raises(ValueError, match="device_data=True keeps in-memory data on the device, but ImageFolder reads files"):
+    with pytest.raises(
+        ValueError, match="device_data=True keeps in-memory data on the device, but ImageFolder reads files"
+    ):
         dm.setup()
 
 
@@ -134,10 +147,21 @@ def test_loader_defaults_follow_the_data_and_the_device(tmp_path):
     digits = UnlearningDataModule(Digits())
     files, memory = dm.split_dataset("train"), digits.split_dataset("train")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert loader_options(memory, cuda, 1, None, None) == {"num_workers": 0, "pin_memory": True, "persistent_workers": False}
+    assert loader_options(memory, cuda, 1, None, None) == {
+        "num_workers": 0,
+        "pin_memory": True,
+        "persistent_workers": False,
+    }
     assert loader_options(files, cpu, 2, None, None) == {
-        "num_workers": suggested_max_num_workers(2), "pin_memory": False, "persistent_workers": True}
-    assert loader_options(files, cuda, 1, 0, False) == {"num_workers": 0, "pin_memory": False, "persistent_workers": False}
+        "num_workers": suggested_max_num_workers(2),
+        "pin_memory": False,
+        "persistent_workers": True,
+    }
+    assert loader_options(files, cuda, 1, 0, False) == {
+        "num_workers": 0,
+        "pin_memory": False,
+        "persistent_workers": False,
+    }
     loader = dm.dataloader("train")  # no trainer: the CPU, one process
     assert loader.num_workers == suggested_max_num_workers(1) and not loader.pin_memory
     assert digits.dataloader("train").num_workers == 0

@@ -150,7 +150,9 @@ def test_cifar_download_uses_torchvisions_address_and_checksum(tmp_path, monkeyp
 
     def fake_fetch(url, root, filename, md5):
         calls.append((url, filename, md5))
-        write_cifar(Path(root) / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels")
+        write_cifar(
+            Path(root) / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels"
+        )
 
     monkeypatch.setattr(readers, "download_and_extract_archive", fake_fetch)
     with pytest.raises(FileNotFoundError, match="download=True"):

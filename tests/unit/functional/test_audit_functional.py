@@ -73,7 +73,8 @@ def synthetic_banks(seed: int, models: int, examples: int) -> tuple[np.ndarray, 
 # model with 160,000 threshold pairs): one bank of every kind by default, more as slow tests.
 @pytest.mark.parametrize(
     ("seed", "models", "examples"),
-    [(0, 3, 7), (2, 8, 7)] + [pytest.param(*p, 14, marks=pytest.mark.slow) for p in [(1, 4), (3, 16), (4, 32), (5, 64)]],
+    [(0, 3, 7), (2, 8, 7)]
+    + [pytest.param(*p, 14, marks=pytest.mark.slow) for p in [(1, 4), (3, 16), (4, 32), (5, 64)]],
 )
 def test_epsilons_and_quality_equal_the_published_scorer(seed, models, examples):
     unlearned, retrained = synthetic_banks(seed, models, examples)
@@ -98,7 +99,11 @@ def test_values_on_the_threshold_grids_are_counted_as_published():
     unlearned = np.sort(rng.uniform(0.5, 2.5, (models, examples)), axis=0)
     retrained[0], retrained[-1] = 0.0, 3.0  # fix both samples' extremes, hence both grids
     unlearned[0], unlearned[-1] = 0.5, 2.5
-    single = torch.linspace(torch.tensor(0.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64), 300).double().numpy()
+    single = (
+        torch.linspace(torch.tensor(0.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64), 300)
+        .double()
+        .numpy()
+    )
     unlearned[1:4] = single[rng.integers(0, 300, (3, examples))]
     width = 2.0  # the narrower (unlearned) range
     rights = np.linspace(0.5 + width - 2.0, 2.5 + 2.0, math.ceil(((2.5 + 2.0) - (0.5 + width - 2.0)) * 100))
@@ -258,8 +263,16 @@ def test_final_score_equals_the_published_adjustment():
         (np.zeros(4), np.zeros(4), r"must have shape \(models, examples\); got \(4,\)"),
         (np.zeros((1, 3)), np.zeros((1, 3)), "at least 2 models on each side to compare distributions; got 1"),
         (np.zeros((4, 0)), np.zeros((4, 0)), "at least one example"),
-        (np.array([[0.0, np.nan], [1.0, 2.0]]), np.zeros((2, 2)), r"unlearned contains 1 NaN .* \(model 0, example 1\)"),
-        (np.zeros((2, 2)), np.array([[0.0, 1.0], [np.inf, 2.0]]), r"retrained contains 1 NaN .* \(model 1, example 0\)"),
+        (
+            np.array([[0.0, np.nan], [1.0, 2.0]]),
+            np.zeros((2, 2)),
+            r"unlearned contains 1 NaN .* \(model 0, example 1\)",
+        ),
+        (
+            np.zeros((2, 2)),
+            np.array([[0.0, 1.0], [np.inf, 2.0]]),
+            r"retrained contains 1 NaN .* \(model 1, example 0\)",
+        ),
         (np.array([["a", "b"], ["c", "d"]]), np.zeros((2, 2)), "unlearned must be a numeric array"),
     ],
 )
@@ -273,10 +286,15 @@ def test_bad_banks_are_refused_by_name(unlearned, retrained, match):
 @pytest.mark.parametrize(
     ("option", "match"),
     [
-        ({"delta": 0.0}, r"delta must be in \(0, 1\)"), ({"epsilon_cap": 0}, "epsilon_cap"),
-        ({"thresholds_per_unit": 0}, "thresholds_per_unit"), ({"window_buffer": -1.0}, "window_buffer"),
-        ({"peaky_ratio": 2.0}, "peaky_ratio"), ({"rules": ("triple",)}, "rules"), ({"rules": "single"}, "rules"),
-        ({"rate_dtype": "float16"}, "rate_dtype"), ({"undefined": "zero"}, "undefined"),
+        ({"delta": 0.0}, r"delta must be in \(0, 1\)"),
+        ({"epsilon_cap": 0}, "epsilon_cap"),
+        ({"thresholds_per_unit": 0}, "thresholds_per_unit"),
+        ({"window_buffer": -1.0}, "window_buffer"),
+        ({"peaky_ratio": 2.0}, "peaky_ratio"),
+        ({"rules": ("triple",)}, "rules"),
+        ({"rules": "single"}, "rules"),
+        ({"rate_dtype": "float16"}, "rate_dtype"),
+        ({"undefined": "zero"}, "undefined"),
     ],
 )
 def test_bad_options_are_refused_by_name(option, match):
@@ -298,7 +316,9 @@ def test_bad_scoring_inputs_are_refused():
 # --- confidences and margins -----------------------------------------------------------------------
 
 
-def synthetic_logits(seed: int, models: int, examples: int, classes: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_logits(
+    seed: int, models: int, examples: int, classes: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     targets = rng.integers(0, classes, examples)
     means = rng.normal(0, scale, (examples, classes))
@@ -375,7 +395,14 @@ def synthetic_margins(seed: int, models: int, examples: int, dtype: type) -> tup
     noise = rng.normal(0, 1, (models, examples))
     unlearned = np.select(
         [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4, kind == 5],
-        [oracle.copy(), oracle + noise, oracle + 3 + 2 * noise, np.full_like(oracle, 4.0), oracle + 150, np.round(oracle)],
+        [
+            oracle.copy(),
+            oracle + noise,
+            oracle + 3 + 2 * noise,
+            np.full_like(oracle, 4.0),
+            oracle + 150,
+            np.round(oracle),
+        ],
         oracle + rng.uniform(-1, 1) * 300,  # clipped on one side or the other
     )
     return unlearned.astype(dtype), oracle.astype(dtype)
@@ -422,7 +449,9 @@ def test_klom_options_and_chunks(monkeypatch):
     ]
     assert np.allclose(whole, expected, atol=TOLERANCE, equal_nan=True)
     for option, match in [
-        ({"bins": 0}, "bins"), ({"smoothing": 0.0}, "smoothing"), ({"clip": (1.0, -1.0)}, "clip"),
+        ({"bins": 0}, "bins"),
+        ({"smoothing": 0.0}, "smoothing"),
+        ({"clip": (1.0, -1.0)}, "clip"),
         ({"top_edge": "keep"}, "top_edge"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -493,7 +522,9 @@ def test_published_and_our_klom_agree_on_digits(digits_banks):
             z = torch.from_numpy(b[name][:, idx]).float()  # float32, as a network's logits
             margins[name] = published.get_margins_from_multimodel_logits(z, labels).numpy()
             assert np.array_equal(klom_margins(z, labels.expand(6, -1)), margins[name])
-        theirs = published.kl_from_margins(torch.from_numpy(margins["unlearned"]), torch.from_numpy(margins["retrained"]))
+        theirs = published.kl_from_margins(
+            torch.from_numpy(margins["unlearned"]), torch.from_numpy(margins["retrained"])
+        )
         ours = klom(margins["unlearned"], margins["retrained"])
         assert np.array_equal(np.isnan(theirs), np.isnan(ours))
         assert np.nanmax(np.abs(ours - theirs)) <= TOLERANCE
@@ -563,8 +594,10 @@ def test_several_statistics_share_one_set_of_resamples():
         return [float(a.mean()), float(b.mean() - a.mean())]
 
     together = bootstrap_many_over_models(both, first, second, n_resamples=40, paired=True, seed=3)
-    alone = [bootstrap_over_models(lambda a, b, k=k: both(a, b)[k], first, second, n_resamples=40, paired=True, seed=3)
-             for k in range(2)]
+    alone = [
+        bootstrap_over_models(lambda a, b, k=k: both(a, b)[k], first, second, n_resamples=40, paired=True, seed=3)
+        for k in range(2)
+    ]
     assert together == alone  # the same draws: entry k is the one-number bootstrap of statistic k
     with pytest.raises(ValueError, match="finite values"):
         bootstrap_many_over_models(lambda a: [0.0, math.nan], first)
@@ -619,8 +652,9 @@ def test_the_smoothed_bootstrap_breaks_ties_and_centres_on_the_estimate():
         return [float(np.median(a)), float(np.abs(a - b).max()), float(accuracy.mean())]
 
     accuracy = rng.uniform(0.5, 1.0, (10, 1))
-    median, gap, acc = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False],
-                                                      n_resamples=40, seed=2)
+    median, gap, acc = smoothed_bootstrap_over_models(
+        record, x, x.copy(), accuracy, smooth=[True, True, False], n_resamples=40, seed=2
+    )
     a, b, resampled_accuracy = seen[-1]
     assert len({tuple(row) for row in a}) == 10  # repeated models are distinct draws near them
     assert np.array_equal(a, b)  # paired banks holding equal values keep them equal
@@ -628,10 +662,14 @@ def test_the_smoothed_bootstrap_breaks_ties_and_centres_on_the_estimate():
     assert (gap.low, gap.mean, gap.high) == (0.0, 0.0, 0.0)
     assert median.mean == np.median(x) and median.low < median.mean < median.high
     assert acc.mean == pytest.approx(accuracy.mean()) and acc.n == 10
-    again = smoothed_bootstrap_over_models(record, x, x.copy(), accuracy, smooth=[True, True, False], n_resamples=40, seed=2)
+    again = smoothed_bootstrap_over_models(
+        record, x, x.copy(), accuracy, smooth=[True, True, False], n_resamples=40, seed=2
+    )
     assert again == [median, gap, acc]  # seeded
-    for kwargs, match in [({"smooth": [True]}, "one entry per bank"), ({"smooth": [True, True, False], "n_resamples": 1},
-                                                                       "n_resamples")]:
+    for kwargs, match in [
+        ({"smooth": [True]}, "one entry per bank"),
+        ({"smooth": [True, True, False], "n_resamples": 1}, "n_resamples"),
+    ]:
         with pytest.raises(ValueError, match=match):
             smoothed_bootstrap_over_models(record, x, x, accuracy, **kwargs)
     with pytest.raises(ValueError, match="as many models"):

@@ -167,10 +167,17 @@ def test_budget_outside_unit_interval_is_rejected(budget):
         DEL(budget=budget)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"top_h": 0.0}, "top_h"), ({"top_h": 1.1}, "top_h"), ({"score": "hessian"}, "score"),
-    ({"granularity": "block"}, "granularity"), ({"data": "test"}, "data"), ({"top_h_of": "rows"}, "top_h_of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"top_h": 0.0}, "top_h"),
+        ({"top_h": 1.1}, "top_h"),
+        ({"score": "hessian"}, "score"),
+        ({"granularity": "block"}, "granularity"),
+        ({"data": "test"}, "data"),
+        ({"top_h_of": "rows"}, "top_h_of"),
+    ],
+)
 def test_bad_del_arguments_name_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DEL(**kwargs)
@@ -199,7 +206,9 @@ def test_tensor_cap_spreads_the_budget_to_the_next_ranked_channels():
 
 def test_tensor_cap_keeps_each_tensor_under_its_share_on_a_conv_net():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.LazyLinear(4))
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.LazyLinear(4)
+    )
     net(torch.randn(1, 1, 7, 7))
     batches = [(None, torch.randn(8, 1, 7, 7), torch.randint(0, 4, (8,)))]
     for budget in (0.1, 0.3):
@@ -212,9 +221,14 @@ def test_tensor_cap_keeps_each_tensor_under_its_share_on_a_conv_net():
         assert torch.equal(m, DEL(budget=0.3).localize(net, batches)[k])
 
 
-@pytest.mark.parametrize("cap,granularity,match", [
-    (0.05, "channel", r"\[budget, 1\]"), (1.5, "channel", r"\[budget, 1\]"), (0.5, "layer", "granularity"),
-])
+@pytest.mark.parametrize(
+    "cap,granularity,match",
+    [
+        (0.05, "channel", r"\[budget, 1\]"),
+        (1.5, "channel", r"\[budget, 1\]"),
+        (0.5, "layer", "granularity"),
+    ],
+)
 def test_bad_tensor_cap_names_the_value(cap, granularity, match):
     with pytest.raises(ValueError, match=match):
         DEL(budget=0.1, max_share_per_tensor=cap, granularity=granularity)

@@ -118,7 +118,14 @@ def test_random_group_scores_constant_within_groups(granularity):
 
 
 def test_blocks_and_prefixes():
-    names = ["conv1.weight", "layer1.0.conv1.weight", "layer1.0.bn1.bias", "layer1.1.conv1.weight", "linear.bias", "pos_embed"]
+    names = [
+        "conv1.weight",
+        "layer1.0.conv1.weight",
+        "layer1.0.bn1.bias",
+        "layer1.1.conv1.weight",
+        "linear.bias",
+        "pos_embed",
+    ]
     assert blocks(names, 2) == ["conv1", "layer1.0", "layer1.1", "linear", "pos_embed"]
     assert blocks(names, 1) == ["conv1", "layer1", "linear", "pos_embed"]
     assert block_of("layer1.0.conv1.weight", 3) == "layer1.0.conv1"

@@ -86,7 +86,9 @@ def test_mia_efficacy_two_features_and_capping():
 
 
 def test_callbacks_validate_arguments():
-    with pytest.raises(ValueError, match=r"features must be one or more of \('confidence', 'entropy'\); got 'probability'"):
+    with pytest.raises(
+        ValueError, match=r"features must be one or more of \('confidence', 'entropy'\); got 'probability'"
+    ):
         MIAEfficacy(features="probability")
     with pytest.raises(ValueError, match="nonmembers must be one of"):
         MIAEfficacy(nonmembers="retain")  # type: ignore[arg-type]
@@ -146,7 +148,11 @@ def test_attacks_on_the_frozen_reference_models_are_computed_once(prepared_modul
     calls = {"loss_attack": 0, "mia_efficacy": 0}
     for name in calls:
         real = getattr(mia, name)
-        monkeypatch.setattr(mia, name, lambda *a, _real=real, _name=name, **k: calls.__setitem__(_name, calls[_name] + 1) or _real(*a, **k))
+        monkeypatch.setattr(
+            mia,
+            name,
+            lambda *a, _real=real, _name=name, **k: calls.__setitem__(_name, calls[_name] + 1) or _real(*a, **k),
+        )
     module, dm = prepared_module(metrics=[LossAttack(), MIAEfficacy()], report=False)
     trainer = fast_trainer(tmp_path)
     trainer.validate(module, datamodule=dm, verbose=False)

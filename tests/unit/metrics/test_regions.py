@@ -110,7 +110,10 @@ def test_similarity_with_a_constant_model_is_that_class_share():
 # ------------------------------------------------------------------ plots
 def test_plot_is_written_as_png(tmp_path):
     model, plane = tiny_mlp().eval(), digits_plane()
-    grids = {"original": predict_plane(model, plane, 40), "unlearned": predict_plane(tiny_mlp(seed=3).eval(), plane, 40)}
+    grids = {
+        "original": predict_plane(model, plane, 40),
+        "unlearned": predict_plane(tiny_mlp(seed=3).eval(), plane, 40),
+    }
     fig = plot_regions(grids, plane, anchor_labels=[1, 2, 3], anchor_is_forget=[True, False, True], num_classes=10)
     assert len(fig.axes) == 3  # two panels and the colour bar
     path = tmp_path / "regions.png"
@@ -222,8 +225,11 @@ def test_region_plots_are_named_by_the_training_epochs_they_follow(prepared_modu
     trainer.fit(module, datamodule=dm)
     trainer.validate(module, datamodule=dm, verbose=False)
     names = [p.name for p in regions.figure_paths]
-    assert names == ["fit-after001epochs-forget-plane0.png", "fit-after002epochs-forget-plane0.png",
-                     "validate-after002epochs-forget-plane0.png"]
+    assert names == [
+        "fit-after001epochs-forget-plane0.png",
+        "fit-after002epochs-forget-plane0.png",
+        "validate-after002epochs-forget-plane0.png",
+    ]
 
 
 def test_decision_regions_show_their_progress_only_beside_the_trainers_bar(tmp_path, capsys):

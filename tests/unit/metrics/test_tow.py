@@ -34,8 +34,10 @@ def test_tow_and_gaps_of_a_validation_run(prepared_module, tmp_path):
     assert set(tow) == {"original", "unlearned"}  # the oracle is the reference, not a row
     for model in ("original", "unlearned"):
         a, o = acc[model], acc["oracle"]
-        hand = (1 - abs(a["forget_acc"] - o["forget_acc"])) * (1 - abs(a["retain_acc"] - o["retain_acc"])) * (
-            1 - abs(a["test_acc"] - o["test_acc"])
+        hand = (
+            (1 - abs(a["forget_acc"] - o["forget_acc"]))
+            * (1 - abs(a["retain_acc"] - o["retain_acc"]))
+            * (1 - abs(a["test_acc"] - o["test_acc"]))
         )
         assert tow[model]["tow"] == pytest.approx(hand, abs=1e-12)
         for split in ("retain", "forget", "val", "test"):

@@ -12,7 +12,10 @@ from unlearn_pl.references import load_weights
 def test_second_prepare_reuses_the_cache(digits_dm, tmp_path, monkeypatch):
     r = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path))
     first = r.prepare(tiny_mlp(), digits_dm())
-    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.pt")) == ["oracle", "original"]  # beside their .lock files
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.pt")) == [
+        "oracle",
+        "original",
+    ]  # beside their .lock files
 
     def fail(*a, **k):
         raise AssertionError("trained again despite a cached model")
@@ -42,7 +45,9 @@ def test_cache_key_depends_on_split_recipe_and_init(digits_dm, tmp_path):
     assert key == r.cache_key(tiny_mlp(0), dm, "original")
     assert key != r.cache_key(tiny_mlp(1), dm, "original")
     assert key != r.cache_key(tiny_mlp(0), digits_dm(seed=1), "original")
-    assert key != ReferenceModels(recipe=TrainingRecipe(epochs=3), cache_dir=str(tmp_path)).cache_key(tiny_mlp(0), dm, "original")
+    assert key != ReferenceModels(recipe=TrainingRecipe(epochs=3), cache_dir=str(tmp_path)).cache_key(
+        tiny_mlp(0), dm, "original"
+    )
     assert r.cache_key(tiny_mlp(0), dm, "oracle") != key
 
 
@@ -51,7 +56,9 @@ def test_an_fp32_recipe_keeps_its_cache_key(digits_dm):
     TRAINING_REVISION bump may change them (recipe fields added with a default stay out of the key)."""
     r, dm = ReferenceModels(recipe=FAST_RECIPE), digits_dm()
     assert (r.cache_key(tiny_mlp(0), dm, "original"), r.cache_key(tiny_mlp(0), dm, "oracle")) == (
-        "13738c406ce3437ee28e", "0df4fa98f33f7b3ce6f4")
+        "13738c406ce3437ee28e",
+        "0df4fa98f33f7b3ce6f4",
+    )
 
 
 def test_cache_key_changes_with_the_training_revision(digits_dm, tmp_path, monkeypatch):
@@ -64,7 +71,9 @@ def test_cache_key_changes_with_the_training_revision(digits_dm, tmp_path, monke
 
 
 def test_corrupt_cache_entry_is_retrained_not_trusted(digits_dm, tmp_path):
-    r = ReferenceModels(recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), oracle=False, cache_dir=str(tmp_path))
+    r = ReferenceModels(
+        recipe=TrainingRecipe(epochs=1, batch_size=64, accelerator="cpu"), oracle=False, cache_dir=str(tmp_path)
+    )
     dm = digits_dm()
     r.prepare(tiny_mlp(), dm)
     path = r.cache_path(tiny_mlp(), dm, "original")
@@ -92,6 +101,8 @@ def test_user_checkpoint_is_loaded_and_never_written(digits_dm, tmp_path):
     net = tiny_mlp(5)
     torch.save(net.state_dict(), path)
     before = path.read_bytes()
-    out = ReferenceModels(original=str(path), oracle=False, cache_dir=str(tmp_path / "c")).prepare(tiny_mlp(), digits_dm())
+    out = ReferenceModels(original=str(path), oracle=False, cache_dir=str(tmp_path / "c")).prepare(
+        tiny_mlp(), digits_dm()
+    )
     assert torch.equal(out["original"].net[1].weight, net.net[1].weight)
     assert path.read_bytes() == before and "oracle" not in out

@@ -49,8 +49,9 @@ def test_the_detectable_effect_is_the_published_one_and_statsmodels_two_sided_so
     for n in (3, 5, 10, 15):
         two_sided = TTestPower().solve_power(effect_size=None, nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
         assert detectable_effect_size(n) == pytest.approx(two_sided, rel=1e-4)
-        assert TTestPower().power(effect_size=detectable_effect_size(n), nobs=n, alpha=0.05,
-                                  alternative="two-sided") == pytest.approx(0.8, abs=1e-4)
+        assert TTestPower().power(
+            effect_size=detectable_effect_size(n), nobs=n, alpha=0.05, alternative="two-sided"
+        ) == pytest.approx(0.8, abs=1e-4)
     assert minimal_detectable_effect(0.05, 5) == pytest.approx(0.05 * detectable_effect_size(5))
     assert math.isnan(minimal_detectable_effect(0.05, 1))
     with pytest.raises(ValueError, match="n >= 2"):
@@ -148,8 +149,8 @@ def test_degenerate_inputs_never_print_a_non_finite_number_as_a_verdict():
 def test_holm_turns_a_nominal_difference_inconclusive_as_statsmodels_adjusts_it():
     settings = [
         [-0.051, -0.043, -0.060, -0.048, -0.055],  # clearly lower
-        [-0.020, 0.000, -0.035, -0.010, -0.026],   # lower at 5% (p = 0.041), not after Holm
-        [0.060, -0.050, 0.010, -0.040, 0.045],     # noise
+        [-0.020, 0.000, -0.035, -0.010, -0.026],  # lower at 5% (p = 0.041), not after Holm
+        [0.060, -0.050, 0.010, -0.040, 0.045],  # noise
     ]
     raw = [compare_differences(d, margin=0.03) for d in settings]
     adjusted = holm(raw)
@@ -236,10 +237,30 @@ def rows() -> list[dict]:
     out = []
     for budget, values in per_seed.items():
         e = paired_difference(values, dict.fromkeys(values, 0.0))
-        out.append({"axis": "localizer", "comparison": "DEL - Random", "budget": budget, "metric": "test_acc",
-                    "difference": e.mean, "ci_low": e.low, "ci_high": e.high, "n": e.n, "per_seed": values})
-    out.append({"axis": "localizer", "comparison": "DEL - Random", "budget": 0.1, "metric": "forget_loss",
-                "difference": "", "n": "", "per_seed": [0.2, 0.1, 0.3]})
+        out.append(
+            {
+                "axis": "localizer",
+                "comparison": "DEL - Random",
+                "budget": budget,
+                "metric": "test_acc",
+                "difference": e.mean,
+                "ci_low": e.low,
+                "ci_high": e.high,
+                "n": e.n,
+                "per_seed": values,
+            }
+        )
+    out.append(
+        {
+            "axis": "localizer",
+            "comparison": "DEL - Random",
+            "budget": 0.1,
+            "metric": "forget_loss",
+            "difference": "",
+            "n": "",
+            "per_seed": [0.2, 0.1, 0.3],
+        }
+    )
     return out
 
 
@@ -250,8 +271,13 @@ def test_report_rows_gain_power_equivalence_and_holm_columns():
     singles = [compare_differences(r["per_seed"], margin=0.03, value_range=(-1, 1)) for r in rows()[:3]]
     for row, c, h in zip(acc, singles, holm(singles), strict=True):
         assert (row["difference"], row["n"], row["p_value"], row["tost_p"], row["mde"], row["margin"]) == (
-            pytest.approx(c.estimate.mean), 5, pytest.approx(c.p_value), pytest.approx(c.tost_p),
-            pytest.approx(c.mde), 0.03)
+            pytest.approx(c.estimate.mean),
+            5,
+            pytest.approx(c.p_value),
+            pytest.approx(c.tost_p),
+            pytest.approx(c.mde),
+            0.03,
+        )
         assert row["verdict"] == c.verdict and row["verdict_holm"] == h.verdict
         assert row["p_value_holm"] == pytest.approx(h.p_value) and row["mde_holm"] == pytest.approx(h.mde)
     assert [r["verdict"] for r in acc][:2] == ["lower", "lower"]
@@ -286,7 +312,17 @@ def test_the_attack_accuracy_interval_over_target_models_stays_in_zero_to_one():
     from unlearn_pl.ulira import BankAttack
 
     per_model = np.array([0.99, 1.0, 0.97])
-    attack = BankAttack(summary={}, before={}, population={}, population_before={}, per_model={"after": per_model},
-                        success=np.array([]), success_before=np.array([]), fit=None, num_scored=0, tolerance=0.0)
+    attack = BankAttack(
+        summary={},
+        before={},
+        population={},
+        population_before={},
+        per_model={"after": per_model},
+        success=np.array([]),
+        success_before=np.array([]),
+        fit=None,
+        num_scored=0,
+        tolerance=0.0,
+    )
     e = attack.interval("after")
     assert e.clipped and e.high == 1.0 and e.low == pytest.approx(mean_ci(per_model.tolist()).low)

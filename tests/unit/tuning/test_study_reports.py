@@ -57,8 +57,12 @@ def toy(tmp_path_factory):
     with contextlib.redirect_stdout(out):
         result = _toy_study(folder)
     study = folder / "study"
-    return result, out.getvalue(), {name: _rows(study / f"{name}.csv") for name in ("trials", "selection", "differences")}, \
-        json.loads((study / "study.json").read_text())
+    return (
+        result,
+        out.getvalue(),
+        {name: _rows(study / f"{name}.csv") for name in ("trials", "selection", "differences")},
+        json.loads((study / "study.json").read_text()),
+    )
 
 
 def test_the_one_setting_is_the_cell_of_the_highest_mean_J(toy):
@@ -66,8 +70,14 @@ def test_the_one_setting_is_the_cell_of_the_highest_mean_J(toy):
     trials = [t for t in tables["trials"] if t["state"] == "COMPLETE"]
     for row in tables["selection"]:
         lam, arm = float(row["lambda"]), row["arm"]
-        per_cell = {lr: {int(t["seed"]): _j(float(t["val_acc"]), float(t["forget_acc"]), lam)
-                         for t in trials if t["arm"] == arm and float(t["lr"]) == lr} for lr in LRS}
+        per_cell = {
+            lr: {
+                int(t["seed"]): _j(float(t["val_acc"]), float(t["forget_acc"]), lam)
+                for t in trials
+                if t["arm"] == arm and float(t["lr"]) == lr
+            }
+            for lr in LRS
+        }
         means = {lr: sum(v.values()) / len(v) for lr, v in per_cell.items()}
         assert means[0.1] == pytest.approx(means[0.2]) and means[0.1] > means[0.3]  # a tie, by construction
         assert row["setting"] == "lr=0.1" and row["setting_n"] == "5"  # the tie goes to the earlier cell
@@ -80,7 +90,11 @@ def test_the_one_setting_is_the_cell_of_the_highest_mean_J(toy):
     assert "seed 0: lr=0.3; seed 1: lr=0.1" in printed and "J per-seed choice (optimistic)" in printed
     assert TIE_BREAK in printed and summary["tie_break"] == TIE_BREAK
     assert [(a["arm"], a["lambda"], a["setting"]) for a in summary["answer"]] == [
-        ("a", 0.2, "lr=0.1"), ("a", 0.5, "lr=0.1"), ("b", 0.2, "lr=0.1"), ("b", 0.5, "lr=0.1")]
+        ("a", 0.2, "lr=0.1"),
+        ("a", 0.5, "lr=0.1"),
+        ("b", 0.2, "lr=0.1"),
+        ("b", 0.5, "lr=0.1"),
+    ]
 
 
 def test_the_tie_break_follows_the_grid_order(tmp_path):
@@ -99,13 +113,17 @@ def test_differences_carry_n_mde_tost_and_holm_verdicts(toy):
         assert by[("test_acc", lam)]["verdict"] == "equivalent within ±0.05"  # within ±0.002, margin 0.05
         assert by[("test_acc", lam)]["margin"] == "0.05" and by[("J", lam)]["margin"] == "nan"
     # Recomputed from the chosen trials: seed 0 chose lr 0.3 in both arms, the other seeds lr 0.1.
-    chosen = {(t["arm"], int(t["seed"])): t for t in tables["trials"]
-              if float(t["lr"]) == (0.3 if t["seed"] == "0" else 0.1)}
+    chosen = {
+        (t["arm"], int(t["seed"])): t for t in tables["trials"] if float(t["lr"]) == (0.3 if t["seed"] == "0" else 0.1)
+    }
     d = [float(chosen[("b", s)]["test_acc"]) - float(chosen[("a", s)]["test_acc"]) for s in SEEDS]
     expected = compare_differences(d, margin=0.05, value_range=(-1, 1))
     row = by[("test_acc", 0.2)]
-    assert (int(row["n"]), float(row["mde"]), float(row["tost_p"])) == (5, pytest.approx(expected.mde),
-                                                                          pytest.approx(expected.tost_p))
+    assert (int(row["n"]), float(row["mde"]), float(row["tost_p"])) == (
+        5,
+        pytest.approx(expected.mde),
+        pytest.approx(expected.tost_p),
+    )
     # Holm over the claim's settings (its λ values), as statsmodels adjusts them.
     claim = [by[("mia_efficacy", lam)] for lam in (0.2, 0.5)]
     adjusted = multipletests([float(r["p_value"]) for r in claim], method="holm")[1]
@@ -113,9 +131,18 @@ def test_differences_carry_n_mde_tost_and_holm_verdicts(toy):
     assert by[("abs_forget_acc_target_gap", 0.2)]["claim"] == "higher in 2 of 2 (Holm)"
     assert "arm b - a, abs_forget_acc_target_gap: higher in 2 of 2 (Holm)" in printed
     assert "arm b - a, test_acc: equivalent within ±0.05 in 2 of 2 (Holm)" in printed
-    assert {"axis": "arm", "comparison": "b - a", "metric": "test_acc", "settings": 2,
-            "claim": "equivalent within ±0.05 in 2 of 2 (Holm)"} in summary["claims"]
-    assert (by[("J", 0.2)]["split"], by[("J_test", 0.2)]["split"], by[("forget_acc", 0.2)]["split"]) == ("val", "test", "forget")
+    assert {
+        "axis": "arm",
+        "comparison": "b - a",
+        "metric": "test_acc",
+        "settings": 2,
+        "claim": "equivalent within ±0.05 in 2 of 2 (Holm)",
+    } in summary["claims"]
+    assert (by[("J", 0.2)]["split"], by[("J_test", 0.2)]["split"], by[("forget_acc", 0.2)]["split"]) == (
+        "val",
+        "test",
+        "forget",
+    )
     for r in rows:  # a difference of a bounded metric stays in the range of a difference
         if r["metric"].endswith(("_acc", "_target_gap")) or r["metric"] in ("J", "J_test", "mia_efficacy"):
             assert -1 <= float(r["ci_low"]) and float(r["ci_high"]) <= 1
@@ -197,13 +224,26 @@ def test_scoring_and_margins_are_checked_before_the_first_trial(tmp_path, capsys
 
 
 def test_split_of_names_the_data_a_metric_is_computed_on():
-    assert [split_of(m) for m in ("J", "goal", "J_test", "goal_test", "test_acc", "abs_forget_acc_target_gap",
-                                  "oracle/retain_acc", "mia_efficacy", "seconds")] == \
-        ["val", "val", "test", "test", "test", "forget", "retain", "", ""]
+    assert [
+        split_of(m)
+        for m in (
+            "J",
+            "goal",
+            "J_test",
+            "goal_test",
+            "test_acc",
+            "abs_forget_acc_target_gap",
+            "oracle/retain_acc",
+            "mia_efficacy",
+            "seconds",
+        )
+    ] == ["val", "val", "test", "test", "test", "forget", "retain", "", ""]
 
 
 def test_the_study_objective_travels_to_workers_with_its_runner(tmp_path):
-    objective = StudyObjective([], expand_space(ARMS, {"toy.lr": LRS}), SEEDS, "privacy", str(tmp_path), runner=toy_runner)
+    objective = StudyObjective(
+        [], expand_space(ARMS, {"toy.lr": LRS}), SEEDS, "privacy", str(tmp_path), runner=toy_runner
+    )
     assert pickle.loads(pickle.dumps(objective)).runner is toy_runner
 
 
@@ -237,8 +277,11 @@ def test_a_stored_config_without_todays_defaults_resumes_and_a_changed_value_is_
     changed = copy.deepcopy(today)
     changed["model"]["init_args"]["references"]["init_args"]["recipe"]["precision"] = "64-true"
     changed["model"]["init_args"]["metrics"] = [{"class_path": "unlearn_pl.metrics.SplitAccuracy"}]
-    with pytest.raises(ValueError, match=r"another base config \(model.init_args.metrics: None → .*SplitAccuracy.*; "
-                                         r"model.init_args.references.init_args.recipe.precision: \(unset\) → 64-true\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"another base config \(model.init_args.metrics: None → .*SplitAccuracy.*; "
+        r"model.init_args.references.init_args.recipe.precision: \(unset\) → 64-true\)",
+    ):
         check_same_base(study, yaml.safe_dump(changed), resolver(run_cli))
     assert study.user_attrs["base_config"] == yaml.safe_dump(older)
 
@@ -265,8 +308,14 @@ def test_the_one_setting_competes_among_the_cells_completed_on_the_most_seeds():
         return Run(candidate, order, seed, {"val_acc": val, "forget_acc": val}, {"privacy": 1.0})
 
     # lr 0.1 is best but failed on seed 2; lr 0.3 beats lr 0.2 on the three seeds both completed.
-    per_seed = {0: [run(a, 0, 0, 0.99), run(b, 1, 0, 0.80), run(c, 2, 0, 0.85)],
-                1: [run(a, 0, 1, 0.99), run(b, 1, 1, 0.80), run(c, 2, 1, 0.85)],
-                2: [run(b, 1, 2, 0.80), run(c, 2, 2, 0.85)]}
-    assert {s: r.cell for s, r in best_setting(per_seed, "privacy", 0.5).items()} == {0: "lr=0.3", 1: "lr=0.3", 2: "lr=0.3"}
+    per_seed = {
+        0: [run(a, 0, 0, 0.99), run(b, 1, 0, 0.80), run(c, 2, 0, 0.85)],
+        1: [run(a, 0, 1, 0.99), run(b, 1, 1, 0.80), run(c, 2, 1, 0.85)],
+        2: [run(b, 1, 2, 0.80), run(c, 2, 2, 0.85)],
+    }
+    assert {s: r.cell for s, r in best_setting(per_seed, "privacy", 0.5).items()} == {
+        0: "lr=0.3",
+        1: "lr=0.3",
+        2: "lr=0.3",
+    }
     assert best_setting({}, "privacy", 0.5) == {}

@@ -25,8 +25,13 @@ def _cells(study: optuna.Study, states=(optuna.trial.TrialState.COMPLETE,)) -> C
 def _run(tmp_path: Path, workers: int, **kwargs) -> optuna.Study:
     calls = tmp_path / "calls"
     calls.mkdir(exist_ok=True)
-    return run_trials(CountingObjective(str(calls), **kwargs), study_name="toy", storage=journal_storage(tmp_path / "s.log"),
-                      sampler=optuna.samplers.GridSampler(GRID), workers=workers)
+    return run_trials(
+        CountingObjective(str(calls), **kwargs),
+        study_name="toy",
+        storage=journal_storage(tmp_path / "s.log"),
+        sampler=optuna.samplers.GridSampler(GRID),
+        workers=workers,
+    )
 
 
 @pytest.mark.slow  # spawned workers import torch: ~30 s
@@ -73,7 +78,9 @@ def test_a_killed_run_resumes_without_repeating_completed_trials(tmp_path):
 def test_bad_arguments_are_rejected(tmp_path):
     objective = CountingObjective(str(tmp_path))
     with pytest.raises(ValueError, match="workers"):
-        run_trials(objective, study_name="t", storage=tmp_path / "s.log", sampler=optuna.samplers.GridSampler(GRID), workers=0)
+        run_trials(
+            objective, study_name="t", storage=tmp_path / "s.log", sampler=optuna.samplers.GridSampler(GRID), workers=0
+        )
     with pytest.raises(ValueError, match="GridSampler"):
         run_trials(objective, study_name="t", storage=tmp_path / "s.log")
     run_trials(objective, study_name="t", storage=tmp_path / "s.log", n_trials=1)
@@ -124,8 +131,13 @@ def test_a_phantom_trial_without_parameters_is_failed_and_never_queued_again(tmp
 def test_more_workers_than_cells_create_no_trial_without_parameters(tmp_path):
     calls = tmp_path / "calls"
     calls.mkdir()
-    study = run_trials(CountingObjective(str(calls), sleep=0.5), study_name="toy", storage=journal_storage(tmp_path / "s.log"),
-                       sampler=optuna.samplers.GridSampler({"x": [0], "seed": [0]}), workers=2)
+    study = run_trials(
+        CountingObjective(str(calls), sleep=0.5),
+        study_name="toy",
+        storage=journal_storage(tmp_path / "s.log"),
+        sampler=optuna.samplers.GridSampler({"x": [0], "seed": [0]}),
+        workers=2,
+    )
     assert [(t.state, t.params) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, {"x": 0, "seed": 0})]
 
 
@@ -147,9 +159,13 @@ def test_a_cell_queued_twice_runs_once(tmp_path):
 def test_a_failed_cell_is_not_run_again_unless_asked(tmp_path):
     first = len(_run(tmp_path, 1, sleep=0.0).trials)
     assert len(_run(tmp_path, 1, sleep=0.0).trials) == first == 8  # a second run changes nothing
-    retried = run_trials(CountingObjective(str(tmp_path / "calls"), sleep=0.0), study_name="toy",
-                         storage=journal_storage(tmp_path / "s.log"), sampler=optuna.samplers.GridSampler(GRID),
-                         retry_failed=True)
+    retried = run_trials(
+        CountingObjective(str(tmp_path / "calls"), sleep=0.0),
+        study_name="toy",
+        storage=journal_storage(tmp_path / "s.log"),
+        sampler=optuna.samplers.GridSampler(GRID),
+        retry_failed=True,
+    )
     assert len(retried.trials) == first + 1
     assert [(t.params, t.state) for t in retried.trials[-1:]] == [({"x": 3, "seed": 1}, optuna.trial.TrialState.FAIL)]
 
@@ -182,13 +198,18 @@ def test_a_full_disk_keeps_the_completed_trials(tmp_path, monkeypatch):
 def test_a_dead_worker_is_named_and_its_trial_retried_once_by_the_next_run(tmp_path):
     from unlearn_pl.tuning.engine import WorkerDied
 
-    with pytest.raises(WorkerDied, match=r"worker \d \(pid \d+\) exited with status 3; run the same command again to resume"):
+    with pytest.raises(
+        WorkerDied, match=r"worker \d \(pid \d+\) exited with status 3; run the same command again to resume"
+    ):
         _run(tmp_path, 2, die_on=(2, 0), sleep=0.0)
     study = _run(tmp_path, 2, sleep=0.0)
     assert len(_cells(study)) == 7 and set(_cells(study).values()) == {1}
-    (dead,) = [t for t in study.trials if (t.user_attrs.get("error") or "").startswith("interrupted: the run of process")]
+    (dead,) = [
+        t for t in study.trials if (t.user_attrs.get("error") or "").startswith("interrupted: the run of process")
+    ]
     assert [t.state for t in study.trials if t.system_attrs.get("failed_trial") == dead.number] == [
-        optuna.trial.TrialState.COMPLETE]
+        optuna.trial.TrialState.COMPLETE
+    ]
 
 
 def test_a_retry_whose_worker_dies_too_ends_the_chain(tmp_path):
@@ -217,8 +238,12 @@ def _start_toy(tmp_path: Path, workers: int, sleep: float):
     import subprocess
 
     toys = Path(__file__).resolve().parents[2] / "_study_toys.py"
-    return subprocess.Popen([sys.executable, str(toys), str(tmp_path), str(workers), str(sleep)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(toys), str(tmp_path), str(workers), str(sleep)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(condition, what: str, timeout: float = 300.0) -> None:

@@ -44,16 +44,19 @@ def fake_gpus(monkeypatch):
     return fake
 
 
-@pytest.mark.parametrize("workers,gpus,expected", [
-    (4, ["0", "1"], [("0",), ("1",), ("0",), ("1",)]),          # round-robin: more workers than GPUs
-    (3, ["0", "1"], [("0",), ("1",), ("0",)]),
-    (2, ["0", "1"], [("0",), ("1",)]),
-    (2, ["0", "1", "2", "3"], [("0", "1"), ("2", "3")]),          # disjoint sets
-    (2, ["0", "1", "2"], [("0", "1"), ("2",)]),                   # as even as they go
-    (3, list("01234567"), [("0", "1", "2"), ("3", "4", "5"), ("6", "7")]),
-    (1, ["0", "1"], [("0", "1")]),
-    (2, [], [(), ()]),                                            # no GPUs: nothing assigned
-])
+@pytest.mark.parametrize(
+    "workers,gpus,expected",
+    [
+        (4, ["0", "1"], [("0",), ("1",), ("0",), ("1",)]),  # round-robin: more workers than GPUs
+        (3, ["0", "1"], [("0",), ("1",), ("0",)]),
+        (2, ["0", "1"], [("0",), ("1",)]),
+        (2, ["0", "1", "2", "3"], [("0", "1"), ("2", "3")]),  # disjoint sets
+        (2, ["0", "1", "2"], [("0", "1"), ("2",)]),  # as even as they go
+        (3, list("01234567"), [("0", "1", "2"), ("3", "4", "5"), ("6", "7")]),
+        (1, ["0", "1"], [("0", "1")]),
+        (2, [], [(), ()]),  # no GPUs: nothing assigned
+    ],
+)
 def test_split_devices(workers, gpus, expected):
     assert split_devices(workers, gpus) == expected
 
@@ -89,8 +92,11 @@ def test_threads_share_the_cores_unless_omp_num_threads_is_set(fake_gpus, monkey
 def test_a_trial_asking_for_more_gpus_than_a_worker_owns_is_refused(fake_gpus, tmp_path):
     fake_gpus(4)
     assert [len(r.gpus) for r in plan_workers(2, gpus_per_trial=2)] == [2, 2]
-    with pytest.raises(ValueError, match=r"a trial asks for 2 GPUs .* each of 4 workers on the 4 visible GPUs \(0,1,2,3\) "
-                                         r"owns 1; allowed: at most 1 per trial, or at most 2 workers"):
+    with pytest.raises(
+        ValueError,
+        match=r"a trial asks for 2 GPUs .* each of 4 workers on the 4 visible GPUs \(0,1,2,3\) "
+        r"owns 1; allowed: at most 1 per trial, or at most 2 workers",
+    ):
         plan_workers(4, gpus_per_trial=2)
     with pytest.raises(ValueError, match="asks for 3 GPUs .* each of 2 workers .* owns 2"):
         plan_workers(2, gpus_per_trial=3)
@@ -99,15 +105,31 @@ def test_a_trial_asking_for_more_gpus_than_a_worker_owns_is_refused(fake_gpus, t
     # Refused before the study is touched.
     storage = tmp_path / "s.log"
     with pytest.raises(ValueError, match="asks for 2 GPUs"):
-        run_trials(DeviceRecorder(str(tmp_path)), study_name="t", storage=storage,
-                   sampler=optuna.samplers.GridSampler({"x": [0, 1]}), workers=4, gpus_per_trial=2)
+        run_trials(
+            DeviceRecorder(str(tmp_path)),
+            study_name="t",
+            storage=storage,
+            sampler=optuna.samplers.GridSampler({"x": [0, 1]}),
+            workers=4,
+            gpus_per_trial=2,
+        )
     assert not storage.exists() or not optuna.get_all_study_names(journal_storage(storage))
 
 
-@pytest.mark.parametrize("accelerator,requested,gpus", [
-    ("gpu", 1, 1), ("cuda", 2, 2), ("gpu", [1], 2), ("gpu", "0,1", 2), ("gpu", "3", 3), ("gpu", "auto", 1),
-    ("gpu", -1, 1), ("cpu", 4, 0), ("mps", 1, 0),
-])
+@pytest.mark.parametrize(
+    "accelerator,requested,gpus",
+    [
+        ("gpu", 1, 1),
+        ("cuda", 2, 2),
+        ("gpu", [1], 2),
+        ("gpu", "0,1", 2),
+        ("gpu", "3", 3),
+        ("gpu", "auto", 1),
+        ("gpu", -1, 1),
+        ("cpu", 4, 0),
+        ("mps", 1, 0),
+    ],
+)
 def test_gpus_asked(accelerator, requested, gpus):
     assert gpus_asked(accelerator, requested) == gpus
 
@@ -148,8 +170,14 @@ def test_each_worker_process_runs_on_its_own_gpu_with_its_share_of_threads(fake_
     fake_gpus(2, mask="3,5", cores=4)
     folder = tmp_path / "pids"
     folder.mkdir()
-    study = run_trials(DeviceRecorder(str(folder)), study_name="t", storage=journal_storage(tmp_path / "s.log"),
-                       sampler=optuna.samplers.GridSampler({"x": [0, 1]}), workers=2, gpus_per_trial=1)
+    study = run_trials(
+        DeviceRecorder(str(folder)),
+        study_name="t",
+        storage=journal_storage(tmp_path / "s.log"),
+        sampler=optuna.samplers.GridSampler({"x": [0, 1]}),
+        workers=2,
+        gpus_per_trial=1,
+    )
     trials = study.trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     seen = {t.user_attrs["pid"]: t.user_attrs["cuda_visible_devices"] for t in trials}

@@ -11,7 +11,9 @@ from unlearn_pl.localizers import DEL
 from unlearn_pl.unlearners import ResetFinetune
 
 
-def test_unselected_scalars_bit_identical_after_reset_finetune_with_weight_decay_and_momentum(prepared_module, tmp_path):
+def test_unselected_scalars_bit_identical_after_reset_finetune_with_weight_decay_and_momentum(
+    prepared_module, tmp_path
+):
     module, dm = prepared_module(
         network=tiny_cnn(),
         localizer=DEL(budget=0.3),
@@ -95,8 +97,9 @@ def _first_bn_input_batch_means(net: torch.nn.Module, loader) -> torch.Tensor:
 
 
 def test_batchnorm_statistics_are_recomputed_on_the_retain_set_after_fine_tuning(prepared_module, tmp_path):
-    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3),
-                                 unlearner=ResetFinetune(lr=0.05), oracle=False)
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05), oracle=False
+    )
     fast_trainer(tmp_path, max_epochs=2).fit(module, datamodule=dm)
     expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
     # The statistics belong to the final weights and the retain set, not to a moving average.
@@ -105,9 +108,15 @@ def test_batchnorm_statistics_are_recomputed_on_the_retain_set_after_fine_tuning
 
 
 def test_without_recalibration_the_moving_average_is_kept(prepared_module, tmp_path):
-    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3),
-                                 unlearner=ResetFinetune(lr=0.05, recalibrate_bn=False), oracle=False)
-    steps_before = int(next(m for m in module.network.modules() if isinstance(m, torch.nn.BatchNorm2d)).num_batches_tracked)
+    module, dm = prepared_module(
+        network=tiny_cnn(),
+        localizer=DEL(budget=0.3),
+        unlearner=ResetFinetune(lr=0.05, recalibrate_bn=False),
+        oracle=False,
+    )
+    steps_before = int(
+        next(m for m in module.network.modules() if isinstance(m, torch.nn.BatchNorm2d)).num_batches_tracked
+    )
     trainer = fast_trainer(tmp_path, max_epochs=2)
     trainer.fit(module, datamodule=dm)
     expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
@@ -115,7 +124,9 @@ def test_without_recalibration_the_moving_average_is_kept(prepared_module, tmp_p
     assert not torch.allclose(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_recalibration_runs_before_each_validation_during_fit_and_only_when_trained(prepared_module, tmp_path, monkeypatch):
+def test_recalibration_runs_before_each_validation_during_fit_and_only_when_trained(
+    prepared_module, tmp_path, monkeypatch
+):
     import unlearn_pl.unlearners.batchnorm as batchnorm
 
     calls: list[tuple[str, int]] = []
@@ -126,8 +137,9 @@ def test_recalibration_runs_before_each_validation_during_fit_and_only_when_trai
         return real(trainer, module, split)
 
     monkeypatch.setattr(batchnorm, "recalibrate_batchnorm", counting)
-    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
-                                 metrics=[], oracle=False)
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05), metrics=[], oracle=False
+    )
     trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=1.0)
     trainer.fit(module, datamodule=dm)
     per_epoch = trainer.global_step // 2
@@ -138,16 +150,23 @@ def test_recalibration_runs_before_each_validation_during_fit_and_only_when_trai
     assert calls == []
 
 
-def test_without_validation_or_checkpoints_the_statistics_are_recomputed_once_at_the_end(prepared_module, tmp_path, monkeypatch):
+def test_without_validation_or_checkpoints_the_statistics_are_recomputed_once_at_the_end(
+    prepared_module, tmp_path, monkeypatch
+):
     import unlearn_pl.unlearners.batchnorm as batchnorm
 
     calls: list[tuple[str, int]] = []
     real = batchnorm.recalibrate_batchnorm
-    monkeypatch.setattr(batchnorm, "recalibrate_batchnorm",
-                        lambda trainer, module, split="retain": calls.append((trainer.state.stage.value, trainer.global_step))
-                        or real(trainer, module, split))
-    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
-                                 metrics=[], oracle=False)
+    monkeypatch.setattr(
+        batchnorm,
+        "recalibrate_batchnorm",
+        lambda trainer, module, split="retain": (
+            calls.append((trainer.state.stage.value, trainer.global_step)) or real(trainer, module, split)
+        ),
+    )
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05), metrics=[], oracle=False
+    )
     trainer = fast_trainer(tmp_path, max_epochs=3, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     assert calls == [("train", trainer.global_step)]
@@ -161,8 +180,9 @@ def test_without_validation_or_checkpoints_the_statistics_are_recomputed_once_at
 def test_checkpoints_hold_statistics_of_their_own_weights(prepared_module, tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    module, dm = prepared_module(network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05),
-                                 metrics=[], oracle=False)
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=DEL(budget=0.3), unlearner=ResetFinetune(lr=0.05), metrics=[], oracle=False
+    )
     saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
     trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=0, enable_checkpointing=True, callbacks=[saver])
     trainer.fit(module, datamodule=dm)
@@ -192,7 +212,9 @@ def test_the_mixin_works_for_any_unlearner_as_documented(prepared_module, tmp_pa
         def configure_optimizers(self, module):
             return torch.optim.SGD(module.network.parameters(), lr=0.05)
 
-    module, dm = prepared_module(network=tiny_cnn(), localizer=Full(), unlearner=BriefFinetune(), metrics=[], oracle=False)
+    module, dm = prepared_module(
+        network=tiny_cnn(), localizer=Full(), unlearner=BriefFinetune(), metrics=[], oracle=False
+    )
     fast_trainer(tmp_path, max_epochs=1, limit_val_batches=0).fit(module, datamodule=dm)
     expected, bn = _first_bn_input_batch_means(module.network, dm.dataloader("retain"))
     torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)

@@ -35,7 +35,9 @@ def forget_kl(module, dm) -> float:
 
 
 def run(prepared_module, tmp_path, unlearner, localizer=None, **trainer_kwargs):
-    module, dm = prepared_module(localizer=localizer or Full(), unlearner=unlearner, oracle=False, metrics=[], report=False)
+    module, dm = prepared_module(
+        localizer=localizer or Full(), unlearner=unlearner, oracle=False, metrics=[], report=False
+    )
     trainer_kwargs.setdefault("max_epochs", 1)
     trainer = fast_trainer(tmp_path, limit_val_batches=0, **trainer_kwargs)
     trainer.fit(module, datamodule=dm)
@@ -80,7 +82,9 @@ def test_scrub_max_steps_push_away_on_forget_and_min_steps_keep_retain(prepared_
 def test_l1sparse_lowers_l1_norm_more_than_finetune(prepared_module, tmp_path):
     module, _ = prepared_module(oracle=False)
     l1_before = float(l1_norm(p.detach() for p in module.network.parameters()))
-    sparse, _, _ = run(prepared_module, tmp_path, L1Sparse(gamma=0.05, lr=0.01, weight_decay=0.0), limit_train_batches=5)
+    sparse, _, _ = run(
+        prepared_module, tmp_path, L1Sparse(gamma=0.05, lr=0.01, weight_decay=0.0), limit_train_batches=5
+    )
     plain, _, _ = run(prepared_module, tmp_path, Finetune(lr=0.01, weight_decay=0.0), limit_train_batches=5)
     l1_sparse = float(l1_norm(p.detach() for p in sparse.network.parameters()))
     assert l1_sparse < l1_before
@@ -174,7 +178,9 @@ def test_retrain_starts_from_the_oracle_initial_weights(prepared_module, tmp_pat
             seen["max_epochs"] = trainer.max_epochs
 
     retrain = Retrain(epochs=1, lr=0.05)
-    module, dm, trainer = run(prepared_module, tmp_path, retrain, max_epochs=7, callbacks=[AtStart()], limit_train_batches=2)
+    module, dm, trainer = run(
+        prepared_module, tmp_path, retrain, max_epochs=7, callbacks=[AtStart()], limit_train_batches=2
+    )
     assert seen == {"equal": True, "max_epochs": 1}
     hp = retrain.resolved(module)
     recipe = module.references.recipe

@@ -13,5 +13,15 @@ from unlearn_pl.data.readers.image_folder import ImageFolder
 from unlearn_pl.data.readers.mnist import MNIST, FashionMNIST
 from unlearn_pl.data.readers.svhn import SVHN
 
-__all__ = ["CIFAR10", "CIFAR100", "MNIST", "SVHN", "DatasetReader", "Digits", "FashionMNIST", "ImageFolder", "Partition",
-           "load_array_pickle"]
+__all__ = [
+    "CIFAR10",
+    "CIFAR100",
+    "MNIST",
+    "SVHN",
+    "DatasetReader",
+    "Digits",
+    "FashionMNIST",
+    "ImageFolder",
+    "Partition",
+    "load_array_pickle",
+]

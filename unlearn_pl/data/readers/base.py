@@ -55,6 +55,4 @@ def _normalize(images: np.ndarray, mean: list[float], std: list[float]) -> torch
 def _require_files(root: Path, names: list[str], dataset: str, hint: str) -> None:
     missing = [n for n in names if not (root / n).exists()]
     if missing:
-        raise FileNotFoundError(
-            f"{dataset}: data root {str(root)!r} lacks {missing}. Expected files: {names}. {hint}"
-        )
+        raise FileNotFoundError(f"{dataset}: data root {str(root)!r} lacks {missing}. Expected files: {names}. {hint}")

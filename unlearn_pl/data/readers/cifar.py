@@ -124,7 +124,12 @@ class CIFAR10(DatasetReader):
                     f"{self._label_key!r}, found {found}"
                 )
             data = np.asarray(batch[b"data"])
-            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(batch[self._label_key]):
+            if (
+                data.dtype != np.uint8
+                or data.ndim != 2
+                or data.shape[1] != 3 * 32 * 32
+                or len(data) != len(batch[self._label_key])
+            ):
                 raise ValueError(
                     f"{str(path)!r} holds data of shape {data.shape} ({data.dtype}) and "
                     f"{len(batch[self._label_key])} labels; a {self.name} batch holds uint8 rows of 3072 values, one per label"

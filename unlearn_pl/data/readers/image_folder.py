@@ -36,7 +36,11 @@ class ImageFolder(DatasetReader):
     """
 
     def __init__(
-        self, root: str, image_size: PositiveInt = 224, test_folder: str = "val", check_files: bool = True,
+        self,
+        root: str,
+        image_size: PositiveInt = 224,
+        test_folder: str = "val",
+        check_files: bool = True,
         channels: Literal[1, 3] = 3,
     ) -> None:
         check_arguments(ImageFolder.__init__, locals())
@@ -86,8 +90,9 @@ class ImageFolder(DatasetReader):
                 *([transforms.Grayscale(1)] if self.channels == 1 else []),
                 transforms.ToTensor(),
                 # ImageNet's statistics (torchvision's models), their mean for one channel
-                transforms.Normalize(*(([0.449], [0.226]) if self.channels == 1 else
-                                       ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))),
+                transforms.Normalize(
+                    *(([0.449], [0.226]) if self.channels == 1 else ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+                ),
             ]
         )
         folder = _FingerprintedImageFolder(str(self._folder(split)), self.class_to_idx, transform=tf)
@@ -131,7 +136,9 @@ class _FingerprintedImageFolder(tv_datasets.ImageFolder):
                 with Image.open(path):
                     pass
             except (UnidentifiedImageError, OSError) as e:
-                raise ValueError(f"{path!r} is not a readable image ({type(e).__name__}: {e}); replace or remove it") from e
+                raise ValueError(
+                    f"{path!r} is not a readable image ({type(e).__name__}: {e}); replace or remove it"
+                ) from e
 
     def fingerprint(self) -> str:
         return content_hash([f"{Path(path).name}:{label}:{Path(path).stat().st_size}" for path, label in self.samples])

@@ -56,6 +56,19 @@ from unlearn_pl.tuning.engine.storage import HEARTBEAT_INTERVAL, journal_storage
 from unlearn_pl.tuning.engine.worker import Objective, fail_interrupted_trials
 
 __all__ = [
-    "AUTO", "HEARTBEAT_INTERVAL", "Grid", "Objective", "StudyInterrupted", "WorkerDied", "cell_key", "fail_interrupted_trials",
-    "final_failure", "journal_storage", "open_storage", "queue_cells", "run_trials", "trial_cell", "trial_gpus",
+    "AUTO",
+    "HEARTBEAT_INTERVAL",
+    "Grid",
+    "Objective",
+    "StudyInterrupted",
+    "WorkerDied",
+    "cell_key",
+    "fail_interrupted_trials",
+    "final_failure",
+    "journal_storage",
+    "open_storage",
+    "queue_cells",
+    "run_trials",
+    "trial_cell",
+    "trial_gpus",
 ]

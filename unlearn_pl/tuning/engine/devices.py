@@ -95,7 +95,7 @@ def split_devices(workers: int, gpus: Sequence[str]) -> list[tuple[str, ...]]:
         return [(gpus[i % len(gpus)],) for i in range(workers)]
     size, extra = divmod(len(gpus), workers)
     starts = [i * size + min(i, extra) for i in range(workers + 1)]
-    return [tuple(gpus[starts[i]:starts[i + 1]]) for i in range(workers)]
+    return [tuple(gpus[starts[i] : starts[i + 1]]) for i in range(workers)]
 
 
 def thread_count(workers: int) -> int:
@@ -151,12 +151,23 @@ def plan_workers(workers: int, gpus_per_trial: int = 0) -> list[WorkerResources]
         raise ValueError(
             f"a trial asks for {gpus_per_trial} GPUs (trainer or recipe devices) but each of {workers} workers on the "
             f"{len(gpus)} visible GPUs ({','.join(gpus)}) owns {owned}; allowed: at most {owned} per trial, or "
-            + (f"at most {fits} workers" if fits else f"more GPUs than the {len(gpus)} visible"))
+            + (f"at most {fits} workers" if fits else f"more GPUs than the {len(gpus)} visible")
+        )
     threads = thread_count(workers)
     return [WorkerResources(s, threads) for s in sets]
 
 
 __all__ = [
-    "AUTO", "GPU_ACCELERATORS", "WorkerResources", "available_cores", "gpu_count", "gpus_asked", "plan_workers",
-    "resolve_workers", "split_devices", "thread_count", "trial_gpus", "visible_gpus",
+    "AUTO",
+    "GPU_ACCELERATORS",
+    "WorkerResources",
+    "available_cores",
+    "gpu_count",
+    "gpus_asked",
+    "plan_workers",
+    "resolve_workers",
+    "split_devices",
+    "thread_count",
+    "trial_gpus",
+    "visible_gpus",
 ]

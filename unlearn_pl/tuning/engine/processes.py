@@ -50,8 +50,17 @@ def _own_copy(storage: BaseStorage) -> BaseStorage:
     return pickle.loads(pickle.dumps(storage))
 
 
-def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler: BaseSampler | None, plan: Plan,
-            index: int, log_levels: dict[str, int], parent: int, resources: WorkerResources) -> None:
+def _worker(
+    objective: Objective,
+    study_name: str,
+    storage: BaseStorage,
+    sampler: BaseSampler | None,
+    plan: Plan,
+    index: int,
+    log_levels: dict[str, int],
+    parent: int,
+    resources: WorkerResources,
+) -> None:
     # Before anything here touches CUDA: a worker from the forkserver has that server's environment.
     os.environ.update(resources.environment())
     import torch
@@ -74,7 +83,11 @@ def _worker(objective: Objective, study_name: str, storage: BaseStorage, sampler
 
 def _context(
     gpus: bool,
-) -> multiprocessing.context.ForkContext | multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext:
+) -> (
+    multiprocessing.context.ForkContext
+    | multiprocessing.context.ForkServerContext
+    | multiprocessing.context.SpawnContext
+):
     """``fork`` on Linux (a worker starts in milliseconds, with torch and the package already
     imported, as PyTorch's DataLoader workers do) for CPU workers while CUDA is not initialized;
     else ``forkserver`` with the package (torch and Lightning with it) preloaded, or ``spawn``:
@@ -110,17 +123,28 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
             os.environ.pop(k) if v is None else os.environ.update({k: v})
 
 
-def run_workers(objective: Objective, study_name: str, storage: BaseStorage, sampler: BaseSampler | None, plan: Plan,
-                resources: Sequence[WorkerResources]) -> None:
+def run_workers(
+    objective: Objective,
+    study_name: str,
+    storage: BaseStorage,
+    sampler: BaseSampler | None,
+    plan: Plan,
+    resources: Sequence[WorkerResources],
+) -> None:
     """Run one process of :func:`~unlearn_pl.tuning.engine.worker.work` per entry of ``resources``
     (its GPUs and threads) until the trials run out; raise :class:`StudyInterrupted` on an
     interrupt (after stopping them), or :class:`WorkerDied` naming each worker that ended
     abnormally (its trial failed and retried once)."""
     context = _context(any(r.gpus for r in resources))
     levels = {name: logging.getLogger(name).level for name in WORKER_LOGGERS}
-    processes = [context.Process(target=_worker, name=f"worker {k}",
-                                 args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid(), r))
-                 for k, r in enumerate(resources)]
+    processes = [
+        context.Process(
+            target=_worker,
+            name=f"worker {k}",
+            args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid(), r),
+        )
+        for k, r in enumerate(resources)
+    ]
     with interruptible() as stop:
         for p, r in zip(processes, resources, strict=True):
             # A spawned child imports torch while unpickling the objective, and OpenMP reads its pool size then.
@@ -138,8 +162,10 @@ def run_workers(objective: Objective, study_name: str, storage: BaseStorage, sam
     if dead:
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
         fail_interrupted_trials(study)
-        raise WorkerDied("; ".join(f"{p.name} (pid {p.pid}) {_exit_reason(p.exitcode)}" for p in dead)
-                         + "; run the same command again to resume")
+        raise WorkerDied(
+            "; ".join(f"{p.name} (pid {p.pid}) {_exit_reason(p.exitcode)}" for p in dead)
+            + "; run the same command again to resume"
+        )
 
 
 def _stop_workers(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
@@ -154,7 +180,3 @@ def _stop_workers(processes: Sequence[multiprocessing.process.BaseProcess]) -> N
         if p.is_alive():
             p.kill()
             p.join()
-
-
-
-

@@ -54,7 +54,9 @@ def stands_for_cell(t: FrozenTrial, retried: set[int]) -> bool:
     """Whether ``t`` stands for its cell: live, done, or failed for good."""
     if "duplicate_of" in t.user_attrs:
         return False
-    return t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) or final_failure(t, retried)
+    return t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) or final_failure(
+        t, retried
+    )
 
 
 def queue_cells(study: optuna.Study, grid: Grid, retry_failed: bool = False) -> int:
@@ -77,9 +79,14 @@ def queue_cells(study: optuna.Study, grid: Grid, retry_failed: bool = False) -> 
         if held:
             system.update(failed_trial=held[0].number, retry_history=[t.number for t in held])
         known = grid.distributions
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=dict(cell) if known is not None else None, system_attrs=system,
-            distributions={k: known[k] for k in cell} if known is not None else None))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=dict(cell) if known is not None else None,
+                system_attrs=system,
+                distributions={k: known[k] for k in cell} if known is not None else None,
+            )
+        )
         queued += 1
     return queued
 
@@ -89,10 +96,14 @@ def earlier_copy(study: optuna.Study, trial: FrozenTrial) -> int | None:
     key, trials = cell_key(trial_cell(trial)), study.get_trials(deepcopy=False)
     retried, ancestry = retried_trials(trials), set(trial.system_attrs.get("retry_history", []))
     for t in trials:
-        if t.number < trial.number and t.number not in ancestry and stands_for_cell(t, retried) and cell_key(trial_cell(t)) == key:
+        if (
+            t.number < trial.number
+            and t.number not in ancestry
+            and stands_for_cell(t, retried)
+            and cell_key(trial_cell(t)) == key
+        ):
             return t.number
     return None
-
 
 
 # ----------------------------------------------------------------------------- taking a trial
@@ -141,8 +152,11 @@ def live_count(study: optuna.Study) -> int:
 
 def next_trial(study: optuna.Study, plan: Plan) -> optuna.Trial | None:
     """The next trial of ``plan`` for this worker, or None when there is none left."""
-    if plan.n_trials is not None and live_count(study) >= plan.n_trials and not study.get_trials(
-            deepcopy=False, states=(TrialState.WAITING,)):
+    if (
+        plan.n_trials is not None
+        and live_count(study) >= plan.n_trials
+        and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    ):
         return None
     if not plan.grid:
         return study.ask(fixed_distributions=dict(plan.distributions or {}))  # parameters drawn at once
@@ -153,4 +167,3 @@ def next_trial(study: optuna.Study, plan: Plan) -> optuna.Trial | None:
             if name in plan.distributions:
                 suggest(trial, name, plan.distributions[name])
     return trial
-

@@ -60,16 +60,25 @@ def run_trials(
     if grid is None and isinstance(sampler, GridSampler):
         grid = Grid.product(sampler._search_space)  # GridSampler keeps its grid there; it has no public accessor
     if n_trials is None and grid is None:
-        raise ValueError(f"n_trials=None runs until the grid is exhausted, so it needs a GridSampler or a grid; got "
-                         f"{type(sampler).__name__ if sampler is not None else 'the default sampler'}: give n_trials")
+        raise ValueError(
+            f"n_trials=None runs until the grid is exhausted, so it needs a GridSampler or a grid; got "
+            f"{type(sampler).__name__ if sampler is not None else 'the default sampler'}: give n_trials"
+        )
     if not directions or any(d not in ("maximize", "minimize") for d in directions):
         raise ValueError(f"directions must be 'maximize' or 'minimize' per objective; got {list(directions)}")
     storage = open_storage(storage)
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                directions=[StudyDirection[d.upper()] for d in directions], load_if_exists=True)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=sampler,
+        directions=[StudyDirection[d.upper()] for d in directions],
+        load_if_exists=True,
+    )
     if [d.name.lower() for d in study.directions] != list(directions):
-        raise ValueError(f"study {study_name!r} already exists with directions "
-                         f"{[d.name.lower() for d in study.directions]}, not {list(directions)}; use another study name")
+        raise ValueError(
+            f"study {study_name!r} already exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not {list(directions)}; use another study name"
+        )
     if not heartbeat_enabled(study):
         fail_interrupted_trials(study)
     if grid is not None:
@@ -80,7 +89,3 @@ def run_trials(
     else:
         run_workers(objective, study_name, storage, None if grid is not None else study.sampler, plan, resources)
     return optuna.load_study(study_name=study_name, storage=storage, sampler=study.sampler)
-
-
-
-

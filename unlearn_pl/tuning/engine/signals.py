@@ -52,4 +52,3 @@ def interruptible() -> Iterator[StopRequest]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-

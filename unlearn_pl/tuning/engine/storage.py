@@ -26,7 +26,9 @@ HEARTBEAT_INTERVAL = 60
 def retry_once() -> Callable[[optuna.Study, FrozenTrial], None]:
     """Optuna's retry callback for a trial whose worker stopped: retried once, never a retry's retry."""
     # Optuna 4.9 renamed RetryFailedTrialCallback (kept as a deprecated alias) to RetryHeartbeatStaleTrialCallback.
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    retry = (
+        getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return retry(max_retry=1)
@@ -77,14 +79,19 @@ def journal_storage(path: str | os.PathLike) -> JournalStorage:
         finally:
             lock.release()
         if dropped:
-            warnings.warn(f"{path}: its last record was incomplete ({dropped} bytes, a write cut short by a full disk "
-                          "or a kill); skipped it, the study resumes from the record before", stacklevel=2)
+            warnings.warn(
+                f"{path}: its last record was incomplete ({dropped} bytes, a write cut short by a full disk "
+                "or a kill); skipped it, the study resumes from the record before",
+                stacklevel=2,
+            )
     try:
         return JournalStorage(JournalFileBackend(os.fspath(path)))
     except Exception as e:  # the replay raises whatever a damaged record makes it trip on
-        raise ValueError(f"the study journal {path} is damaged inside ({type(e).__name__}: {e}); move it aside "
-                         "(e.g. to study.log.damaged) and run the same command to start the study afresh: "
-                         "the earlier trials' folders are kept and not overwritten") from e
+        raise ValueError(
+            f"the study journal {path} is damaged inside ({type(e).__name__}: {e}); move it aside "
+            "(e.g. to study.log.damaged) and run the same command to start the study afresh: "
+            "the earlier trials' folders are kept and not overwritten"
+        ) from e
 
 
 def open_storage(storage: str | os.PathLike | BaseStorage, heartbeat_interval: int = HEARTBEAT_INTERVAL) -> BaseStorage:
@@ -97,8 +104,11 @@ def open_storage(storage: str | os.PathLike | BaseStorage, heartbeat_interval: i
     if "://" not in text:
         return journal_storage(text)
     # Optuna 4.9 renamed failed_trial_callback (still accepted, deprecated) to heartbeat_stale_trial_callback.
-    name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters
-            else "failed_trial_callback")
+    name = (
+        "heartbeat_stale_trial_callback"
+        if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters
+        else "failed_trial_callback"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         callback: Any = retry_once()
@@ -111,4 +121,3 @@ def heartbeat_enabled(study: optuna.Study) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     return is_heartbeat_enabled(study._storage)
-

@@ -65,7 +65,6 @@ class RecordedObjective:
             raise TrialFailed(message) from e
 
 
-
 def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> None:
     try:
         study.tell(trial, **kwargs)
@@ -96,7 +95,9 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, objective: RecordedObject
         except KeyboardInterrupt:
             try:
                 trial.set_user_attr("interrupted", True)
-                trial.set_user_attr("error", f"interrupted ({STOP.signal or 'KeyboardInterrupt'}); queued again by the next run")
+                trial.set_user_attr(
+                    "error", f"interrupted ({STOP.signal or 'KeyboardInterrupt'}); queued again by the next run"
+                )
                 _tell(study, trial, state=TrialState.FAIL)
             finally:
                 raise StudyInterrupted from None
@@ -116,13 +117,18 @@ def work(objective: Objective, study: optuna.Study, plan: Plan) -> None:
                         optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat check, as in Study.optimize
                 trial = next_trial(study, plan)
                 if trial is None:
-                    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                               if "pid" in t.user_attrs]
+                    running = [
+                        t.number
+                        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                        if "pid" in t.user_attrs
+                    ]
                     if heartbeat and plan.grid and running:
                         # Another machine's trial may go stale and come back as a retry: wait for it.
                         if running != waited_for:
-                            _log.warning("waiting for trials %s running elsewhere (retried here if their "
-                                         "heartbeat stops)", running)
+                            _log.warning(
+                                "waiting for trials %s running elsewhere (retried here if their heartbeat stops)",
+                                running,
+                            )
                             waited_for = running
                         time.sleep(min(5.0, getattr(study._storage, "get_heartbeat_interval", lambda: 5.0)() or 5.0))
                         continue
@@ -162,7 +168,9 @@ def fail_interrupted_trials(study: optuna.Study) -> list[int]:
             continue
         pid = pid if isinstance(pid, int) else os.getpid()
         try:
-            study._storage.set_trial_user_attr(t._trial_id, "error", f"interrupted: the run of process {pid} on {host} stopped")
+            study._storage.set_trial_user_attr(
+                t._trial_id, "error", f"interrupted: the run of process {pid} on {host} stopped"
+            )
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue  # another process judged it first
@@ -175,4 +183,3 @@ def fail_interrupted_trials(study: optuna.Study) -> list[int]:
         _log.warning("trial %d was interrupted (worker %d gone): marked FAIL and retried once", t.number, pid)
         marked.append(t.number)
     return marked
-
