@@ -48,6 +48,7 @@ from unlearn_pl.audit import ORIGINAL, AuditPlan, AuditStore, MethodAudit, audit
 from unlearn_pl.audit.plan import seed_overrides
 from unlearn_pl.audit.report import INTERVAL, summary_table, write_report
 from unlearn_pl.audit.trial import AuditTrial, BuiltRun, run_audit_trials
+from unlearn_pl.cli.subcommands import LightningCLIMixin
 from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.tuning.engine.devices import resolve_workers
 from unlearn_pl.ulira.design import shadow_trainer_kwargs
@@ -114,13 +115,13 @@ def check_auditable(run: BuiltRun, what: str) -> None:
         )
 
 
-class AuditSubcommand:
+class AuditSubcommand(LightningCLIMixin):
     """Mixin for :class:`~unlearn_pl.cli.subcommands.CLISubcommands` CLIs: adds the ``audit`` subcommand."""
 
     @classmethod
     def subcommands(cls) -> dict[str, set[str]]:
         """The next class's subcommands plus ``audit`` (``model``/``datamodule`` come from the config)."""
-        return {**super().subcommands(), "audit": {"model", "datamodule"}}  # type: ignore[misc]
+        return {**super().subcommands(), "audit": {"model", "datamodule"}}
 
     def audit(
         self,
@@ -180,7 +181,7 @@ class AuditSubcommand:
         names = self._audit_names(runs)
         configs = {name: run.config for name, (_, run) in zip(names, runs, strict=True)}
         fingerprint = content_hash([configs, keys, plan.to_dict()])
-        root = folder or str(Path(self.trainer.default_root_dir) / "audits" / fingerprint)  # type: ignore[attr-defined]
+        root = folder or str(Path(self.trainer.default_root_dir) / "audits" / fingerprint)
         store = AuditStore(root)
         classes = {
             name: {"localizer": type(run.module.localizer).__name__, "unlearner": type(run.module.unlearner).__name__}
@@ -188,7 +189,7 @@ class AuditSubcommand:
         }
         settings = {"fingerprint": fingerprint, "methods": classes, "seed_keys": keys, "plan": plan.to_dict()}
         store.create(settings, configs)
-        gpus = config_gpus(self.config["audit"], model)  # type: ignore[attr-defined]
+        gpus = config_gpus(self.config["audit"], model)
         processes = resolve_workers(workers, gpus)
         objective = AuditTrial(build, root, {n: str(store.config_file(n)) for n in names}, seed_list, keys)
         failed = run_audit_trials(
@@ -221,11 +222,11 @@ class AuditSubcommand:
 
     def _audit_base_config(self) -> str:
         """The configured run (the model/data/trainer part of the audit's config) as YAML."""
-        config = self.config["audit"].clone()  # type: ignore[attr-defined]
+        config = self.config["audit"].clone()
         for key in [*AUDIT_ARGS, "config"]:
             if key in config:
                 del config[key]
-        return self._parser("audit").dump(config, skip_none=False, skip_check=True)  # type: ignore[attr-defined]
+        return self._parser("audit").dump(config, skip_none=False, skip_check=True)
 
     @staticmethod
     def _audit_methods(build: Any, base_file: str, method_files: list[str]) -> list[tuple[str, BuiltRun]]:

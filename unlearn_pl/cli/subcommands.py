@@ -24,12 +24,20 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import LightningCLI, class_from_function
 
+if TYPE_CHECKING:
+    # The base of the subcommand mixins: for the type checker a ``LightningCLI``, whose attributes
+    # (``config``, ``trainer``, ``_parser``…) the mixins use and whose methods they extend; at run
+    # time a plain mixin, placed before ``LightningCLI`` in a CLI class's bases.
+    LightningCLIMixin = LightningCLI
+else:
+    LightningCLIMixin = object
 
-class CLISubcommands:
+
+class CLISubcommands(LightningCLIMixin):
     """Mixin for a ``LightningCLI`` subclass whose extra subcommands are methods of its own."""
 
     def _owner(self, name: str) -> type:
@@ -37,19 +45,19 @@ class CLISubcommands:
         not one of Lightning's), else the trainer's class."""
         if name not in LightningCLI.subcommands() and callable(getattr(type(self), name, None)):
             return type(self)
-        trainer_class = self.trainer_class  # type: ignore[attr-defined]
+        trainer_class = self.trainer_class
         return trainer_class if isinstance(trainer_class, type) else class_from_function(trainer_class)
 
     def _add_subcommands(self, parser: Any, **kwargs: Any) -> None:
         # Lightning's _add_subcommands, with each method looked up on its owner.
         self._subcommand_parsers = {}
         subcommands = parser.add_subcommands()
-        for name in self.subcommands():  # type: ignore[attr-defined]
+        for name in self.subcommands():
             owner = self._owner(name)
             doc = getattr(owner, name).__doc__
             description = doc.strip().splitlines()[0] if doc else ""
             # LightningCLI's own (private) builder of a subcommand's parser; this mixin sits on it.
-            subparser = self._prepare_subcommand_parser(  # type: ignore[attr-defined]
+            subparser = self._prepare_subcommand_parser(
                 owner, name, **{"description": description, **kwargs.get(name, {})}
             )
             self._subcommand_parsers[name] = subparser
@@ -57,6 +65,6 @@ class CLISubcommands:
 
     def _run_subcommand(self, subcommand: str) -> None:
         if self._owner(subcommand) is not type(self):
-            super()._run_subcommand(subcommand)  # type: ignore[misc]
+            super()._run_subcommand(subcommand)
             return
-        getattr(self, subcommand)(**self._prepare_subcommand_kwargs(subcommand))  # type: ignore[attr-defined]
+        getattr(self, subcommand)(**self._prepare_subcommand_kwargs(subcommand))

@@ -23,6 +23,7 @@ import inspect
 import sys
 from typing import ClassVar, Literal
 
+from unlearn_pl.cli.subcommands import LightningCLIMixin
 from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
@@ -32,7 +33,7 @@ from unlearn_pl.tuning.objective import Goal
 from unlearn_pl.utils.arguments import PositiveInt, WorkerCount
 
 
-class TuneSubcommand:
+class TuneSubcommand(LightningCLIMixin):
     """Mixin for :class:`~unlearn_pl.cli.subcommands.CLISubcommands` CLIs: adds the ``tune`` subcommand.
 
     The CLI class sets :attr:`trial_runner`, the top-level function that runs one trial's
@@ -44,7 +45,7 @@ class TuneSubcommand:
     @classmethod
     def subcommands(cls) -> dict[str, set[str]]:
         """The next class's subcommands plus ``tune`` (``model``/``datamodule`` come from the config)."""
-        return {**super().subcommands(), "tune": {"model", "datamodule"}}  # type: ignore[misc]
+        return {**super().subcommands(), "tune": {"model", "datamodule"}}
 
     def tune(
         self,
@@ -106,15 +107,15 @@ class TuneSubcommand:
         value (one line, before the first trial), 130 on Ctrl-C (the tables of what completed are
         written, and the same command resumes).
         """
-        config = self.config["tune"]  # type: ignore[attr-defined]
+        config = self.config["tune"]
         base = config.clone()
         for key in [*TUNE_ARGS, "config"]:
             if key in base:
                 del base[key]
-        base_config = self._parser("tune").dump(base, skip_none=False, skip_check=True)  # type: ignore[attr-defined]
+        base_config = self._parser("tune").dump(base, skip_none=False, skip_check=True)
         logger = base.get("trainer.logger")
         init = logger.get("init_args") if hasattr(logger, "get") else None
-        trainer = self.trainer  # type: ignore[attr-defined]
+        trainer = self.trainer
         try:
             result = run_study(
                 [],

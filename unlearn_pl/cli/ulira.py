@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from unlearn_pl.cli.subcommands import LightningCLIMixin
 from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.data.datamodule import UnlearningDataModule
+from unlearn_pl.functional.lira import Variance
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.ulira import LOW_FPRS, BankAttack, attack_bank, bank_fingerprint, check_design, config_parts
 from unlearn_pl.ulira.design import shadow_trainer_kwargs
@@ -43,13 +45,13 @@ from unlearn_pl.utils.arguments import PositiveInt, WorkerCount
 from unlearn_pl.utils.io import write_json, write_text
 
 
-class UliraSubcommand:
-    """Mixin for :class:`~unlearn_pl.cli.subcommands.Subcommands` CLIs: adds the ``ulira`` subcommand."""
+class UliraSubcommand(LightningCLIMixin):
+    """Mixin for :class:`~unlearn_pl.cli.subcommands.CLISubcommands` CLIs: adds the ``ulira`` subcommand."""
 
     @classmethod
     def subcommands(cls) -> dict[str, set[str]]:
         """The next class's subcommands plus ``ulira`` (``model``/``datamodule`` come from the config)."""
-        return {**super().subcommands(), "ulira": {"model", "datamodule"}}  # type: ignore[misc]
+        return {**super().subcommands(), "ulira": {"model", "datamodule"}}
 
     def ulira(
         self,
@@ -92,8 +94,8 @@ class UliraSubcommand:
             the attack, or with ``pool_seeds`` ``{pool seed: attack}``.
         """
         check_design(int(num_shadow), variance)  # before any training
-        config = self.config["ulira"]  # type: ignore[attr-defined]
-        trainer = self.trainer  # type: ignore[attr-defined]
+        config = self.config["ulira"]
+        trainer = self.trainer
         seed = config.get("seed_everything")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
         seeds = [int(s) for s in pool_seeds] if pool_seeds else [seed]
@@ -151,14 +153,14 @@ class UliraSubcommand:
         self,
         model: UnlearningModule,
         shadow_bank: Any,
-        variance: str,
+        variance: Variance,
         seed: int,
         num_shadow: int,
         num_target_models: int,
     ) -> BankAttack:
         """Attack one bank; write and print its results."""
-        trainer = self.trainer  # type: ignore[attr-defined]
-        attack = attack_bank(shadow_bank, variance)  # type: ignore[arg-type]
+        trainer = self.trainer
+        attack = attack_bank(shadow_bank, variance)
         unlearner = type(model.unlearner).__name__
         results = {
             "unlearner": unlearner,
