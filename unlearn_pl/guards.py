@@ -54,7 +54,7 @@ class OutcomeGuard(Callback):
             or not isinstance(data, UnlearningData)
         ):
             return
-        n = len(data.split_dataset("val"))  # type: ignore[arg-type]  # map-style datasets have a length
+        n = len(data.split_dataset("val"))
         chance = float(test) ** n
         if float(val) >= 1.0 - 1e-9 and chance < SEEN_VALIDATION_P:
             rank_zero_warn(

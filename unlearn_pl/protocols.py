@@ -19,13 +19,28 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import torch
-    from torch.utils.data import Dataset
 
 #: A split's name: ``train`` is retain ∪ forget.
 SplitName = Literal["retain", "forget", "val", "test", "train"]
 
 #: The splits an unlearning data module evaluates, in loader order.
-EVAL_SPLITS: tuple[str, ...] = ("retain", "forget", "val", "test")
+EVAL_SPLITS: tuple[SplitName, ...] = ("retain", "forget", "val", "test")
+
+#: How an unlearner's training splits are combined: a mode of Lightning's ``CombinedLoader``
+#: (``sequential``: every batch of one split, then of the next).
+CombineMode = Literal["min_size", "max_size_cycle", "max_size", "sequential"]
+
+
+class MapDataset(Protocol):
+    """A map-style dataset: a length, and an example by position.
+
+    What PyTorch's ``DataLoader`` reads of a map-style dataset; ``torch.utils.data.Dataset``
+    itself declares ``__getitem__`` only, as its subclasses may leave ``__len__`` out.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 @runtime_checkable
@@ -52,10 +67,12 @@ class UnlearningData(Protocol):
 
     def setup(self, stage: str | None = None) -> None: ...
 
-    def serve(self, requires: tuple[str, ...], mode: str = ..., batch_sizes: Mapping[str, int] | None = ...) -> None:
+    def serve(
+        self, requires: tuple[str, ...], mode: CombineMode = ..., batch_sizes: Mapping[str, int] | None = ...
+    ) -> None:
         """Make the training loader serve the splits ``requires``, combined in ``mode``."""
 
-    def split_dataset(self, which: SplitName) -> Dataset:
+    def split_dataset(self, which: SplitName) -> MapDataset:
         """The ``(index, x, y)`` dataset of one split."""
 
     def dataloader(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from unlearn_pl.data.datasets import ArrayDataset, IndexedSubset, dataset_fingerprint, dataset_targets, load_checked
 from unlearn_pl.data.loaders import DeviceLoader, loader_options
@@ -18,7 +19,7 @@ from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.sequential import SequentialLoader
 from unlearn_pl.data.split import SplitManifest, draw_test_indices, make_split
-from unlearn_pl.protocols import EVAL_SPLITS, SplitName
+from unlearn_pl.protocols import EVAL_SPLITS, CombineMode, MapDataset, SplitName
 from unlearn_pl.utils.arguments import HalfOpenFraction, NonNegativeInt, PositiveInt, check_arguments
 from unlearn_pl.utils.describe import content_hash
 
@@ -101,12 +102,12 @@ class UnlearningDataModule(LightningDataModule):
         self.device_data = device_data
         self.split: SplitManifest | None = None
         self._test_indices: list[int] = []
-        self.train_set: Dataset | None = None
-        self.test_set: Dataset | None = None
-        self._serve: tuple[tuple[str, ...], str, dict[str, int]] = (("retain",), "max_size_cycle", {})
+        self.train_set: MapDataset | None = None
+        self.test_set: MapDataset | None = None
+        self._serve: tuple[tuple[str, ...], CombineMode, dict[str, int]] = (("retain",), "max_size_cycle", {})
 
     #: The splits evaluated, in the order of :meth:`val_dataloader`'s loaders.
-    eval_splits: tuple[str, ...] = EVAL_SPLITS
+    eval_splits: tuple[SplitName, ...] = EVAL_SPLITS
 
     @property
     def num_classes(self) -> int:
@@ -128,7 +129,7 @@ class UnlearningDataModule(LightningDataModule):
                 f"device_data=True keeps in-memory data on the device, but {self.dataset.name} reads files "
                 f"({type(self.train_set).__name__}); set device_data=false"
             )
-        self._test_indices = draw_test_indices(len(self.test_set), self.test_size, self.dataset.name)  # type: ignore[arg-type]
+        self._test_indices = draw_test_indices(len(self.test_set), self.test_size, self.dataset.name)
         targets = dataset_targets(self.train_set).numpy()
         fingerprint = dataset_fingerprint(self.train_set)
         if self.manifest and Path(self.manifest).exists():
@@ -186,8 +187,9 @@ class UnlearningDataModule(LightningDataModule):
         """The ``(index, x, y)`` dataset of a split; train splits carry the training labels."""
         split = self._require_setup()
         base = self.test_set if which == "test" else self.train_set
+        assert base is not None  # setup loaded both with the split
         relabels = {} if which == "test" else split.relabels
-        return IndexedSubset(base, self.indices(which), relabels)  # type: ignore[arg-type]
+        return IndexedSubset(base, self.indices(which), relabels)
 
     def dataloader(
         self,
@@ -242,7 +244,10 @@ class UnlearningDataModule(LightningDataModule):
         )
 
     def serve(
-        self, requires: tuple[str, ...], mode: str = "max_size_cycle", batch_sizes: Mapping[str, int] | None = None
+        self,
+        requires: tuple[str, ...],
+        mode: CombineMode = "max_size_cycle",
+        batch_sizes: Mapping[str, int] | None = None,
     ) -> None:
         """Make the training loader serve the splits ``requires``, combined in ``mode`` (a
         ``CombinedLoader`` mode or ``"sequential"``), ``batch_sizes`` overriding some splits' batch
@@ -251,11 +256,13 @@ class UnlearningDataModule(LightningDataModule):
         self._serve = (tuple(requires), mode, dict(batch_sizes or {}))
 
     @staticmethod
-    def _check_training_splits(requires: tuple[str, ...]) -> None:
+    def _check_training_splits(requires: tuple[str, ...]) -> tuple[SplitName, ...]:
+        """``requires``, checked to name training splits."""
         if not requires:
             raise ValueError("an unlearner must require at least one split (retain, forget, val or train)")
-        if unknown := [r for r in requires if r not in ("retain", "forget", "val", "train")]:
+        if unknown := [r for r in requires if not _is_training_split(r)]:
             raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
+        return tuple(r for r in requires if _is_training_split(r))
 
     def per_process_batch_size(self, world_size: int, batch_size: int | None = None) -> int:
         """The training batch size (default the module's) of one process among ``world_size``."""
@@ -272,7 +279,7 @@ class UnlearningDataModule(LightningDataModule):
     def unlearning_dataloader(
         self,
         requires: tuple[str, ...],
-        mode: str = "max_size_cycle",
+        mode: CombineMode = "max_size_cycle",
         num_replicas: int = 1,
         rank: int = 0,
         batch_sizes: dict[str, int] | None = None,
@@ -283,19 +290,19 @@ class UnlearningDataModule(LightningDataModule):
         then of the next (:class:`~unlearn_pl.data.sequential.SequentialLoader`). ``batch_sizes``
         overrides the batch size of some splits.
         """
-        self._check_training_splits(requires)
+        splits = self._check_training_splits(requires)
         sizes = batch_sizes or {}
-        loaders = {
+        loaders: dict[str, DataLoader | DeviceLoader] = {
             name: self.dataloader(
-                name,  # type: ignore[arg-type]  # a split's name: _check_training_splits checked it
+                name,
                 shuffle=True,
                 num_replicas=num_replicas,
                 rank=rank,
                 batch_size=self.per_process_batch_size(num_replicas, sizes.get(name)),
             )
-            for name in requires
+            for name in splits
         }
-        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)  # type: ignore[arg-type]  # a mode serve() was given; CombinedLoader checks it
+        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)
 
     def train_dataloader(self) -> CombinedLoader | SequentialLoader:
         requires, mode, batch_sizes = self._serve
@@ -310,7 +317,12 @@ class UnlearningDataModule(LightningDataModule):
         return self.unlearning_dataloader(requires, mode, num_replicas=replicas, rank=rank, batch_sizes=batch_sizes)
 
     def val_dataloader(self) -> list[DataLoader | DeviceLoader]:
-        return [self.dataloader(name) for name in self.eval_splits]  # type: ignore[arg-type]
+        return [self.dataloader(name) for name in self.eval_splits]
 
     def test_dataloader(self) -> list[DataLoader | DeviceLoader]:
         return self.val_dataloader()
+
+
+def _is_training_split(name: str) -> TypeGuard[SplitName]:
+    """Whether ``name`` is a split an unlearner can train on."""
+    return name in ("retain", "forget", "val", "train")

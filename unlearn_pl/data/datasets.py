@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from unlearn_pl.protocols import MapDataset
 from unlearn_pl.utils.describe import content_hash
 
 if TYPE_CHECKING:
@@ -70,15 +71,15 @@ class ArrayDataset(Dataset):
         return content_hash({"name": self.name, "images": self.images, "targets": self.targets})
 
 
-def dataset_targets(dataset: Dataset) -> Tensor:
+def dataset_targets(dataset: MapDataset) -> Tensor:
     """The labels of a map-style dataset as a LongTensor (fast path for ``.targets``)."""
     targets = getattr(dataset, "targets", None)
     if targets is None:
-        targets = [dataset[i][1] for i in range(len(dataset))]  # type: ignore[arg-type]
+        targets = [dataset[i][1] for i in range(len(dataset))]
     return torch.as_tensor(targets, dtype=torch.long)
 
 
-def check_dataset(dataset: Dataset, num_classes: int, what: str) -> None:
+def check_dataset(dataset: MapDataset, num_classes: int, what: str) -> None:
     """Raise ``ValueError`` naming the first bad example unless every label is in
     ``0 … num_classes−1`` and (for in-memory datasets) every pixel is finite.
 
@@ -106,7 +107,7 @@ def check_dataset(dataset: Dataset, num_classes: int, what: str) -> None:
             )
 
 
-def load_checked(reader: DatasetReader) -> tuple[Dataset, Dataset]:
+def load_checked(reader: DatasetReader) -> tuple[MapDataset, MapDataset]:
     """The reader's train and test partitions, checked (:func:`check_dataset`) before anything trains.
 
     Raises:
@@ -129,7 +130,7 @@ def load_checked(reader: DatasetReader) -> tuple[Dataset, Dataset]:
     return train, test
 
 
-def dataset_fingerprint(dataset: Dataset) -> str:
+def dataset_fingerprint(dataset: MapDataset) -> str:
     """A stable content hash of a dataset, used in split manifests and the model cache.
 
     Datasets may define ``fingerprint()``; otherwise the class name, length and labels are hashed.
@@ -139,7 +140,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     return content_hash(
         {
             "class": type(dataset).__qualname__,
-            "size": len(dataset),  # type: ignore[arg-type]
+            "size": len(dataset),
             "targets": dataset_targets(dataset),
         }
     )
@@ -153,7 +154,7 @@ class IndexedSubset(Dataset):
     (the ``mislabeled`` forget selector trains on wrong labels).
     """
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int], relabels: Mapping[int, int] | None = None) -> None:
+    def __init__(self, dataset: MapDataset, indices: Sequence[int], relabels: Mapping[int, int] | None = None) -> None:
         self.dataset = dataset
         self.indices = list(indices)
         self.relabels = dict(relabels or {})

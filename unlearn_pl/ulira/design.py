@@ -133,8 +133,8 @@ def shadow_datamodule(spec: ShadowSpec, model: int) -> tuple[UnlearningDataModul
     """
     dm = copy.deepcopy(spec.datamodule)
     dm.setup("fit")
-    split = dm.split
-    assert split is not None
+    split, train_set = dm.split, dm.train_set
+    assert split is not None and train_set is not None
     pool = np.asarray(dm.indices("train"), dtype=np.int64)
     targets = check_targets(spec.targets, pool)
     keep = spec.pool_membership(len(pool))[model]
@@ -145,7 +145,7 @@ def shadow_datamodule(spec: ShadowSpec, model: int) -> tuple[UnlearningDataModul
         raise ValueError(
             f"model {model} trains on none of the {len(targets)} targets, so it has nothing to unlearn; use more targets"
         )
-    targets_data = IndexedSubset(dm.train_set, targets.tolist(), split.relabels)  # type: ignore[arg-type]
+    targets_data = IndexedSubset(train_set, targets.tolist(), split.relabels)
     dm.split = dataclasses.replace(
         split,
         retain=retain,

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor
 
-from unlearn_pl.protocols import UnlearningModel
+from unlearn_pl.protocols import CombineMode, UnlearningModel
 
 #: One batch of a split: ``(dataset index, images, labels)``.
 Batch = tuple[Tensor, Tensor, Tensor]
@@ -55,7 +55,7 @@ class Unlearner(Callback, ABC):
     """
 
     requires: tuple[str, ...] = ("retain",)
-    combine_mode: str = "max_size_cycle"
+    combine_mode: CombineMode = "max_size_cycle"
     batch_sizes: dict[str, int] = {}  # read-only default; instances assign their own
     automatic_optimization: ClassVar[bool] = True
 

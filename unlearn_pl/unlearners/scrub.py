@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn_pl.functional.divergence import distillation_kl
-from unlearn_pl.protocols import UnlearningModel
+from unlearn_pl.protocols import CombineMode, UnlearningModel
 from unlearn_pl.unlearners.base import Batch, Unlearner
 from unlearn_pl.utils.arguments import (
     ClosedUnitInterval,
@@ -90,7 +90,7 @@ class SCRUB(Unlearner):
     """
 
     requires = ("forget", "retain")  # order="interleaved" serves ("retain", "forget") paired
-    combine_mode = "sequential"
+    combine_mode: CombineMode = "sequential"
     automatic_optimization = False
 
     def __init__(

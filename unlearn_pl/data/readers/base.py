@@ -14,7 +14,8 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from unlearn_pl.protocols import MapDataset
 
 #: A dataset's own train/test partition, as its files hold it.
 Partition = Literal["train", "test"]
@@ -36,7 +37,7 @@ class DatasetReader(ABC):
     in_channels: int
 
     @abstractmethod
-    def load(self, split: Partition) -> Dataset:
+    def load(self, split: Partition) -> MapDataset:
         """Return the ``"train"`` or ``"test"`` split as a map-style dataset of ``(x, y)``."""
 
     @property

@@ -6,11 +6,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
 
 from unlearn_pl.data.readers.base import DatasetReader, Partition
+from unlearn_pl.protocols import MapDataset
 from unlearn_pl.utils.arguments import PositiveInt, check_arguments
 from unlearn_pl.utils.describe import content_hash
 
@@ -81,7 +81,7 @@ class ImageFolder(DatasetReader):
             )
         return {name: i for i, name in enumerate(train)}
 
-    def load(self, split: Partition) -> Dataset:
+    def load(self, split: Partition) -> MapDataset:
         tf = transforms.Compose(
             [
                 transforms.Resize(self.image_size),
