@@ -170,7 +170,7 @@ class UnlearningModule(pl.LightningModule):
         # next trainer.validate(...) attaches them afresh instead of warning they override others.
         if self._trainer is not None:
             own = set(map(id, self.configure_callbacks()))
-            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]  # type: ignore[attr-defined]  # set by Lightning, not declared
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if id(c) not in own]  # type: ignore[attr-defined]  # Lightning's Trainer sets callbacks in its callback connector, undeclared
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         assert self.unlearner is not None

@@ -145,7 +145,7 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
             return
         # Under ddp_spawn, fit ran in child processes: this process's SaveConfigCallback never
         # learnt that the config was saved, and would refuse to overwrite it in validate.
-        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]  # Trainer sets it in its callback connector, undeclared
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]  # Lightning's Trainer sets callbacks in its callback connector, undeclared
             if isinstance(callback, SaveConfigCallback):
                 callback.already_saved = True
         self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from lightning.fabric.utilities.data import suggested_max_num_workers
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from unlearn_pl.data.datasets import ArrayDataset, IndexedSubset
+
+
+class PositionOrder(Protocol):
+    """An order of positions with a length: a ``Sampler`` that defines ``__len__``, as torch's own do
+    (``torch.utils.data.Sampler`` itself leaves ``__len__`` optional)."""
+
+    def __iter__(self) -> Iterator[int]: ...
+
+    def __len__(self) -> int: ...
 
 
 class DeviceLoader:
@@ -41,7 +50,7 @@ class DeviceLoader:
         subset: IndexedSubset,
         batch_size: int,
         device: torch.device,
-        sampler: Sampler[int] | None = None,
+        sampler: PositionOrder | None = None,
         drop_last: bool = False,
     ) -> None:
         base = subset.dataset
@@ -59,7 +68,7 @@ class DeviceLoader:
         self.index, self.labels = index.to(device), labels.to(device)
 
     def __len__(self) -> int:
-        n = len(self.sampler) if self.sampler is not None else len(self.index)  # type: ignore[arg-type]
+        n = len(self.sampler) if self.sampler is not None else len(self.index)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[Tensor]]:

@@ -39,7 +39,7 @@ class EpochShuffleSampler(DistributedSampler):
         if size < 0:
             raise ValueError(f"size must be >= 0; got {size}")
         # Explicit num_replicas/rank: the base class then never queries torch.distributed.
-        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=True, seed=int(seed))  # type: ignore[arg-type]
+        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=True, seed=int(seed))  # type: ignore[arg-type]  # torch's DistributedSampler takes only len() of its dataset
         self.size = size
         self._pass = 0  # passes already started in the current epoch
         self._epoch_set = False  # whether a loop drives the epoch through set_epoch

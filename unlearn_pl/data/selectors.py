@@ -129,7 +129,8 @@ class IndexForget(ForgetSelector):
     def _read(self) -> list[int]:
         if self.indices is not None:
             return list(self.indices)
-        path = Path(self.file)  # type: ignore[arg-type]
+        assert self.file is not None  # __init__ takes exactly one of indices and file
+        path = Path(self.file)
         if not path.exists():
             raise FileNotFoundError(f"forget index file {str(path)!r} does not exist")
         text = path.read_text().strip()

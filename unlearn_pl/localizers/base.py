@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
@@ -50,8 +50,11 @@ class Localizer(Callback, ABC):
                         for n, p in model.named_parameters()}
     """
 
-    #: Whether :meth:`localize` needs a dataloader; data-free localizers get ``None``.
-    requires_data: ClassVar[bool] = True
+    @property
+    def requires_data(self) -> bool:
+        """Whether :meth:`localize` needs a dataloader; data-free localizers get ``None``.
+        A subclass sets it as a class attribute (``requires_data = False``) or a property."""
+        return True
 
     def __init__(
         self,
@@ -73,15 +76,16 @@ class Localizer(Callback, ABC):
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:
         """Return a boolean mask (``True`` = may change) for every trainable parameter by name."""
 
-    def localization_loader(self, datamodule: pl.LightningDataModule) -> DataLoader:
-        """The loader :meth:`localize` receives: the ``data`` split, in order (not shuffled)."""
+    def localization_loader(self, datamodule: Any) -> DataLoader:
+        """The loader :meth:`localize` receives: the ``data`` split, in order (not shuffled), from
+        ``datamodule.dataloader(split, **options)`` (an :class:`~unlearn_pl.protocols.UnlearningData`'s)."""
         options: dict[str, Any] = {}
         # Only what was asked for, so a data module whose dataloader() has fewer options works.
         if self.batch_size is not None:
             options["batch_size"] = self.batch_size
         if self.drop_last:
             options["drop_last"] = True
-        return datamodule.dataloader(self.data, **options)  # type: ignore[attr-defined]
+        return datamodule.dataloader(self.data, **options)
 
     # ----------------------------------------------------------------- Lightning glue
     def ensure_masks(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> dict[str, Tensor]:

@@ -90,7 +90,7 @@ class DEL(Localizer):
         self.max_share_per_tensor = max_share_per_tensor
 
     @property
-    def requires_data(self) -> bool:  # type: ignore[override]
+    def requires_data(self) -> bool:
         return self.score != "magnitude"
 
     def localize(self, model: nn.Module, dataloader: DataLoader | None) -> dict[str, Tensor]:

@@ -87,7 +87,7 @@ class EvaluationOutputs(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stats = nn.ModuleDict()  # type: ignore[assignment]  # a registered container, typed by its content
+        self.stats = nn.ModuleDict()  # type: ignore[assignment]  # torch's ModuleDict is not generic; this one holds PerExampleStats
 
     def update(self, model: str, split: str, logits: Tensor, target: Tensor, index: Tensor) -> None:
         key = f"{model}/{split}"

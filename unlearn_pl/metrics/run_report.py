@@ -70,7 +70,7 @@ class RunReport(Callback):
             split.save(path)
 
     def _report(self, trainer: pl.Trainer) -> None:
-        self.last_results = merge_results(trainer.callbacks)  # type: ignore[attr-defined]  # set by Lightning, not declared
+        self.last_results = merge_results(trainer.callbacks)  # type: ignore[attr-defined]  # Lightning's Trainer sets callbacks in its callback connector, undeclared
         folder = run_dir(trainer)  # every rank: trainer.log_dir is a collective call under DDP
         if not trainer.is_global_zero or not self.last_results:
             return

@@ -54,7 +54,7 @@ class ULiRA(EvaluationCallback):
         self.variance = variance
         self._bank: ShadowBank | None = None
 
-    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:  # type: ignore[override]
+    def setup(self, trainer: pl.Trainer, pl_module: UnlearningModel, stage: str) -> None:  # type: ignore[override]  # run by UnlearningModule only
         bank = ShadowBank(self.bank_path)
         parts = config_parts(
             pl_module.initial_network,

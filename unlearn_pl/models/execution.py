@@ -49,7 +49,10 @@ class NetworkExecution(Callback):
         return self.compile or self.channels_last
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.apply(pl_module.network)  # type: ignore[arg-type]
+        network = pl_module.network
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"NetworkExecution converts pl_module.network, an nn.Module; got {type(network).__name__}")
+        self.apply(network)
 
     def apply(self, network: nn.Module) -> nn.Module:
         """Convert ``network`` in place; idempotent (Lightning sets up every stage)."""

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
@@ -68,7 +68,10 @@ def stored_seed_choices(study: optuna.Study) -> list[int] | None:
     for t in study.get_trials(deepcopy=False):
         d = t.distributions.get("seed")
         if d is not None:
-            return [int(c) for c in d.choices] if isinstance(d, CategoricalDistribution) else None  # type: ignore[arg-type]
+            # A seed's choices are the ints the study was given (Optuna types them as any categorical value).
+            return (
+                [int(c) for c in cast("tuple[int, ...]", d.choices)] if isinstance(d, CategoricalDistribution) else None
+            )
     return None
 
 

@@ -82,7 +82,7 @@ class BatchNormRecalibration:
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:
         # global_step restarts with every fit: forget the step of an earlier fit's recomputation.
         self._calibrated_at = None
-        super().on_fit_start(trainer, pl_module)  # type: ignore[misc]
+        super().on_fit_start(trainer, pl_module)  # type: ignore[misc]  # a mixin: super() is the Lightning Callback after it
 
     def _recalibrate_if_trained(self, trainer: pl.Trainer, module: UnlearningModel) -> None:
         if self.recalibrate_bn and trainer.global_step != self._calibrated_at:

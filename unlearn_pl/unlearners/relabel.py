@@ -110,7 +110,7 @@ class SalUn(RandomLabel):
         return self.saliency.masks if self.saliency is not None else None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: UnlearningModel) -> None:  # type: ignore[override]  # run by UnlearningModule only
-        super().on_fit_start(trainer, pl_module)  # type: ignore[arg-type]  # the UnlearningModule
+        super().on_fit_start(trainer, pl_module)  # type: ignore[arg-type]  # run by UnlearningModule only
         if self.saliency is not None:
             self.saliency.on_fit_start(trainer, pl_module)
 

@@ -20,7 +20,7 @@ from unlearn_pl.utils.arguments import (
 )
 
 
-class ResetFinetune(BatchNormRecalibration, SGDUnlearner):  # type: ignore[misc]  # hooks typed for UnlearningModule
+class ResetFinetune(BatchNormRecalibration, SGDUnlearner):  # type: ignore[misc]  # the mixin's Callback hooks are run by UnlearningModule only
     """Reset + Finetune (DEL): re-initialize the masked scalars, then train on the retain set only.
 
     The reset draws a seeded fresh initialization of each module type; fine-tuning is SGD with

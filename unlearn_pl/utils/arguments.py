@@ -124,7 +124,9 @@ def describe_range(annotation: Any) -> str:
     kind = "an int" if annotation._type is int else "a number"
     if low and high:
         return f"in {'(' if low[0] == '>' else '['}{low[1]:g}, {high[1]:g}{')' if high[0] == '<' else ']'}"
-    sym, ref = low or high  # type: ignore[misc]
+    bound = low or high
+    assert bound is not None  # a restricted number type has at least one bound
+    sym, ref = bound
     if annotation._type is int and sym == ">":  # integers: "> 0" reads better as ">= 1"
         sym, ref = ">=", ref + 1
     return f"{kind} {sym} {ref:g}"

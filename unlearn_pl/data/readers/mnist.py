@@ -67,15 +67,16 @@ class MNIST(DatasetReader):
 
     def load(self, split: Partition) -> ArrayDataset:
         names = self._files(split)
-        paths = [self._resolve(n) for n in names]
-        if not Path(self.root).is_dir() or None in paths:
-            missing = [n for n, p in zip(names, paths, strict=True) if p is None]
+        resolved = [self._resolve(n) for n in names]
+        paths = [p for p in resolved if p is not None]
+        if not Path(self.root).is_dir() or len(paths) < len(names):
+            missing = [n for n, p in zip(names, resolved, strict=True) if p is None]
             raise FileNotFoundError(
                 f"{self.name}: data root {self.root!r} lacks {missing} (also tried '.gz' and "
                 f"'{self._folder}/raw/'). Expected files: {list(names)}. {self._hint}"
             )
-        images = _read_idx(paths[0]).astype(np.float32) / 255.0  # type: ignore[arg-type]
-        labels = _read_idx(paths[1]).astype(np.int64)  # type: ignore[arg-type]
+        images = _read_idx(paths[0]).astype(np.float32) / 255.0
+        labels = _read_idx(paths[1]).astype(np.int64)
         x = _normalize(images[:, None], self._mean, self._std)
         return ArrayDataset(x, torch.as_tensor(labels), f"{self.name.lower()}-{split}")
 
