@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             report=False,
         )
         # The reference models are not used by training; mark the module prepared without training them.
-        module._reference_nets = {"original": copy.deepcopy(start).eval()}
+        module._frozen.hold({"original": copy.deepcopy(start)})
         timer = EpochTimer()
         with quiet():
             trainer(max_epochs=1, limit_val_batches=0, callbacks=[timer]).fit(module, datamodule=dm)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,9 +20,10 @@ from unlearn_pl.models import ImageClassifier, NetworkExecution
 from unlearn_pl.protocols import UnlearningData, attached_data, eval_splits
 from unlearn_pl.references import ReferenceModels
 from unlearn_pl.references.checkpoints import RUN_KEY, check_resumable, run_fingerprint
+from unlearn_pl.references.frozen import FrozenReferences
 from unlearn_pl.references.results import ReferenceEvaluation, ReferenceResults
 from unlearn_pl.unlearners.base import Unlearner
-from unlearn_pl.utils.describe import content_hash, instantiate, save_arguments
+from unlearn_pl.utils.describe import instantiate, save_arguments
 
 
 class UnlearningModule(pl.LightningModule):
@@ -53,8 +53,6 @@ class UnlearningModule(pl.LightningModule):
     Checkpoints carry these arguments as ``class_path`` blocks: ``load_from_checkpoint`` rebuilds the module.
     """
 
-    _initial: ImageClassifier  # the untrained network (see __init__); like the references, not in the state dict
-
     def __init__(
         self,
         network: ImageClassifier,
@@ -82,21 +80,19 @@ class UnlearningModule(pl.LightningModule):
         #: The results table of the last ``validate``/``test`` (``None`` with ``report=False``).
         self.run_report = RunReport() if report else None
         self.automatic_optimization = unlearner.automatic_optimization if unlearner is not None else True
-        # The untrained network both references train from; unregistered: not in checkpoints, never moved.
-        object.__setattr__(self, "_initial", copy.deepcopy(network))
-        self._reference_nets: dict[str, nn.Module] = {}
-        self._reference_hashes: tuple[tuple[str, str], ...] = ()
+        # The untrained network both references train from, then the references: not in checkpoints, never moved.
+        self._frozen = FrozenReferences(network)
         self._per_example: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ reference models; what a run was made of
     @property
     def initial_network(self) -> ImageClassifier:
         """The untrained network the original and the oracle were both trained from (read-only use)."""
-        return self._initial
+        return self._frozen.initial
 
     @property
     def prepared(self) -> bool:
-        return bool(self._reference_nets)
+        return bool(self._frozen.nets)
 
     @property
     def reference_results(self) -> ReferenceResults | None:
@@ -109,28 +105,21 @@ class UnlearningModule(pl.LightningModule):
         The CLI calls this before ``fit``/``validate``. Under multi-process strategies, call it
         before ``trainer.fit`` (launchers re-run the script, and the cache makes the others load).
         """
-        nets = self.references.prepare(self._initial, datamodule)
+        nets = self.references.prepare(self._frozen.initial, datamodule)
         # Lightning's model summary computes input/output sizes and FLOPs from this.
         self.example_input_array = datamodule.split_dataset("train")[0][1].unsqueeze(0)
         self.network.load_state_dict(nets["original"].state_dict())
-        self._reference_nets = {name: net.eval().requires_grad_(False) for name, net in nets.items()}
-        self._reference_hashes = tuple((name, content_hash(net)) for name, net in self._reference_nets.items())
+        self._frozen.hold(nets)
 
     def reference(self, name: str) -> nn.Module:
         """A frozen reference model: ``"original"`` or ``"oracle"``."""
-        if name not in self._reference_nets:
-            raise KeyError(f"no {name!r} reference model; available: {sorted(self._reference_nets)}")
-        return self._reference_nets[name].to(self.device)
-
-    def _run_fingerprint(self) -> dict[str, Any]:
-        data = attached_data(self.trainer) if self._trainer is not None else None
-        return run_fingerprint(data.split_fingerprint() if isinstance(data, UnlearningData) else None, self.localizer)
+        return self._frozen.get(name).to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[RUN_KEY] = self._run_fingerprint()
+        checkpoint[RUN_KEY] = run_fingerprint(self._trainer, self.localizer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_resumable(checkpoint, self.network, self._run_fingerprint())
+        check_resumable(checkpoint, self.network, run_fingerprint(self._trainer, self.localizer))
 
     # ------------------------------------------------------------ delegation
     def setup(self, stage: str) -> None:
@@ -197,7 +186,7 @@ class UnlearningModule(pl.LightningModule):
         split = eval_splits(attached_data(self.trainer))[dataloader_idx]
         self.evaluation.update("unlearned", split, self.network(x), y, index)
         if not self.reference_evaluation.reuse:
-            for name in self._reference_nets:
+            for name in self._frozen.nets:
                 self.evaluation.update(name, split, self.reference(name)(x), y, index)
 
     test_step = validation_step
@@ -212,13 +201,13 @@ class UnlearningModule(pl.LightningModule):
         if self._per_example is None:
             # Reused reference rows were not updated this epoch: compute only what was.
             results = self.evaluation.results(models=("unlearned",) if self.reference_evaluation.reuse else None)
-            self._per_example = self.reference_evaluation.complete(results, list(self._reference_nets))
+            self._per_example = self.reference_evaluation.complete(results, list(self._frozen.nets))
         return self._per_example
 
     def _start_evaluation(self) -> None:
         self._per_example = None
         self.evaluation.reset()
-        self.reference_evaluation.start(self.trainer, self._reference_hashes, self.device)
+        self.reference_evaluation.start(self.trainer, self._frozen.hashes, self.device)
 
     def _end_evaluation(self) -> None:
         self.reference_evaluation.release()  # also when no metric asked for the results

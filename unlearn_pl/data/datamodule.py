@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TypeGuard
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -18,7 +16,8 @@ from unlearn_pl.data.readers import DatasetReader, Digits
 from unlearn_pl.data.samplers import EpochShuffleSampler
 from unlearn_pl.data.selectors import ForgetSelector, RandomForget
 from unlearn_pl.data.sequential import SequentialLoader
-from unlearn_pl.data.split import SplitManifest, draw_test_indices, make_split
+from unlearn_pl.data.split import SplitManifest, draw_test_indices, load_or_make_split
+from unlearn_pl.data.training_loader import combine, per_process_batch_size, training_splits
 from unlearn_pl.protocols import EVAL_SPLITS, CombineMode, MapDataset, SplitName
 from unlearn_pl.utils.arguments import HalfOpenFraction, NonNegativeInt, PositiveInt, check_arguments
 from unlearn_pl.utils.describe import content_hash
@@ -130,29 +129,16 @@ class UnlearningDataModule(LightningDataModule):
                 f"({type(self.train_set).__name__}); set device_data=false"
             )
         self._test_indices = draw_test_indices(len(self.test_set), self.test_size, self.dataset.name)
-        targets = dataset_targets(self.train_set).numpy()
-        fingerprint = dataset_fingerprint(self.train_set)
-        if self.manifest and Path(self.manifest).exists():
-            configured = {
-                "forget": self.selector.describe(),
-                "seed": self.seed,
-                "val_fraction": self.val_fraction,
-                "train_size": self.train_size,
-            }
-            split = SplitManifest.load_checked(self.manifest, fingerprint, len(targets), num_classes, configured)
-        else:
-            split = make_split(
-                targets,
-                num_classes,
-                self.selector,
-                val_fraction=self.val_fraction,
-                seed=self.seed,
-                dataset=fingerprint,
-                train_size=self.train_size,
-            )
-            if self.manifest:
-                split.save(self.manifest)
-        self.split = split
+        self.split = load_or_make_split(
+            self.manifest,
+            dataset_targets(self.train_set).numpy(),
+            num_classes,
+            self.selector,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            dataset=dataset_fingerprint(self.train_set),
+            train_size=self.train_size,
+        )
 
     def _require_setup(self) -> SplitManifest:
         if self.split is None:
@@ -223,13 +209,10 @@ class UnlearningDataModule(LightningDataModule):
             drop_last = True
         drop_last = drop_last and per_process >= size
         trainer = self.trainer
-        device = (
-            torch.device(device)
-            if device is not None
-            else trainer.strategy.root_device
-            if trainer
-            else torch.device("cpu")
-        )
+        if device is not None:
+            device = torch.device(device)
+        else:
+            device = trainer.strategy.root_device if trainer else torch.device("cpu")
         if self.device_data:
             return DeviceLoader(dataset, size, device, sampler, drop_last)
         return DataLoader(
@@ -252,29 +235,13 @@ class UnlearningDataModule(LightningDataModule):
         """Make the training loader serve the splits ``requires``, combined in ``mode`` (a
         ``CombinedLoader`` mode or ``"sequential"``), ``batch_sizes`` overriding some splits' batch
         size. Called by the module: the data module never looks at the model."""
-        self._check_training_splits(requires)
+        training_splits(requires)
         self._serve = (tuple(requires), mode, dict(batch_sizes or {}))
-
-    @staticmethod
-    def _check_training_splits(requires: tuple[str, ...]) -> tuple[SplitName, ...]:
-        """``requires``, checked to name training splits."""
-        if not requires:
-            raise ValueError("an unlearner must require at least one split (retain, forget, val or train)")
-        if unknown := [r for r in requires if not _is_training_split(r)]:
-            raise ValueError(f"unknown training splits {unknown}; allowed: retain, forget, val, train")
-        return tuple(r for r in requires if _is_training_split(r))
 
     def per_process_batch_size(self, world_size: int, batch_size: int | None = None) -> int:
         """The training batch size (default the module's) of one process among ``world_size``."""
         size = self.batch_size if batch_size is None else batch_size
-        if not self.global_batch or world_size <= 1:
-            return size
-        if size % world_size:
-            raise ValueError(
-                f"global_batch=True divides batch_size={size} across {world_size} processes, which "
-                f"needs a multiple of {world_size}; set batch_size to e.g. {max(1, size // world_size) * world_size}"
-            )
-        return size // world_size
+        return per_process_batch_size(size, world_size, self.global_batch)
 
     def unlearning_dataloader(
         self,
@@ -290,7 +257,7 @@ class UnlearningDataModule(LightningDataModule):
         then of the next (:class:`~unlearn_pl.data.sequential.SequentialLoader`). ``batch_sizes``
         overrides the batch size of some splits.
         """
-        splits = self._check_training_splits(requires)
+        splits = training_splits(requires)
         sizes = batch_sizes or {}
         loaders: dict[str, DataLoader | DeviceLoader] = {
             name: self.dataloader(
@@ -302,7 +269,7 @@ class UnlearningDataModule(LightningDataModule):
             )
             for name in splits
         }
-        return SequentialLoader(loaders) if mode == "sequential" else CombinedLoader(loaders, mode=mode)
+        return combine(loaders, mode)
 
     def train_dataloader(self) -> CombinedLoader | SequentialLoader:
         requires, mode, batch_sizes = self._serve
@@ -321,8 +288,3 @@ class UnlearningDataModule(LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader | DeviceLoader]:
         return self.val_dataloader()
-
-
-def _is_training_split(name: str) -> TypeGuard[SplitName]:
-    """Whether ``name`` is a split an unlearner can train on."""
-    return name in ("retain", "forget", "val", "train")

@@ -204,3 +204,33 @@ def make_split(
     )
     split.check(num_classes)
     return split
+
+
+def load_or_make_split(
+    manifest: str | None,
+    targets: np.ndarray,
+    num_classes: int,
+    selector: ForgetSelector,
+    *,
+    val_fraction: float,
+    seed: int,
+    dataset: str,
+    train_size: int | None = None,
+) -> SplitManifest:
+    """The split recorded in ``manifest`` when that file exists (checked against the data, see
+    :meth:`SplitManifest.load_checked`), else a fresh :func:`make_split`, written to ``manifest``
+    when a path is given so later runs load the same split."""
+    if manifest and Path(manifest).exists():
+        configured = {
+            "forget": selector.describe(),
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "train_size": train_size,
+        }
+        return SplitManifest.load_checked(manifest, dataset, len(targets), num_classes, configured)
+    split = make_split(
+        targets, num_classes, selector, val_fraction=val_fraction, seed=seed, dataset=dataset, train_size=train_size
+    )
+    if manifest:
+        split.save(manifest)
+    return split

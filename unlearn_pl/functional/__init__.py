@@ -28,6 +28,7 @@ from unlearn_pl.functional.grouping import (
 from unlearn_pl.functional.init import fresh_parameters, reset_selected_
 from unlearn_pl.functional.margin_divergence import KLOMSummary, klom, klom_margins, summarize_klom
 from unlearn_pl.functional.masks import MaskGuard, check_masks, selected_fraction
+from unlearn_pl.functional.membership import loss_attack, mia_efficacy
 from unlearn_pl.functional.regions import (
     Plane,
     make_plane,
@@ -53,6 +54,8 @@ __all__ = [
     "MaskGuard",
     "check_masks",
     "selected_fraction",
+    "loss_attack",
+    "mia_efficacy",
     "criticality_scores",
     "loss_gradients",
     "trainable_parameters",

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from torch import Tensor, nn
 
+from unlearn_pl.protocols import UnlearningData, attached_data
 from unlearn_pl.utils.describe import fingerprint
 
 #: Checkpoint key of :func:`run_fingerprint`.
@@ -192,14 +194,17 @@ class CheckedCheckpointIO(TorchCheckpointIO):
         return _check_checkpoint_contents(obj, path)
 
 
-def run_fingerprint(split: str | None, localizer: Any) -> dict[str, Any]:
+def run_fingerprint(trainer: pl.Trainer | None, localizer: Any) -> dict[str, Any]:
     """What a checkpoint of a run may only be resumed with: the split and the localizer's settings.
 
-    ``split`` is the data module's :meth:`~unlearn_pl.protocols.UnlearningData.split_fingerprint`
-    (data, retain, forget, validation, relabels); the localizer is described by its class and
-    arguments (its mask is computed from them once per run and then restored from the checkpoint,
-    so resuming under other settings would keep the old mask silently).
+    The split is the ``trainer``'s data module's
+    :meth:`~unlearn_pl.protocols.UnlearningData.split_fingerprint` (data, retain, forget,
+    validation, relabels; ``None`` without a trainer or for other data modules); the localizer is
+    described by its class and arguments (its mask is computed from them once per run and then
+    restored from the checkpoint, so resuming under other settings would keep the old mask silently).
     """
+    data = attached_data(trainer) if trainer is not None else None
+    split = data.split_fingerprint() if isinstance(data, UnlearningData) else None
     return {"split": split, "localizer": fingerprint(localizer)}
 
 

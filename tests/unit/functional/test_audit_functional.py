@@ -31,6 +31,7 @@ from unlearn_pl.functional import (
 )
 from unlearn_pl.functional import challenge_epsilons as epsilons_module
 from unlearn_pl.functional import challenge_logits as confidence_module
+from unlearn_pl.functional import challenge_rules as rules_module
 from unlearn_pl.functional import challenge_scoring as score_module
 from unlearn_pl.functional import margin_divergence as klom_module
 from unlearn_pl.functional.lira import logit_confidence
@@ -38,7 +39,9 @@ from unlearn_pl.functional.lira import logit_confidence
 TOLERANCE = 1e-6
 
 
-@pytest.mark.parametrize("module", [confidence_module, epsilons_module, score_module, klom_module, bootstrap_module])
+@pytest.mark.parametrize(
+    "module", [confidence_module, epsilons_module, rules_module, score_module, klom_module, bootstrap_module]
+)
 def test_docstring_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -627,7 +630,7 @@ def test_window_rules_are_counted_where_their_edges_cross_the_values(seed):
     decimals = int(rng.integers(0, 4))  # rounded values fall on the 0.01-spaced edges
     pos = np.sort(np.round(rng.normal(0, rng.uniform(0.01, 3), n), decimals))
     neg = np.sort(np.round(rng.normal(rng.uniform(-2, 2), rng.uniform(0.01, 3), n), decimals))
-    ours = epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0)
+    ours = rules_module.window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0)
     assert set(ours.tolist()) == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
 
 
@@ -636,9 +639,9 @@ def test_window_rules_without_crossings_try_every_window(monkeypatch):
     another way and every window is tried: the same cells."""
     rng = np.random.default_rng(30)
     pos, neg = np.sort(np.round(rng.normal(0, 1, 16), 2)), np.sort(np.round(rng.normal(0.5, 2, 16), 2))
-    crossed = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
-    monkeypatch.setattr(epsilons_module, "_crossings", lambda *args: None)
-    tried = set(epsilons_module._window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    crossed = set(rules_module.window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
+    monkeypatch.setattr(rules_module, "_crossings", lambda *args: None)
+    tried = set(rules_module.window_cells(pos, neg, np.ptp(pos), np.ptp(neg), 100, 2.0).tolist())
     assert tried == crossed == dense_window_cells(pos, neg, np.ptp(pos), np.ptp(neg))
 
 

@@ -173,7 +173,7 @@ def test_retrain_starts_from_the_oracle_initial_weights(prepared_module, tmp_pat
 
     class AtStart(Callback):
         def on_train_start(self, trainer, pl_module):
-            initial = pl_module._initial.state_dict()
+            initial = pl_module.initial_network.state_dict()
             seen["equal"] = all(torch.equal(v, initial[k]) for k, v in pl_module.network.state_dict().items())
             seen["max_epochs"] = trainer.max_epochs
 
