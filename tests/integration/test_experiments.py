@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import csv
 import json
 import re
@@ -81,7 +82,7 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
 
 def _log_spaced(values: list[float]) -> bool:
     """At least 4 values, each about the same factor (within 25%) above the previous one."""
-    ratios = [b / a for a, b in zip(values, values[1:], strict=True)]
+    ratios = [b / a for a, b in itertools.pairwise(values)]
     return len(values) >= 4 and all(r > 1 for r in ratios) and max(ratios) / min(ratios) < 1.25
 
 
