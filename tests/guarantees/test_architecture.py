@@ -99,3 +99,22 @@ def test_no_module_exceeds_300_lines_and_the_module_stays_small():
     sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {m: n for m, n in sizes.items() if n > 300} == {}
     assert sizes["unlearn_pl.module"] <= 220
+
+
+def test_a_moved_module_keeps_its_old_import_for_one_release():
+    import importlib
+    import sys
+    import warnings
+
+    import pytest
+
+    sys.modules.pop("unlearn_pl.shadow", None)
+    with pytest.warns(DeprecationWarning, match="unlearn_pl.ulira"):
+        shadow = importlib.import_module("unlearn_pl.shadow")
+    from unlearn_pl.ulira.design import ShadowSpec
+    from unlearn_pl.ulira.shadow import build_bank
+
+    assert shadow.ShadowSpec is ShadowSpec and shadow.build_bank is build_bank
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.import_module("unlearn_pl.ulira")  # the new home imports without the warning
