@@ -24,22 +24,15 @@ from unlearn_pl.audit.outputs import REFERENCES, AuditStore, model_outputs, refe
 from unlearn_pl.audit.plan import AuditPlan, seed_overrides
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
+from unlearn_pl.ulira.design import RECORDING_TRAINER_SETTINGS
 from unlearn_pl.utils.describe import content_hash
 
 if TYPE_CHECKING:
     import optuna
 
-#: Trainer settings of every trial: no logging, checkpoints or validation loop (the outputs are
-#: recorded directly); the configured trainer's other settings stay.
-TRIAL_TRAINER_SETTINGS: dict[str, Any] = {
-    "logger": False,
-    "callbacks": None,
-    "enable_checkpointing": False,
-    "enable_progress_bar": False,
-    "enable_model_summary": False,
-    "num_sanity_val_steps": 0,
-    "limit_val_batches": 0,
-}
+#: Trainer settings of every trial: the outputs are recorded directly (U-LiRA's shadow models'
+#: settings, without their deterministic kernels).
+TRIAL_TRAINER_SETTINGS: dict[str, Any] = dict(RECORDING_TRAINER_SETTINGS)
 
 
 @dataclass

@@ -21,9 +21,9 @@ from unlearn_pl.models.base import ImageClassifier
 from unlearn_pl.models.execution import NetworkExecution
 from unlearn_pl.references import TrainingRecipe
 
-#: Trainer settings every shadow model's trainer gets: no logging, checkpoints or validation
-#: (φ is computed directly), deterministic kernels so a model is the same in any worker.
-SHADOW_TRAINER_SETTINGS: dict[str, Any] = {
+#: Trainer settings of a run whose outputs are recorded directly, not validated: no logging,
+#: checkpoints, summary, progress bar or validation loop (the configured trainer's other settings stay).
+RECORDING_TRAINER_SETTINGS: dict[str, Any] = {
     "logger": False,
     "callbacks": None,
     "enable_checkpointing": False,
@@ -31,8 +31,10 @@ SHADOW_TRAINER_SETTINGS: dict[str, Any] = {
     "enable_model_summary": False,
     "num_sanity_val_steps": 0,
     "limit_val_batches": 0,
-    "deterministic": True,
 }
+#: Trainer settings every shadow model's trainer gets (φ is computed directly), with deterministic
+#: kernels so a model is the same in any worker.
+SHADOW_TRAINER_SETTINGS: dict[str, Any] = {**RECORDING_TRAINER_SETTINGS, "deterministic": True}
 
 
 def _seed(*keys: int) -> int:
