@@ -36,7 +36,7 @@ def load_banks(store: AuditStore, method: str, seeds: Sequence[int]) -> Banks:
         if entry["plan"] != plan.key:
             raise ValueError(
                 f"the outputs of {method} seed {seed} were recorded for another plan; delete "
-                f"{store.output_file(method, seed)} and run the audit again"
+                f"{store.output_file(store_method(store, method), seed)} and run the audit again"
             )
         references = store.load_references(entry["references"])
         rows["unlearned"].append(references["original"] if method == ORIGINAL else entry["outputs"])

@@ -165,7 +165,9 @@ def audit_method(banks: Banks, n_resamples: int = 200, seed: int = 0) -> MethodA
     edges, points = epsilon_buckets(n)
     buckets = len(edges) + 1
     # A recentred interval may cross a bound the statistic cannot: F and fractions lie in [0, 1], KLOM >= 0.
-    quality, score, retain_ratio, test_ratio = _within(estimates[0], 0, 1), *estimates[1:4]
+    # Recentring may move an interval past a bound: F lies in [0, 1], the score and ratios are >= 0.
+    quality = _within(estimates[0], 0, 1)
+    score, retain_ratio, test_ratio = (_within(e, 0, np.inf) for e in estimates[1:4])
     histogram = [_within(e, 0, 1) for e in estimates[4 : 4 + buckets]]
     klom_estimates = [_within(e, 0, np.inf) for e in estimates[4 + buckets :]]
     klom_values = {split: klom(margins[2 * k], margins[2 * k + 1]) for k, split in enumerate(KLOM_SPLITS)}

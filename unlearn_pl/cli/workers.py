@@ -14,7 +14,8 @@ def config_gpus(config: Any, model: Any) -> int:
     the original and oracle models (or U-LiRA's shadow models) inside the trial. 0: CPU trials."""
     trainer = config.get("trainer") or {}
     recipe = getattr(getattr(model, "references", None), "recipe", None)
-    trainings = [(trainer.get("accelerator") or "auto", trainer.get("devices") or "auto")]
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
+    trainings = [("auto" if accelerator is None else accelerator, "auto" if devices is None else devices)]
     if recipe is not None:
         trainings.append((recipe.accelerator, recipe.devices))
     return trial_gpus(*trainings)

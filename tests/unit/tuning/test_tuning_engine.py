@@ -297,3 +297,37 @@ def test_killing_the_parent_stops_its_workers(tmp_path):
     _wait_for(lambda: not any(_alive(pid) for pid in workers), "the workers to stop", timeout=120)
     study = optuna.load_study(study_name="toy", storage=journal_storage(log))
     assert [t.state for t in study.trials if t.user_attrs.get("pid") in workers] == [optuna.trial.TrialState.FAIL] * 2
+
+
+def test_ctrl_c_while_the_workers_start_stops_those_started(tmp_path, monkeypatch):
+    """A Ctrl-C between two workers' starts (forkserver starts take seconds) stops the started one
+    and ends in StudyInterrupted, not a traceback with a worker left running."""
+    import signal
+
+    from unlearn_pl.tuning.engine import StudyInterrupted, processes
+    from unlearn_pl.tuning.engine.signals import STOP
+
+    real = processes._context
+    started = []
+
+    class CtrlCOnSecondStart:
+        def __init__(self, context):
+            self.context = context
+
+        def Process(self, **kwargs):
+            process = self.context.Process(**kwargs)
+            start = process.start
+
+            def start_or_interrupt():
+                if started:
+                    STOP.handler(signal.SIGINT, None)  # what the terminal's Ctrl-C does here
+                start()
+                started.append(process)
+
+            process.start = start_or_interrupt
+            return process
+
+    monkeypatch.setattr(processes, "_context", lambda gpus: CtrlCOnSecondStart(real(gpus)))
+    with pytest.raises(StudyInterrupted):
+        _run(tmp_path, 2, sleep=600.0)
+    assert len(started) == 1 and not started[0].is_alive()

@@ -3,6 +3,7 @@ table, the refusal, ``--workers auto``, and real worker processes on a CPU with 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -198,3 +199,27 @@ def test_the_subcommands_take_workers_auto_and_refuse_other_words(tmp_path, caps
     with pytest.raises(SystemExit):
         UnlearningCLI(args=[subcommand, "--config", config, "--workers", "two"])
     assert "workers must be a positive int or 'auto'; got 'two'" in capsys.readouterr().err
+
+
+def test_a_worker_without_gpus_sees_the_starting_processs_mask(monkeypatch):
+    """A forkserver keeps the environment of the study that started it; a later CPU study's worker
+    must not inherit that study's GPU mask."""
+    from unlearn_pl.tuning.engine.devices import WorkerResources
+    from unlearn_pl.tuning.engine.processes import worker_environment
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # left by an earlier GPU study's worker start
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))  # restored afterwards
+    worker_environment(WorkerResources(gpus=(), threads=2), parent_gpu_mask=None)
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    worker_environment(WorkerResources(gpus=(), threads=2), parent_gpu_mask="0,1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    worker_environment(WorkerResources(gpus=("5",), threads=1), parent_gpu_mask="0,1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_trainer_asking_for_no_devices_is_not_read_as_auto():
+    from unlearn_pl.cli.workers import config_gpus
+
+    assert config_gpus({"trainer": {"accelerator": "gpu", "devices": 0}}, model=None) == 0
+    assert config_gpus({"trainer": {"accelerator": "cpu"}}, model=None) == 0

@@ -60,9 +60,10 @@ def _worker(
     log_levels: dict[str, int],
     parent: int,
     resources: WorkerResources,
+    parent_gpu_mask: str | None,
 ) -> None:
     # Before anything here touches CUDA: a worker from the forkserver has that server's environment.
-    os.environ.update(resources.environment())
+    worker_environment(resources, parent_gpu_mask)
     import torch
 
     torch.set_num_threads(resources.threads)
@@ -105,6 +106,19 @@ def _context(
     return multiprocessing.get_context("spawn")
 
 
+def worker_environment(resources: WorkerResources, parent_gpu_mask: str | None) -> None:
+    """Set this worker's threads and GPUs in its environment. A worker without GPUs of its own sees
+    what the starting process saw: a forkserver, started once per process, keeps the environment of
+    the study that started it, so an earlier GPU study's mask must not carry over."""
+    environment = resources.environment()
+    os.environ.update(environment)
+    if "CUDA_VISIBLE_DEVICES" not in environment:
+        if parent_gpu_mask is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = parent_gpu_mask
+
+
 def _exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
         return f"was killed by {signal.Signals(-code).name}"
@@ -136,21 +150,22 @@ def run_workers(
     interrupt (after stopping them), or :class:`WorkerDied` naming each worker that ended
     abnormally (its trial failed and retried once)."""
     context = _context(any(r.gpus for r in resources))
+    parent_gpu_mask = os.environ.get("CUDA_VISIBLE_DEVICES")
     levels = {name: logging.getLogger(name).level for name in WORKER_LOGGERS}
     processes = [
         context.Process(
             target=_worker,
             name=f"worker {k}",
-            args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid(), r),
+            args=(objective, study_name, storage, sampler, plan, k, levels, os.getpid(), r, parent_gpu_mask),
         )
         for k, r in enumerate(resources)
     ]
     with interruptible() as stop:
-        for p, r in zip(processes, resources, strict=True):
-            # A spawned child imports torch while unpickling the objective, and OpenMP reads its pool size then.
-            with _environment(r.environment()):
-                p.start()
-        try:
+        try:  # a Ctrl-C while the workers start (seconds with forkserver) stops those already started
+            for p, r in zip(processes, resources, strict=True):
+                # A spawned child imports torch while unpickling the objective, and OpenMP reads its pool size then.
+                with _environment(r.environment()):
+                    p.start()
             while live := [p.sentinel for p in processes if p.is_alive()]:
                 multiprocessing.connection.wait(live)
         except KeyboardInterrupt:
@@ -170,6 +185,7 @@ def run_workers(
 
 def _stop_workers(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
     """Ask every live worker to stop (SIGINT: its trial is marked interrupted), then kill laggards."""
+    processes = [p for p in processes if p.pid is not None]  # those started
     for p in processes:
         if p.is_alive() and p.pid is not None:
             os.kill(p.pid, signal.SIGINT)
