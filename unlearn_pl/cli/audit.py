@@ -48,7 +48,7 @@ from unlearn_pl.audit import ORIGINAL, AuditPlan, AuditStore, MethodAudit, audit
 from unlearn_pl.audit.plan import seed_overrides
 from unlearn_pl.audit.report import INTERVAL, summary_table, write_report
 from unlearn_pl.audit.trial import AuditTrial, BuiltRun, run_audit_trials
-from unlearn_pl.cli.subcommands import LightningCLIMixin
+from unlearn_pl.cli.subcommands import LightningCLIMixin, configured_run
 from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.tuning.engine.devices import resolve_workers
 from unlearn_pl.ulira.design import shadow_trainer_kwargs
@@ -165,7 +165,7 @@ class AuditSubcommand(LightningCLIMixin):
         build = functools.partial(build_run, type(self))
         with tempfile.TemporaryDirectory() as tmp:
             base_file = Path(tmp) / "base.yaml"
-            base_file.write_text(self._audit_base_config())
+            base_file.write_text(configured_run(self, "audit", AUDIT_ARGS))
             runs = self._audit_methods(build, str(base_file), [os.fspath(m) for m in methods or []])
             plan = AuditPlan.draw(runs[0][1].datamodule, int(retain_sample), int(val_sample))
             for source, run in runs:
@@ -219,14 +219,6 @@ class AuditSubcommand(LightningCLIMixin):
             flush=True,
         )
         return audits
-
-    def _audit_base_config(self) -> str:
-        """The configured run (the model/data/trainer part of the audit's config) as YAML."""
-        config = self.config["audit"].clone()
-        for key in [*AUDIT_ARGS, "config"]:
-            if key in config:
-                del config[key]
-        return self._parser("audit").dump(config, skip_none=False, skip_check=True)
 
     @staticmethod
     def _audit_methods(build: Any, base_file: str, method_files: list[str]) -> list[tuple[str, BuiltRun]]:

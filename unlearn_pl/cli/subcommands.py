@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.cli import LightningCLI, class_from_function
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     LightningCLIMixin = LightningCLI
 else:
     LightningCLIMixin = object
+
+
+def configured_run(cli: LightningCLI, subcommand: str, own_arguments: Iterable[str]) -> str:
+    """The run a subcommand was configured with (its model, data and trainer) as YAML: the
+    subcommand's parsed config without its own arguments and ``config``, defaults written out."""
+    config = cli.config[subcommand].clone()
+    for key in [*own_arguments, "config"]:
+        if key in config:
+            del config[key]
+    return cli._parser(subcommand).dump(config, skip_none=False, skip_check=True)
 
 
 class CLISubcommands(LightningCLIMixin):

@@ -23,7 +23,7 @@ import inspect
 import sys
 from typing import ClassVar, Literal
 
-from unlearn_pl.cli.subcommands import LightningCLIMixin
+from unlearn_pl.cli.subcommands import LightningCLIMixin, configured_run
 from unlearn_pl.cli.workers import config_gpus
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
@@ -108,12 +108,8 @@ class TuneSubcommand(LightningCLIMixin):
         written, and the same command resumes).
         """
         config = self.config["tune"]
-        base = config.clone()
-        for key in [*TUNE_ARGS, "config"]:
-            if key in base:
-                del base[key]
-        base_config = self._parser("tune").dump(base, skip_none=False, skip_check=True)
-        logger = base.get("trainer.logger")
+        base_config = configured_run(self, "tune", TUNE_ARGS)
+        logger = config.get("trainer.logger")
         init = logger.get("init_args") if hasattr(logger, "get") else None
         trainer = self.trainer
         try:
