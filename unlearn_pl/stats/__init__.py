@@ -20,6 +20,7 @@ from unlearn_pl.stats.verdicts import (
     compare_differences,
     compare_paired,
     holm,
+    holm_adjusted,
     summarize,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "detectable_effect_size",
     "difference_range",
     "holm",
+    "holm_adjusted",
     "mean_ci",
     "metric_range",
     "minimal_detectable_effect",

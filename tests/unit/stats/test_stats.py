@@ -21,6 +21,7 @@ from unlearn_pl.stats import (
     compare_paired,
     detectable_effect_size,
     holm,
+    holm_adjusted,
     mean_ci,
     metric_range,
     minimal_detectable_effect,
@@ -171,6 +172,16 @@ def test_holm_turns_a_nominal_difference_inconclusive_as_statsmodels_adjusts_it(
     assert summarize(raw) == "lower in 2 of 3, inconclusive in 1 of 3"
     with pytest.raises(ValueError, match="adjusted already"):
         holm(adjusted)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 40])
+def test_holm_adjusted_p_values_equal_statsmodels(k):
+    rng = np.random.default_rng(k)
+    p = rng.uniform(0, 0.2, size=k) ** 2
+    p[: k // 3] = p[0]  # ties
+    p[-1] = 0.9  # capped at 1 once multiplied
+    assert holm_adjusted(list(p)) == pytest.approx(list(multipletests(p, method="holm")[1]), abs=1e-15)
+    assert holm_adjusted([]) == []
 
 
 def test_holm_leaves_untestable_settings_out_of_the_family_and_summarizes_equivalence():
