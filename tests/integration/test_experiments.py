@@ -28,6 +28,7 @@ STUDIES = {
     "del_ablation": (["del_base"], ["del_ablation"]),
     "del_unlearners": (["del_base"], ["del_unlearners"]),
     "del_tuned": (["del_base"], ["del_tuned"]),
+    "del_vs_random": (["del_base"], ["del_vs_random"]),
     "del_localizers_random_forget": (["del_base"], ["del_localizers", "del_random_forget"]),
 }
 
@@ -74,6 +75,10 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             )
             if "@" in labels["localizer"]:
                 assert model["localizer"]["init_args"]["budget"] == float(labels["localizer"].split("@")[1])
+        if name == "del_vs_random":
+            assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"]
+            assert model["localizer"]["init_args"]["budget"] == float(labels["budget"])
+            assert model["unlearner"]["init_args"]["recalibrate_bn"] is (labels["bn_recalibration"] == "True")
         if name == "width_bias":
             assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
         if name == "del_localizers_random_forget":
