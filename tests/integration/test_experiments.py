@@ -78,7 +78,7 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
         if name == "del_vs_random":
             assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"]
             assert model["localizer"]["init_args"]["budget"] == float(labels["budget"])
-            assert model["unlearner"]["init_args"]["recalibrate_bn"] is (labels["bn_recalibration"] == "True")
+            assert model["unlearner"]["init_args"]["recalibrate_bn"] is (labels["bn_recalibration"] == "true")
         if name == "width_bias":
             assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
         if name == "del_localizers_random_forget":
