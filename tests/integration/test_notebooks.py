@@ -32,6 +32,7 @@ AFTER_FIRST_CELL = {
     "02_del_experiments": SMALLER_POOL,
     "03_width_study": SMALLER_POOL,
     "05_del_defaults": SMALLER_POOL,
+    "06_del_vs_random": SMALLER_POOL,
 }
 
 
@@ -48,6 +49,7 @@ def test_there_are_notebooks():
         "03_width_study.ipynb",
         "04_ulira.ipynb",
         "05_del_defaults.ipynb",
+        "06_del_vs_random.ipynb",
     ]
 
 
