@@ -168,3 +168,25 @@ def test_a_run_folder_is_named_after_its_localizer_and_unlearner():
     model.init_args.localizer = None
     assert run_name("{localizer}-{unlearner}", model) == "Full-NegGradPlus"
     assert run_name("fixed", model) == "fixed"
+
+
+def test_only_the_subcommand_named_gets_a_parser(monkeypatch, capsys):
+    """Each subcommand's parser reads the trainer, model and data signatures: a ``fit`` (every
+    study trial) builds only its own; without a subcommand name all are built, for the help."""
+    from unlearn_pl.cli import UnlearningCLI
+
+    built: list[str] = []
+    prepare = UnlearningCLI._prepare_subcommand_parser
+
+    def recording(self, klass, subcommand, **kwargs):
+        built.append(subcommand)
+        return prepare(self, klass, subcommand, **kwargs)
+
+    monkeypatch.setattr(UnlearningCLI, "_prepare_subcommand_parser", recording)
+    with pytest.raises(SystemExit):
+        UnlearningCLI(args=["fit", "--config", str(REPO / "configs" / "quickstart.yaml"), "--print_config"])
+    assert built == ["fit"] and "localizer" in capsys.readouterr().out
+    built.clear()
+    with pytest.raises(SystemExit):
+        UnlearningCLI(args=["--help"])
+    assert built == list(UnlearningCLI.subcommands()) and "audit" in capsys.readouterr().out
