@@ -29,6 +29,7 @@ STUDIES = {
     "del_unlearners": (["del_base"], ["del_unlearners"]),
     "del_tuned": (["del_base"], ["del_tuned"]),
     "del_vs_random": (["del_base"], ["del_vs_random"]),
+    "del_unlearners_tuned": (["del_base"], ["del_unlearners_tuned"]),
     "del_localizers_random_forget": (["del_base"], ["del_localizers", "del_random_forget"]),
 }
 
@@ -79,6 +80,11 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"]
             assert model["localizer"]["init_args"]["budget"] == float(labels["budget"])
             assert model["unlearner"]["init_args"]["recalibrate_bn"] is (labels["bn_recalibration"] == "true")
+        if name == "del_unlearners_tuned":
+            assert model["localizer"]["class_path"].endswith(labels["localizer"])
+            assert model["localizer"]["init_args"]["budget"] == 0.2
+            assert model["unlearner"]["class_path"].endswith(labels["unlearner"])
+            assert model["unlearner"]["init_args"]["lr"] == dict(c.params)["model.init_args.unlearner.init_args.lr"]
         if name == "width_bias":
             assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
         if name == "del_localizers_random_forget":
