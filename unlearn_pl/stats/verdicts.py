@@ -32,9 +32,10 @@ inside the margin and 1 outside, and the MDE is 0.
 A **claim tested over several settings** (e.g. DEL − Random at every budget and epoch count) is a
 family of tests: :func:`holm` adjusts the p-values of the differences, and separately the TOST
 p-values, with Holm's step-down method (Holm 1979; :func:`holm_adjusted`, equal to statsmodels'
-``multipletests(method="holm")``), which keeps the family-wise error at α. The adjusted MDE is taken at α/k, Holm's strictest step
-for k settings (what every setting can detect whatever its rank). The intervals stay 95% per
-setting. :func:`summarize` counts the settings per verdict (``lower in 3 of 6 (Holm)``).
+``multipletests(method="holm")``), which keeps the family-wise error at α. The adjusted MDE is
+taken at α/k, Holm's strictest step for k settings (what every setting can detect whatever its
+rank). The intervals stay 95% per setting. :func:`summarize` counts the settings per verdict
+(``lower in 3 of 6 (Holm)``).
 """
 
 from __future__ import annotations
