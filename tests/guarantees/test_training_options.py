@@ -1,10 +1,13 @@
 """References trained like the run: precision, several devices (DDP), torch.compile and channels-last.
 
-Tolerances (measured on this project's 2-core CPU machine, torch 2.14, SmallCNN on digits, one
-training epoch of 25 SGD steps at lr 0.1, then one unlearning epoch): channels-last and compiled
-training give the default's weights within 2.1e-6 (channels-last 1.7e-6, compile 2.0e-6) and its
-logits within 6.4e-7; the unlearning epoch's weights agree within 1.2e-6 (channels-last 1.2e-6,
-compile 9.5e-7). The tests allow 1e-4, room for other CPUs' kernels. Two processes under
+Tolerances (measured on this project's 2-core CPU machines, torch 2.14, SmallCNN on digits, one
+training epoch of 25 SGD steps at lr 0.1, then the first UNLEARNING_STEPS steps of an unlearning
+epoch): channels-last and compiled training give the default's weights within 2.1e-6 (channels-last
+1.7e-6, compile 2.0e-6) and its logits within 6.4e-7; the unlearning steps' weights agree within
+3.6e-7 (channels-last 3.6e-7, compile 1.2e-7). The tests allow 1e-4, room for other CPUs' kernels. A whole unlearning epoch is not compared:
+on an AMD EPYC (AVX-512) the two memory formats' rounding flipped a ReLU at step 8 of 18, after
+which the weights drifted apart to 4.8e-4 by the epoch's end, while an Intel machine stayed
+within 1.2e-6. Chaos of that kind is not a difference in what the option computes. Two processes under
 ``ddp_spawn`` with half the batch each give one process's weights within 2e-7 after three epochs
 (an MLP: no BatchNorm, which torch synchronizes on GPUs only); the test allows 1e-5, as the DDP
 parity tests of unlearning do (``test_ddp_parity.py``).
@@ -33,6 +36,8 @@ from unlearn_pl.unlearners import Finetune, ResetFinetune
 
 #: Largest weight or logit difference allowed between an execution option and the default.
 EXECUTION_TOL = 1e-4
+#: Unlearning steps compared between an execution option and the default (see the module docstring).
+UNLEARNING_STEPS = 6
 #: Largest weight difference allowed between 2-process and 1-process training.
 DDP_TOL = 1e-5
 
@@ -124,7 +129,7 @@ def max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
 
 @pytest.mark.parametrize("option", ["channels_last", pytest.param("compile", marks=pytest.mark.slow)])
 def test_an_execution_option_trains_the_default_models(option, tmp_path):
-    """Reference training and an unlearning epoch with ``option`` equal the default within EXECUTION_TOL.
+    """Reference training and unlearning steps with ``option`` equal the default within EXECUTION_TOL.
     (compile: TorchInductor builds C++ kernels with gcc, ~20 s per network on 2 busy cores.)"""
     dm = UnlearningDataModule(Digits(), RandomForget(0.1), batch_size=64, seed=0)
     dm.setup("fit")
@@ -157,10 +162,11 @@ def test_an_execution_option_trains_the_default_models(option, tmp_path):
         )
         module.prepare_models(dm)
         probe = Probe()
-        fast_trainer(tmp_path, limit_val_batches=0, callbacks=[probe]).fit(module, datamodule=dm)
+        trainer = fast_trainer(tmp_path, limit_val_batches=0, limit_train_batches=UNLEARNING_STEPS, callbacks=[probe])
+        trainer.fit(module, datamodule=dm)
         assert probe.seen == (expected if name == option else (False, False))
         unlearned[name] = module.network
-    assert 0 < max_difference(unlearned["default"], nets["default"])  # the epoch changed the weights
+    assert 0 < max_difference(unlearned["default"], nets["default"])  # the steps changed the weights
     assert max_difference(unlearned["default"], unlearned[option]) <= EXECUTION_TOL
 
 
