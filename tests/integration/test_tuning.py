@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
 import yaml
 from conftest import REPO
 from filelock import FileLock
+from optuna.trial import TrialState
 from scipy import stats
 
 from unlearn_pl import UnlearningModule
@@ -38,6 +40,8 @@ from unlearn_pl.tuning import (
     run_study,
     select,
 )
+from unlearn_pl.tuning.engine.storage import journal_storage
+from unlearn_pl.tuning.study import NoiseFloorObjective
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spawned processes unpickle the helpers by module name
 import _study_toys
@@ -290,6 +294,43 @@ def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
     assert not (tmp_path / "s" / "study" / "differences.png").exists()  # no axis: nothing to compare
     # ... yet its differences table still has a header, so a CSV reader finds an empty table.
     assert (tmp_path / "s" / "study" / "differences.csv").read_text().splitlines() == [",".join(DIFFERENCE_COLUMNS)]
+
+
+def _floor_trials(result) -> dict[tuple[str, int], dict]:
+    storage = journal_storage(result.folder / "study.log")
+    floor = optuna.load_study(study_name=f"{result.study.study_name}.noise_floor", storage=storage)
+    return {
+        (t.params["point"], t.params["seed"]): t.user_attrs["metrics"]
+        for t in floor.get_trials(states=(TrialState.COMPLETE,))
+    }
+
+
+@pytest.mark.slow  # 4 trials and 2 + 4 noise-floor runs of a tiny MLP: ~20 s
+def test_points_that_differ_in_what_is_unlearned_share_the_noise_floor(tmp_path, monkeypatch):
+    """Two unlearners (the points ngp and ft) have the same retrains: one noise-floor run per seed
+    serves both, with the metrics each point's own run gives; a study whose floor ran per point
+    resumes without running it again and reports the same tables."""
+    kwargs = dict(space=SPACE, grid={"trainer.max_epochs": [1]}, seeds=[0, 1], lambdas=[0.5], quiet=True)
+    shared = run_study(_base(tmp_path), runner=run_cli, output_dir=tmp_path / "shared", **kwargs)
+    assert sorted(_floor_trials(shared)) == [("method=ft", 0), ("method=ft", 1)]
+
+    with monkeypatch.context() as m:  # every point its own floor run, as studies ran before sharing
+        m.setattr(NoiseFloorObjective, "shared", lambda self: {p: p for p in self.points()})
+        own = run_study(_base(tmp_path), runner=run_cli, output_dir=tmp_path / "own", **kwargs)
+    per_point = _floor_trials(own)
+    assert len(per_point) == 4
+    for seed in (0, 1):  # what sharing assumes: the points' runs are the same run
+        assert per_point["method=ngp", seed] == per_point["method=ft", seed] == _floor_trials(shared)["method=ft", seed]
+    untimed = [
+        [{k: v for k, v in r.items() if not k.startswith("seconds")} for r in x.selection] for x in (own, shared)
+    ]
+    assert _comparable(untimed[0]) == _comparable(untimed[1])
+    floor_csv = (tmp_path / "own" / "study" / "noise_floor.csv").read_text()
+    assert floor_csv == (tmp_path / "shared" / "study" / "noise_floor.csv").read_text()
+
+    resumed = run_study(_base(tmp_path), runner=run_cli, output_dir=tmp_path / "own", **kwargs)
+    assert len(_floor_trials(resumed)) == 4 and len(resumed.study.trials) == 4  # nothing ran again
+    assert (tmp_path / "own" / "study" / "noise_floor.csv").read_text() == floor_csv
 
 
 @pytest.mark.slow  # two trials of a tiny MLP: ~20 s

@@ -26,7 +26,7 @@ from unlearn_pl.tuning.differences import (
 )
 from unlearn_pl.tuning.scores import floor_values, retrains
 from unlearn_pl.tuning.selection import scored, selection_rows
-from unlearn_pl.tuning.study import StudyObjective
+from unlearn_pl.tuning.study import NoiseFloorObjective, StudyObjective
 from unlearn_pl.tuning.summary import answer, console_summary, scoring
 from unlearn_pl.tuning.trial_table import cell_status, trial_rows
 from unlearn_pl.utils.io import write_json, write_text
@@ -76,7 +76,7 @@ def write_results(
     trials = trial_rows(study, by_name, goal, lambdas, score_on)
     runs = completed_runs(study, by_name)
     chosen = chosen_per_seed(runs, goal, lambdas)
-    targets = retrains(runs, floor)
+    targets = retrains(runs, floor, NoiseFloorObjective(objective).shared())
     status = cell_status(study, objective) if settings.get("search", "grid") == "grid" else {}
     selection = selection_rows(
         runs, chosen, targets, labels, goal, lambdas, score_on, status, objective.candidates, objective.seeds

@@ -72,8 +72,11 @@ class Retrains:
         return abs(self.oracle[metric] - self.retrain[metric])
 
 
-def retrains(runs: Runs, floor: optuna.Study | None) -> dict[tuple[str, int], Retrains]:
-    """``{(point, seed): Retrains}`` from the study's completed trials and the noise floor's."""
+def retrains(
+    runs: Runs, floor: optuna.Study | None, shared: Mapping[str, str] | None = None
+) -> dict[tuple[str, int], Retrains]:
+    """``{(point, seed): Retrains}`` from the study's completed trials and the noise floor's: a
+    point's own noise-floor run, else that of the point it shares them with (``shared``)."""
     oracles = {
         (point, seed): {k.removeprefix(_ORACLE): v for k, v in done[0].metrics.items() if k.startswith(_ORACLE)}
         for point, per_seed in runs.items()
@@ -84,7 +87,13 @@ def retrains(runs: Runs, floor: optuna.Study | None) -> dict[tuple[str, int], Re
         independent[(t.params["point"], t.params["seed"])] = {
             k.removeprefix(_ORACLE): v for k, v in t.user_attrs["metrics"].items() if k.startswith(_ORACLE)
         }
-    return {key: Retrains(oracle, independent.get(key)) for key, oracle in oracles.items()}
+    shared = shared or {}
+    return {
+        (point, seed): Retrains(
+            oracle, independent.get((point, seed), independent.get((shared.get(point, point), seed)))
+        )
+        for (point, seed), oracle in oracles.items()
+    }
 
 
 def floor_values(r: Retrains) -> dict[str, float]:

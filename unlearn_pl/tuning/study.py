@@ -23,6 +23,7 @@ validation run without unlearning.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,20 @@ SEED_KEYS: tuple[str, ...] = (
 
 #: Added to the model seeds (not the data's) for the noise floor's independent retrain.
 NOISE_FLOOR_SEED_OFFSET = 1000
+
+#: Dotted keys that change only what is unlearned, never a run's oracle or how it is scored: points
+#: whose overrides differ only under these keys share one noise-floor run per seed.
+UNLEARNING_ONLY_KEYS: tuple[str, ...] = ("model.init_args.localizer", "model.init_args.unlearner", "trainer.max_epochs")
+
+
+def floor_key(candidate: Candidate) -> str:
+    """What a point's noise-floor run depends on: its overrides outside :data:`UNLEARNING_ONLY_KEYS`
+    (a key set as a whole mapping, such as ``model.init_args``, counts: sharing only where sure)."""
+    kept = [
+        (k, v) for k, v in candidate.overrides if not any(k == p or k.startswith(f"{p}.") for p in UNLEARNING_ONLY_KEYS)
+    ]
+    return json.dumps(kept, sort_keys=True, default=str)
+
 
 #: How a grid study records a trial's seed: any seed in NumPy's range, so a resumed study may add
 #: seeds (Optuna refuses to change a categorical parameter's choices within a study).
@@ -201,8 +216,9 @@ class StudyObjective:
 
 @dataclass
 class NoiseFloorObjective:
-    """Noise-floor trials: per point and seed, one validation with the model seeds shifted, whose
-    ``oracle/*`` metrics are an independent retrain's (same forget draw and retain set).
+    """Noise-floor trials: per seed and point (one for the points that :meth:`shared` groups), one
+    validation with the model seeds shifted, whose ``oracle/*`` metrics are an independent
+    retrain's (same forget draw and retain set).
 
     Nothing is unlearned in these runs, so they validate through the trainer directly, with the
     results table off: ``unlearn-pl validate`` rightly refuses to run without an unlearned checkpoint."""
@@ -213,13 +229,18 @@ class NoiseFloorObjective:
         """One candidate per point (the reference models do not depend on the grid)."""
         return {c.point: c for c in reversed(self.study.candidates)}
 
-    def space(self) -> dict[str, list[Any]]:
-        return {"point": sorted(self.points()), "seed": list(self.study.seeds)}
+    def shared(self) -> dict[str, str]:
+        """Each point → the point whose noise-floor runs it uses: the first, in sorted order, of the
+        points with its :func:`floor_key` (DEL and Random at any budget share their retrains)."""
+        points, first = self.points(), dict[str, str]()
+        return {p: first.setdefault(floor_key(points[p]), p) for p in sorted(points)}
 
     def grid(self) -> Grid:
-        """Every point once per seed, for the engine's queue."""
+        """The points that run, once per seed, for the engine's queue. The distribution lists every
+        point, so a study whose floor ran per point resumes and keeps those runs."""
         d = {"point": CategoricalDistribution(sorted(self.points())), "seed": self.study.distributions()["seed"]}
-        return Grid([{"point": p, "seed": s} for s in self.study.seeds for p in sorted(self.points())], d)
+        runs = sorted(set(self.shared().values()))
+        return Grid([{"point": p, "seed": s} for s in self.study.seeds for p in runs], d)
 
     def __call__(self, trial: optuna.Trial) -> float:
         candidate = self.points()[trial.suggest_categorical("point", sorted(self.points()))]
