@@ -4,9 +4,10 @@ line at the parser and with a clear ``ValueError`` from Python."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import subprocess
-import sys
+import io
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from conftest import REPO
 from jsonargparse import ArgumentParser
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
-from unlearn_pl.cli import UnlearningCLI
+from unlearn_pl.cli import UnlearningCLI, main
 from unlearn_pl.localizers import DEL, Layers, Random, SalUnSaliency
 from unlearn_pl.unlearners import (
     SCRUB,
@@ -44,15 +45,17 @@ SGD_UNLEARNERS = {
 }
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "unlearn_pl.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        timeout=300,
-    )
+def run_cli(*args: str) -> SimpleNamespace:
+    """The console command ``unlearn-pl ARGS`` in this process (its entry point, ``main``): exit code
+    and printed text, without paying a new interpreter's imports for a parse."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def parsed_init_args(cls: type) -> dict:
