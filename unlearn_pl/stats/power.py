@@ -10,7 +10,6 @@ import math
 from numbers import Real
 
 import numpy as np
-from statsmodels.stats.power import TTestPower
 
 #: Two-sided significance level of every test (the intervals are at 1 − α = 95%).
 ALPHA = 0.05
@@ -42,6 +41,10 @@ def detectable_effect_size(n: int, alpha: float = ALPHA, power: float = POWER) -
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"a paired t-test needs n >= 2 differences; got n = {n!r}")
     alpha, power = check_level("alpha", alpha), check_level("power", power)
+    # Imported on use: statsmodels (with pandas) adds 0.2 s to every process start, and only
+    # study reports need it.
+    from statsmodels.stats.power import TTestPower
+
     solver = TTestPower()
     d = float(solver.solve_power(effect_size=None, nobs=int(n), alpha=alpha / 2, power=power, alternative="larger"))
     reached = float(solver.power(effect_size=d, nobs=int(n), alpha=alpha / 2, alternative="larger"))

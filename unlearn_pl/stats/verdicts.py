@@ -49,7 +49,6 @@ from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
-from statsmodels.stats.weightstats import DescrStatsW
 
 from unlearn_pl.stats.intervals import Estimate, Range, check_range, difference_range, present_values, t_interval
 from unlearn_pl.stats.power import ALPHA, POWER, check_level, minimal_detectable_effect
@@ -177,6 +176,9 @@ def compare_differences(
         p_value = 0.0 if mean != 0 else 1.0
         tost_p = math.nan if margin is None else (0.0 if abs(mean) < margin else 1.0)
     else:
+        # Imported on use, as in power.py: statsmodels slows every process start, not only reports.
+        from statsmodels.stats.weightstats import DescrStatsW
+
         described = DescrStatsW(d)
         p_value = float(described.ttest_mean(0.0, alternative="two-sided")[1])
         tost_p = math.nan if margin is None else float(described.ttost_mean(-margin, margin)[0])
