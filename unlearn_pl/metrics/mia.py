@@ -48,18 +48,31 @@ def _split_stats(stats: dict[str, dict[str, Tensor]], split: str, model: str, at
     return stats[split]
 
 
+#: The reference models' attack values computed in this process, under the same keys as each
+#: callback's own cache: a study worker runs trial after trial on the same reference models, each
+#: with new callbacks.
+_PROCESS_REFERENCE_VALUES: dict[tuple, float] = {}
+
+
 def reference_cached(
-    cache: dict[tuple, float], pl_module: UnlearningModel, model: str, compute: Callable[[], float]
+    cache: dict[tuple, float],
+    pl_module: UnlearningModel,
+    model: str,
+    compute: Callable[[], float],
+    settings: tuple = (),
 ) -> float:
-    """``compute()`` for the unlearned model; for a reference model, cached in ``cache`` under the
-    key of the module's reference results (``UnlearningModule.reference_results``), which says
-    what its statistics were computed from."""
+    """``compute()`` for the unlearned model; for a reference model, cached in ``cache`` (and for
+    the process) under the key of the module's reference results
+    (``UnlearningModule.reference_results``), which says what its statistics were computed from,
+    and the attack's ``settings``."""
     held = pl_module.reference_results
     if held is None or model not in held.results:
         return compute()
-    key = (model, held.key)
+    key = (model, held.key, *settings)
     if key not in cache:
-        cache[key] = compute()
+        if key not in _PROCESS_REFERENCE_VALUES:
+            _PROCESS_REFERENCE_VALUES[key] = compute()
+        cache[key] = _PROCESS_REFERENCE_VALUES[key]
     return cache[key]
 
 
@@ -104,6 +117,7 @@ class LossAttack(EvaluationCallback):
                 pl_module,
                 model,
                 partial(loss_attack, forget["loss"], other["loss"], self.n_splits, self.seed),
+                ("loss_attack", self.nonmembers, self.n_splits, self.seed),
             )
             out[model] = {MIA_LOSS_ACC: value}
         return out
@@ -175,6 +189,7 @@ class MIAEfficacy(EvaluationCallback):
                     max_samples=self.max_samples,
                     C=self.C,
                 ),
+                ("mia_efficacy", self.features, self.nonmembers, self.seed, self.max_samples, self.C),
             )
             out[model] = {MIA_EFFICACY: value}
         return out

@@ -145,6 +145,7 @@ def test_attacks_on_the_frozen_reference_models_are_computed_once(prepared_modul
 
     import unlearn_pl.metrics.mia as mia
 
+    monkeypatch.setattr(mia, "_PROCESS_REFERENCE_VALUES", {})  # none from earlier tests of this process
     calls = {"loss_attack": 0, "mia_efficacy": 0}
     for name in calls:
         real = getattr(mia, name)
@@ -171,3 +172,10 @@ def test_attacks_on_the_frozen_reference_models_are_computed_once(prepared_modul
     assert clone._reference_values == module.metrics[1]._reference_values
     assert clone._reference_values is not module.metrics[1]._reference_values
     assert {key[0] for key in clone._reference_values} == {"original", "oracle"}
+    # A new run in this process (a study's next trial: new callbacks, the same reference models)
+    # attacks only its unlearned row; other attack settings are computed afresh.
+    again, dm = prepared_module(metrics=[LossAttack(), MIAEfficacy(), LossAttack(n_splits=3)], report=False)
+    fast_trainer(tmp_path).validate(again, datamodule=dm, verbose=False)
+    assert calls == {"loss_attack": 5 + 3, "mia_efficacy": 5}
+    assert again.metrics[0].results["oracle"] == first[0]["oracle"]
+    assert again.metrics[1].results["original"] == first[1]["original"]
