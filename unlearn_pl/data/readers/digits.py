@@ -45,7 +45,7 @@ class Digits(DatasetReader):
 @functools.cache
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """The images in [0, 1] and the labels, read-only, parsed once per process: scikit-learn parses
-    its CSV on every ``load_digits()`` (30 ms, about a tenth of a small study trial's data time)."""
+    its CSV on every ``load_digits()`` (30 ms, and a run loads both partitions)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
