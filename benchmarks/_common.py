@@ -15,6 +15,7 @@ both sides alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -96,12 +97,18 @@ def trainer(**kwargs: Any) -> Any:
 
 @contextmanager
 def cache_dir(path: str | None) -> Iterator[str]:
-    """``path`` if given, else a temporary directory removed afterwards (a cold model cache)."""
-    if path:
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
-        yield tmp
+    """The benchmark's model cache: ``path`` if given, else a temporary directory removed afterwards
+    (a cold cache). ``UNLEARN_PL_CACHE`` names it for the duration (child processes inherit it) and
+    is restored after, so a benchmark run inside another program (the tests) leaves that program's
+    cache in place."""
+    saved = os.environ.get("UNLEARN_PL_CACHE")
+    with contextlib.ExitStack() as stack:
+        folder = path or stack.enter_context(tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-"))
+        os.environ["UNLEARN_PL_CACHE"] = folder
+        try:
+            yield folder
+        finally:
+            os.environ.pop("UNLEARN_PL_CACHE") if saved is None else os.environ.update(UNLEARN_PL_CACHE=saved)
 
 
 @contextmanager

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse(argv)
     setup_torch(args.threads)
     header("bench_audit_overhead", args)
-    with cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
-        os.environ["UNLEARN_PL_CACHE"] = cache
+    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (workers inherit it).
+    with cache_dir(args.cache_dir), tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         folder = Path(tmp) / "audit"
         argv_before, sys.argv = sys.argv, ["unlearn-pl"]  # the audit's own arguments are complete
         try:

@@ -131,8 +131,8 @@ def measure(args: argparse.Namespace) -> dict[int, float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     key = "model.init_args.unlearner.init_args.lr"
     rates: dict[int, float] = {}
-    with cache_dir(args.cache_dir) as cache, tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
-        os.environ["UNLEARN_PL_CACHE"] = cache  # the worker processes inherit it
+    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (workers inherit it).
+    with cache_dir(args.cache_dir), tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         base = base_config(args, Path(tmp))
         common = dict(
             runner=run_cli,

@@ -34,6 +34,7 @@ def bench(monkeypatch: pytest.MonkeyPatch):
     """Import a benchmark module from ``benchmarks/`` (they import their sibling ``_common``)."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     threads = torch.get_num_threads()
+    cache = os.environ.get("UNLEARN_PL_CACHE")
 
     def load(name: str):
         sys.modules.pop(name, None)
@@ -41,6 +42,9 @@ def bench(monkeypatch: pytest.MonkeyPatch):
 
     yield load
     torch.set_num_threads(threads)  # the benchmarks pin 1 thread
+    # A benchmark's own model cache must not outlive it: the later tests in this process would train
+    # their reference models again, in a cache removed with the benchmark's temporary folder.
+    assert os.environ.get("UNLEARN_PL_CACHE") == cache, "the benchmark left UNLEARN_PL_CACHE changed"
 
 
 def parse(out: str) -> tuple[dict[str, float], dict[str, float], str]:

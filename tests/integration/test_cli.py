@@ -4,10 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, shared_run
 
 from unlearn_pl import UnlearningModule
 from unlearn_pl.localizers import DEL
@@ -36,11 +37,30 @@ def unlearn_pl(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProce
     )
 
 
-def test_quickstart_end_to_end(tmp_path):
-    config = str(REPO / "configs" / "quickstart.yaml")
-    out = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+
+
+@pytest.fixture
+def quickstart(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The README's quick start run as a user runs it, once per test run (the first test to ask
+    runs it): its output and its run folder. Nothing else writes into its folder."""
+
+    def run(folder: Path) -> None:
+        out = unlearn_pl("fit", "--config", QUICKSTART, f"--trainer.logger.init_args.save_dir={folder}", cwd=folder)
+        (folder / "run.json").write_text(
+            json.dumps({"returncode": out.returncode, "stdout": out.stdout, "stderr": out.stderr})
+        )
+
+    folder = shared_run(tmp_path_factory, "quickstart", run)
+    out = json.loads((folder / "run.json").read_text())
+    completed = subprocess.CompletedProcess(["unlearn-pl", "fit"], out["returncode"], out["stdout"], out["stderr"])
+    # The run folder is named after the localizer and unlearner.
+    return completed, folder / "quickstart" / "DEL-ResetFinetune" / "version_0"
+
+
+def test_quickstart_end_to_end(tmp_path, quickstart):
+    out, run = quickstart
     assert out.returncode == 0, out.stderr[-5000:]
-    run = tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_0"  # named after the localizer and unlearner
     assert f"results: {run}" in out.stdout  # the run says where its results went
     results = json.loads((run / "results.json").read_text())
     assert list(results) == ["original", "unlearned", "oracle"]
@@ -55,11 +75,11 @@ def test_quickstart_end_to_end(tmp_path):
         assert noise not in out.stdout + out.stderr, noise
 
     # a second run reuses the cached original/oracle and gives identical numbers (CPU determinism)
-    again = unlearn_pl("fit", "--config", config, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
+    again = unlearn_pl("fit", "--config", QUICKSTART, f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-5000:]
     assert "Reusing the cached original model" in again.stdout + again.stderr
     assert (
-        json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_1" / "results.json").read_text())
+        json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
         == results
     )
 
@@ -68,13 +88,13 @@ def test_quickstart_end_to_end(tmp_path):
     val = unlearn_pl(
         "validate",
         "--config",
-        config,
+        QUICKSTART,
         f"--trainer.logger.init_args.save_dir={tmp_path}",
         f"--ckpt_path={ckpt}",
         cwd=tmp_path,
     )
     assert val.returncode == 0, val.stderr[-5000:]
-    validated = json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_2" / "results.json").read_text())
+    validated = json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_1" / "results.json").read_text())
     assert validated["unlearned"] == pytest.approx(results["unlearned"])
 
     # Lightning's usual load path rebuilds the module from the class_path blocks the CLI recorded
@@ -117,25 +137,18 @@ def test_bad_config_values_give_clear_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_path):
+def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_path, quickstart):
     """``unlearn-pl fit`` with ``devices=2, strategy=ddp``: Lightning re-executes the console
     script for rank 1, which finds the references cached by rank 0; the synced, de-duplicated
-    evaluation gives the single-process numbers for the unchanged reference models."""
-    config = str(REPO / "configs" / "quickstart.yaml")
-    single = unlearn_pl(
-        "fit",
-        "--config",
-        config,
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'one'}",
-        "--trainer.max_epochs=1",
-        cwd=tmp_path,
-    )
+    evaluation gives the single-process numbers (the quick start's) for the unchanged reference
+    models. One unlearning epoch: the reference rows do not depend on how long it unlearns."""
+    single, run = quickstart
     assert single.returncode == 0, single.stderr[-5000:]
     ddp = unlearn_pl(
         "fit",
         "--config",
-        config,
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'two'}",
+        QUICKSTART,
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
         "--trainer.max_epochs=1",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
@@ -144,8 +157,8 @@ def test_quickstart_under_two_process_ddp_matches_single_process_references(tmp_
     assert ddp.returncode == 0, ddp.stderr[-5000:]
     for noise in NOISE:
         assert noise not in ddp.stdout + ddp.stderr, noise
-    one = json.loads((tmp_path / "one" / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
-    two = json.loads((tmp_path / "two" / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
+    one = json.loads((run / "results.json").read_text())
+    two = json.loads((tmp_path / "quickstart" / "DEL-ResetFinetune" / "version_0" / "results.json").read_text())
     for model in ("original", "oracle"):
         for metric in ("retain_acc", "forget_acc", "val_acc", "test_acc", "retain_loss", "forget_loss", "test_loss"):
             assert two[model][metric] == pytest.approx(one[model][metric], abs=1e-6), (model, metric)

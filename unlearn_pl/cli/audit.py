@@ -76,7 +76,7 @@ def build_run(cli_class: type, args: list[str]) -> BuiltRun:
             raise ValueError(
                 message[-1] if message else f"the config {args} could not be built (exit {e.code})"
             ) from None
-    text = cli.parser.dump(cli.config, skip_none=False, skip_check=True)
+    text = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
     return BuiltRun(cli.model, cli.datamodule, shadow_trainer_kwargs(cli.config["trainer"]), text)
 
 

@@ -12,11 +12,12 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from unlearn_pl.cli.audit import AuditSubcommand  # `unlearn-pl audit` (challenge score and KLOM over seeds)
 from unlearn_pl.cli.callbacks import list_only_trainer_callbacks, misplaced_callback
-from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, CLIExit, ConciseErrorParser, debugging, one_line_error
+from unlearn_pl.cli.errors import DEBUG_ENV, USER_ERRORS, CLIExit, debugging, one_line_error
 from unlearn_pl.cli.run_folder import reserve_versions, run_name
 from unlearn_pl.cli.subcommands import CLISubcommands
 from unlearn_pl.cli.tune import TuneSubcommand  # `unlearn-pl tune` (studies)
 from unlearn_pl.cli.ulira import UliraSubcommand  # `unlearn-pl ulira` (U-LiRA with shadow models)
+from unlearn_pl.cli.validated import ValidatedConfigParser, remember_validated_config
 from unlearn_pl.data.datamodule import UnlearningDataModule
 from unlearn_pl.module import UnlearningModule
 from unlearn_pl.references import CheckedCheckpointIO, check_lightning_checkpoint
@@ -63,7 +64,7 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": False})
         kwargs.setdefault("auto_configure_optimizers", False)
-        kwargs.setdefault("parser_class", ConciseErrorParser)
+        kwargs.setdefault("parser_class", ValidatedConfigParser)
         try:
             super().__init__(UnlearningModule, UnlearningDataModule, *args, **kwargs)
         except USER_ERRORS as e:
@@ -80,6 +81,11 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
         list_only_trainer_callbacks(parser)
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Parsing validated the whole config: the two dumps of every run need not validate it again.
+        remember_validated_config(parser, self.config, getattr(self, "_subcommand_parsers", {}))
 
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -101,6 +107,8 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
         init = logger.get("init_args") if hasattr(logger, "get") else None
         if init is not None and isinstance(init.get("name"), str) and "{" in init["name"]:
             init["name"] = run_name(init["name"], config.get("model"))
+            # A string built from the class paths: valid for the logger's `name: str`.
+            remember_validated_config(self.parser, self.config, getattr(self, "_subcommand_parsers", {}))
         if subcommand in ("validate", "test") and not self.config[subcommand].get("ckpt_path"):
             # Checked before anything is built or trained: the answer does not depend on it.
             self._exit_with_error(

@@ -46,7 +46,7 @@ def configured_run(cli: LightningCLI, subcommand: str, own_arguments: Iterable[s
     for key in [*own_arguments, "config"]:
         if key in config:
             del config[key]
-    return cli._parser(subcommand).dump(config, skip_none=False, skip_check=True)
+    return cli._parser(subcommand).dump(config, skip_none=False, skip_validation=True)
 
 
 class CLISubcommands(LightningCLIMixin):

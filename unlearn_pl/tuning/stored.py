@@ -69,7 +69,7 @@ def resolver(runner: TrialRunner) -> Resolver:
         with tempfile.TemporaryDirectory(prefix="unlearn_pl-stored-") as scratch, quiet_lightning():
             path = write_text(Path(scratch) / "stored.yaml", config)
             cli = runner(["--config", str(path)], run=False, parser_kwargs={"exit_on_error": False})
-            return str(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
+            return str(cli.parser.dump(cli.config, skip_none=False, skip_validation=True))
 
     return resolve
 
