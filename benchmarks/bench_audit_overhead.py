@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse(argv)
     setup_torch(args.threads)
     header("bench_audit_overhead", args)
-    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (workers inherit it).
+    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (child processes inherit it).
     with cache_dir(args.cache_dir), tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         folder = Path(tmp) / "audit"
         argv_before, sys.argv = sys.argv, ["unlearn-pl"]  # the audit's own arguments are complete

@@ -131,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict[int, float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     key = "model.init_args.unlearner.init_args.lr"
     rates: dict[int, float] = {}
-    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (workers inherit it).
+    # cache_dir names the model cache in UNLEARN_PL_CACHE for the duration (child processes inherit it).
     with cache_dir(args.cache_dir), tempfile.TemporaryDirectory(prefix="unlearn_pl-bench-") as tmp:
         base = base_config(args, Path(tmp))
         common = dict(
