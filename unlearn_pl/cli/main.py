@@ -85,7 +85,11 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # Parsing validated the whole config: the two dumps of every run need not validate it again.
-        remember_validated_config(parser, self.config, getattr(self, "_subcommand_parsers", {}))
+        self._remember_validated_config()
+
+    def _remember_validated_config(self) -> None:
+        # Without a subcommand (run=False) Lightning builds no subcommand parsers.
+        remember_validated_config(self.parser, self.config, getattr(self, "_subcommand_parsers", {}))
 
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -108,7 +112,7 @@ class UnlearningCLI(AuditSubcommand, UliraSubcommand, TuneSubcommand, CLISubcomm
         if init is not None and isinstance(init.get("name"), str) and "{" in init["name"]:
             init["name"] = run_name(init["name"], config.get("model"))
             # A string built from the class paths: valid for the logger's `name: str`.
-            remember_validated_config(self.parser, self.config, getattr(self, "_subcommand_parsers", {}))
+            self._remember_validated_config()
         if subcommand in ("validate", "test") and not self.config[subcommand].get("ckpt_path"):
             # Checked before anything is built or trained: the answer does not depend on it.
             self._exit_with_error(
