@@ -30,9 +30,17 @@ class OutcomeGuard(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.interrupted:
             return
-        unlearner = type(getattr(pl_module, "unlearner", None)).__name__
+        part = getattr(pl_module, "unlearner", None)
+        unlearner = type(part).__name__
+        recipe = getattr(getattr(pl_module, "references", None), "recipe", None)
+        # An unlearner that trains zero epochs by design (NoOp) scores the original on purpose.
+        intended_none = part is not None and part.training_epochs(recipe, trainer.max_epochs) == 0
         # One-shot unlearners (SSD) take no optimizer step, but they do receive a batch.
-        if trainer.global_step == 0 and trainer.fit_loop.epoch_loop.batch_progress.total.ready == 0:
+        if (
+            not intended_none
+            and trainer.global_step == 0
+            and trainer.fit_loop.epoch_loop.batch_progress.total.ready == 0
+        ):
             raise ValueError(
                 f"fit ended without a single training step (max_epochs={trainer.max_epochs}, "
                 f"max_steps={trainer.max_steps}, {trainer.num_training_batches} batches per epoch), so "

@@ -68,6 +68,7 @@ class TuneSubcommand(LightningCLIMixin):
         heartbeat_interval: PositiveInt = 60,
         score_on: Literal["val", "test"] | None = None,
         margin: dict[str, float] | None = None,
+        no_op: bool = False,
     ) -> StudyResult:
         """Run (or resume) a study: every candidate once per seed, each one ``unlearn-pl fit`` run.
 
@@ -101,6 +102,8 @@ class TuneSubcommand(LightningCLIMixin):
                 for goal ``privacy_mia``, whose loss attack runs on validation data).
             margin: the equivalence margin per metric, ``{test_acc: 0.02}``: differences.csv tests
                 equivalence (TOST) within ±margin for those metrics.
+            no_op: add the original itself (:class:`~unlearn_pl.unlearners.NoOp`) as the first
+                candidate of every point, so a chosen unlearning setting has to beat doing nothing.
 
         Exits with status 0 when every cell has a completed trial, 1 when some failed or the trials
         stopped (a dead worker, a full disk; one line says which and how to resume), 2 on a bad
@@ -137,6 +140,7 @@ class TuneSubcommand(LightningCLIMixin):
                 heartbeat_interval=heartbeat_interval,
                 score_on=score_on,
                 margin=margin,
+                no_op=no_op,
             )
         except StudyInterrupted:
             print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)

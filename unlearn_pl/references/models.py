@@ -66,6 +66,10 @@ class ReferenceModels:
         self.original = original
         self.oracle = oracle
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        #: Each trained reference model's training curve (:attr:`~unlearn_pl.references.recipe.ClassifierModule.history`),
+        #: from this run's training or its cache entry; absent for a model loaded from a checkpoint,
+        #: trained on several devices, or cached before curves were recorded.
+        self.histories: dict[str, dict[str, list[float]]] = {}
 
     def names(self) -> list[str]:
         """The reference models this configuration provides."""
@@ -108,7 +112,8 @@ class ReferenceModels:
             return cached
         rank_zero_info(f"Training the {which} model on {REFERENCE_DATA[which]} ({self.recipe.epochs} epochs)")
         data = ReferenceData(datamodule, REFERENCE_DATA[which], self.recipe)
-        train_classifier(network, data, self.recipe, progress_bar=self.progress_bar)
+        history: dict[str, list[float]] = {}
+        train_classifier(network, data, self.recipe, progress_bar=self.progress_bar, history=history)
         state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         # Never cache (or use) a diverged model: the next run would reuse it without a word.
         check_finite(
@@ -118,11 +123,14 @@ class ReferenceModels:
             "a learning rate too high for this network (lower references.recipe.lr), or NaN/infinite values in the data",
         )
         try:
-            atomic_write(path, lambda tmp: torch.save({"state_dict": state, "key": path.stem}, tmp))
+            entry = {"state_dict": state, "key": path.stem, "history": history}
+            atomic_write(path, lambda tmp: torch.save(entry, tmp))
         except OSError as e:  # an unwritable cache must not lose the model just trained
             rank_zero_warn(
                 f"Could not cache the {which} model in {str(self.cache_dir)!r} ({e}); continuing without caching it"
             )
+        if history:
+            self.histories[which] = history
         return network.eval()
 
     def _load_cached(self, network: nn.Module, path: Path, which: str) -> nn.Module | None:
@@ -144,6 +152,8 @@ class ReferenceModels:
         except ValueError as e:  # an unusable cache entry is retrained, never trusted
             rank_zero_warn(f"Ignoring unusable cache entry {str(path)!r} for the {which} model: {e}")
             return None
+        if obj.get("history"):
+            self.histories[which] = obj["history"]
         rank_zero_info(f"Reusing the cached {which} model: {path}")
         return network.eval()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
@@ -115,6 +116,10 @@ class ClassifierModule(pl.LightningModule):
         super().__init__()
         self.network = network
         self.recipe = recipe or TrainingRecipe()
+        #: Per epoch, the training examples' accuracy and mean loss as the network saw them while
+        #: it learned (train mode, weights changing within the epoch), summed over every process.
+        self.history: dict[str, list[float]] = {"train_acc": [], "train_loss": []}
+        self._epoch_totals: Tensor | None = None
 
     def configure_callbacks(self) -> list[Callback]:
         return [self.recipe.execution] if self.recipe.execution.active else []
@@ -126,9 +131,21 @@ class ClassifierModule(pl.LightningModule):
         _, x, y = batch
         logits = self.network(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+        correct = (logits.argmax(1) == y).sum()
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+        self.log("train/acc", correct / len(y), prog_bar=True)
+        # Exact sums (not a mean of batch means), so the epoch's figures weigh every example once.
+        step = torch.stack([correct.float(), torch.tensor(float(len(y)), device=loss.device), loss.detach() * len(y)])
+        self._epoch_totals = step if self._epoch_totals is None else self._epoch_totals + step
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_totals is None:
+            return
+        correct, seen, loss = self.trainer.strategy.reduce(self._epoch_totals, reduce_op="sum").tolist()
+        self.history["train_acc"].append(correct / seen)
+        self.history["train_loss"].append(loss / seen)
+        self._epoch_totals = None
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         r = self.recipe

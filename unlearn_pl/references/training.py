@@ -64,8 +64,13 @@ def train_classifier(
     recipe: TrainingRecipe,
     progress_bar: bool = True,
     callbacks: Sequence[Callback] = (),
+    history: dict[str, list[float]] | None = None,
 ) -> nn.Module:
     """Train ``network`` in place with ``recipe``; returns it in eval mode, uncompiled and contiguous.
+
+    ``history``, if given, receives the training curve (:attr:`ClassifierModule.history`: per
+    epoch ``train_acc`` and ``train_loss``) of a training in this process; on several devices it
+    stays empty (the spawned processes' records do not come back, only rank 0's weights).
 
     ``data`` is a training loader (one device) or a data module whose ``train_dataloader`` serves
     each process its share (:class:`ReferenceData`, needed for ``recipe.devices > 1``). Several
@@ -117,6 +122,8 @@ def train_classifier(
             trainer.fit(module, train_dataloaders=data)
         else:
             trainer.fit(module, datamodule=data)
+        if history is not None and not several:
+            history.update({k: list(v) for k, v in module.history.items()})
     return NetworkExecution.release(network).eval()
 
 

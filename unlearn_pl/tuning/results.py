@@ -28,7 +28,7 @@ from unlearn_pl.tuning.scores import floor_values, retrains
 from unlearn_pl.tuning.selection import scored, selection_rows
 from unlearn_pl.tuning.study import NoiseFloorObjective, StudyObjective
 from unlearn_pl.tuning.summary import answer, console_summary, scoring
-from unlearn_pl.tuning.trial_table import cell_status, trial_rows
+from unlearn_pl.tuning.trial_table import cell_status, reference_curve_rows, trial_rows
 from unlearn_pl.utils.io import write_json, write_text
 
 
@@ -99,8 +99,9 @@ def write_results(
             ("selection", selection, ()),
             ("differences", differences, DIFFERENCE_COLUMNS),
             ("noise_floor", floor_rows, ()),
+            ("reference_curves", reference_curve_rows(study, by_name), ()),
         )
-        if rows or name != "noise_floor"
+        if rows or name not in ("noise_floor", "reference_curves")
     ]
     states = dict(Counter(row["state"] for row in trials))
     headline = claims(differences, headline_metrics(score_on))

@@ -75,6 +75,7 @@ def run_study(
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     score_on: str | None = None,
     margin: Mapping[str, float] | None = None,
+    no_op: bool = False,
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
@@ -88,7 +89,8 @@ def run_study(
     printing the summary; the other arguments are ``unlearn-pl tune``'s
     (:meth:`unlearn_pl.cli.tune.TuneSubcommand.tune`): ``score_on`` the split the choice is scored
     on besides validation (default ``test``; ``val`` for goal ``privacy_mia``), ``margin`` the
-    equivalence margin per metric, ``gpus_per_trial`` the GPUs a trial trains on (each worker gets
+    equivalence margin per metric, ``no_op`` a do-nothing candidate first at every point
+    (:func:`~unlearn_pl.tuning.space.expand_space`), ``gpus_per_trial`` the GPUs a trial trains on (each worker gets
     its own; :func:`~unlearn_pl.tuning.engine.run_trials`). An ``open`` search
     runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front of
     validation accuracy vs goal holds the J(λ) choice of every λ.
@@ -109,7 +111,7 @@ def run_study(
         raise ValueError(f"search must be 'grid', or 'open' with n_trials; got search={search!r}, n_trials={n_trials}")
     seeds = check_seeds(seeds)
     score_on, margins = check_scoring(goal, score_on), check_margins(margin)
-    candidates = expand_space(space, grid)
+    candidates = expand_space(space, grid, no_op)
     folder = make_folder(Path(output_dir) / study_name)
     # Every candidate is built before the study is touched: a refused value changes nothing stored.
     with tempfile.TemporaryDirectory(prefix="unlearn_pl-base-") as scratch:
@@ -154,6 +156,7 @@ def run_study(
         "base_args": list(base_args),
         "space": space,
         "grid": grid,
+        "no_op": no_op,
         "search": search,
         "n_trials": n_trials,
         "seed_keys": list(seed_keys),

@@ -10,6 +10,9 @@ One row per point and λ:
   (:func:`~unlearn_pl.tuning.choice.best_setting`), with its per-seed J (``setting_J_per_seed``),
   their mean and interval, and the same for its held-out score (``setting_J_test``);
 - ``target_retrains``: on how many seeds the target is the mean of two retrains (else the oracle's);
+- ``grid_edge``: how many seeds chose a cell at the lowest or highest value of a numeric grid key
+  (with at least three values), and how many chose the do-nothing cell: a choice at an edge says
+  the grid should be extended there before the choice is read (:func:`grid_edges`);
 - with the grid's cell states: ``n_per_cell`` (completed seeds of each cell) and ``missing`` (each
   cell and seed without a completed trial, and why), and a row for a point none of whose trials completed.
 """
@@ -24,7 +27,7 @@ from unlearn_pl.names import FORGET_ACC, GOAL, RETAIN_ACC, TEST_ACC, VAL_ACC, J,
 from unlearn_pl.stats import Estimate, Range, mean_ci, metric_range
 from unlearn_pl.tuning.choice import Run, Runs, best_setting, format_chosen, format_per_seed
 from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
-from unlearn_pl.tuning.space import Candidate
+from unlearn_pl.tuning.space import Candidate, short_key
 
 #: Metrics shown first in the tables (when present).
 KEY_METRICS = (
@@ -81,6 +84,35 @@ def _means(values: Mapping[int, Mapping[str, float]], prefix: str = "") -> tuple
     return row, clipped
 
 
+def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run]) -> str:
+    """``selection.csv``'s ``grid_edge`` entry, e.g. ``lr=0.1 (highest): 3 of 5; no_op: 1 of 5``.
+
+    Numeric grid keys with at least three values count (with two, every choice is at an edge);
+    the do-nothing cell (``no_op``) is not a grid value and is counted on its own.
+    """
+    values: dict[str, set[float]] = {}
+    for c in point_candidates:
+        for k, v in c.params:
+            if k != "no_op" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.setdefault(k, set()).add(v)
+    parts, n = [], len(chosen)
+    for key, found in values.items():
+        if len(found) < 3:
+            continue
+        for edge, which in ((min(found), "lowest"), (max(found), "highest")):
+            hits = sum(dict(r.candidate.params).get(key) == edge for r in chosen.values())
+            if hits:
+                parts.append(f"{short_key(key)}={_number(edge)} ({which}): {hits} of {n}")
+    no_op = sum(dict(r.candidate.params).get("no_op") is True for r in chosen.values())
+    if no_op:
+        parts.append(f"no_op: {no_op} of {n}")
+    return "; ".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
 def selection_rows(
     runs: Runs,
     chosen: Mapping[str, Mapping[float, Mapping[int, Run]]],
@@ -99,6 +131,11 @@ def selection_rows(
     cells: dict[str, list[Candidate]] = {}
     for c in candidates if status else []:
         cells.setdefault(c.point, []).append(c)
+    # Each point's grid: the study's candidates, else those its completed runs drew.
+    grids: dict[str, list[Candidate]] = {}
+    for c in candidates or [r.candidate for per_seed in runs.values() for rs in per_seed.values() for r in rs]:
+        if c not in grids.setdefault(c.point, []):
+            grids[c.point].append(c)
     held = [scored_on(J, score_on)] if score_on != "val" else []
     rows = []
     for point in sorted(set(chosen) | set(cells)):
@@ -127,6 +164,7 @@ def selection_rows(
             }
             row.update(_setting_columns(next(iter(best.values())).cell if best else "", setting, [J, *held]))
             row.update(extra)
+            row["grid_edge"] = grid_edges(grids.get(point, []), per_seed)
             row["target_retrains"] = sum(
                 targets[(point, s)].retrain is not None for s in per_seed if (point, s) in targets
             )

@@ -10,7 +10,9 @@ config keys (its product: each point's *candidates*); an axis value's ``grid`` u
           grid: {model.init_args.unlearner.init_args.lr: [0.0005, 0.005]}
 
 Candidates keep the grid's order (its keys in the order given, each key's values as listed): it
-breaks ties between equally good cells.
+breaks ties between equally good cells. ``no_op`` puts one more candidate first at every point,
+the original itself (:class:`~unlearn_pl.unlearners.NoOp`, cell ``no_op=true``): a choice of
+unlearning then has to beat doing nothing, and ties go to doing nothing.
 """
 
 from __future__ import annotations
@@ -96,11 +98,28 @@ def _axis_values(axis: str, spec: Any) -> list[tuple[str, list[tuple[str, Any]],
     return out
 
 
-def expand_space(space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[Any]] | None) -> list[Candidate]:
-    """Every candidate of ``space`` (axes) and ``grid`` (the default grid), points in axis order.
+#: The dotted key of a run's unlearner, and the do-nothing unlearner of a ``no_op`` candidate.
+UNLEARNER_KEY = "model.init_args.unlearner"
+NO_OP_UNLEARNER = {"class_path": "unlearn_pl.unlearners.NoOp"}
+
+
+def no_op_candidate(labels: tuple[tuple[str, str], ...], axis_overrides: tuple[tuple[str, Any], ...]) -> Candidate:
+    """The point's do-nothing candidate: the axes' overrides except the unlearner's, whose settings
+    would not fit :class:`~unlearn_pl.unlearners.NoOp`, then the NoOp unlearner."""
+    kept = tuple((k, v) for k, v in axis_overrides if k != UNLEARNER_KEY and not k.startswith(f"{UNLEARNER_KEY}."))
+    return Candidate(labels, (("no_op", True),), (*kept, (UNLEARNER_KEY, NO_OP_UNLEARNER)))
+
+
+def expand_space(
+    space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[Any]] | None, no_op: bool = False
+) -> list[Candidate]:
+    """Every candidate of ``space`` (axes) and ``grid`` (the default grid), points in axis order;
+    with ``no_op``, each point's :func:`no_op_candidate` first.
 
     >>> [c.name for c in expand_space({"w": {"key": "a.w", "values": [1, 2]}}, {"t.e": [3]})]
     ['w=1/e=3', 'w=2/e=3']
+    >>> [c.name for c in expand_space({"w": {"key": "a.w", "values": [1]}}, {"t.e": [3]}, no_op=True)]
+    ['w=1/no_op=true', 'w=1/e=3']
     """
     base_grid = _check_grid(grid or {}, "grid")
     axes = [(a, _axis_values(a, spec)) for a, spec in (space or {}).items()]
@@ -111,6 +130,8 @@ def expand_space(space: Mapping[str, Any] | None, grid: Mapping[str, Sequence[An
             point_grid.update(update)
         labels = tuple((a, name) for (a, _), (name, _, _) in zip(axes, combo, strict=True))
         overrides = tuple(kv for _, sets, _ in combo for kv in sets)
+        if no_op:
+            candidates.append(no_op_candidate(labels, overrides))
         for cell in itertools.product(*point_grid.values()):
             params = tuple(zip(point_grid, cell, strict=True))
             candidates.append(Candidate(labels, params, overrides + params))

@@ -211,6 +211,9 @@ class StudyObjective:
         goals = trial_goals(metrics, on_val)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("goals", goals)
+        # The reference models' training curves, so a study's journal shows whether they converged.
+        if curves := getattr(getattr(cli.model, "references", None), "histories", None):
+            trial.set_user_attr("reference_curves", curves)
         return metrics[VAL_ACC], goals[self.goal]
 
 

@@ -76,3 +76,31 @@ def trial_rows(
             row["retry_of"] = t.system_attrs["failed_trial"]
         rows.append(row)
     return rows
+
+
+def reference_curve_rows(study: optuna.Study, candidates: Mapping[str, Candidate]) -> list[dict[str, Any]]:
+    """The reference models' training curves (``reference_curves.csv``): per point, seed, model
+    (``original``, ``oracle``) and epoch, ``train_acc`` and ``train_loss`` as recorded while each
+    trained (:attr:`unlearn_pl.ReferenceModels.histories`), from the point's first completed trial
+    of that seed that carries them."""
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        c = candidates.get(t.params.get("candidate", ""))
+        curves = t.user_attrs.get("reference_curves")
+        if c is None or not curves or (c.point, t.params["seed"]) in seen:
+            continue
+        seen.add((c.point, t.params["seed"]))
+        for model, history in sorted(curves.items()):
+            for epoch, (acc, loss) in enumerate(zip(history["train_acc"], history["train_loss"], strict=True), 1):
+                rows.append(
+                    {
+                        **dict(c.labels),
+                        "seed": t.params["seed"],
+                        "model": model,
+                        "epoch": epoch,
+                        "train_acc": acc,
+                        "train_loss": loss,
+                    }
+                )
+    return rows

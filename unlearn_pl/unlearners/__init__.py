@@ -7,6 +7,7 @@ from unlearn_pl.unlearners.batchnorm import (
 )
 from unlearn_pl.unlearners.finetune import Finetune, L1Sparse
 from unlearn_pl.unlearners.gradient_ascent import NegGrad, NegGradPlus
+from unlearn_pl.unlearners.noop import NoOp
 from unlearn_pl.unlearners.relabel import RandomLabel, SalUn
 from unlearn_pl.unlearners.reset_finetune import ResetFinetune
 from unlearn_pl.unlearners.retrain import Retrain
@@ -25,6 +26,7 @@ __all__ = [
     "L1Sparse",
     "NegGrad",
     "NegGradPlus",
+    "NoOp",
     "RandomLabel",
     "SalUn",
     "SCRUB",

@@ -27,6 +27,38 @@ def test_second_prepare_reuses_the_cache(digits_dm, tmp_path, monkeypatch):
             assert torch.equal(a, b)
 
 
+def test_training_curves_are_recorded_and_kept_in_the_cache(digits_dm, tmp_path, monkeypatch):
+    """Each reference model's curve has one entry per epoch; its accuracy weighs every training
+    example once (drop_last: whole batches), and a run that loads the model from the cache gets
+    the same curve."""
+    r = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path))
+    dm = digits_dm()
+    nets = r.prepare(tiny_mlp(), dm)
+    first = {k: {m: list(v) for m, v in h.items()} for k, h in r.histories.items()}
+    assert set(first) == {"original", "oracle"}
+    for which, split in (("original", "train"), ("oracle", "retain")):
+        acc, loss = first[which]["train_acc"], first[which]["train_loss"]
+        assert len(acc) == len(loss) == FAST_RECIPE.epochs
+        assert all(0.0 <= a <= 1.0 for a in acc) and all(v > 0 for v in loss)
+        # Learning shows: the last epoch is far better than the first, and close to the trained
+        # network's own accuracy on its training data (the curve lags it by less than an epoch).
+        assert acc[-1] > acc[0] + 0.3 and loss[-1] < loss[0] / 3
+        x, y = _xy(dm, split)
+        with torch.no_grad():
+            trained = (nets[which](x).argmax(1) == y).float().mean().item()
+        assert abs(acc[-1] - trained) < 0.05
+
+    monkeypatch.setattr(refs, "train_classifier", lambda *a, **k: pytest.fail("trained again despite the cache"))
+    again = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path))
+    again.prepare(tiny_mlp(), digits_dm())
+    assert again.histories == first
+
+
+def _xy(dm, split):
+    items = [dm.split_dataset(split)[i] for i in range(len(dm.split_dataset(split)))]
+    return torch.stack([x for _, x, _ in items]), torch.tensor([int(y) for _, _, y in items])
+
+
 def test_original_memorizes_and_oracle_never_saw_the_forget_set(digits_dm, tmp_path):
     dm = digits_dm()
     nets = ReferenceModels(recipe=FAST_RECIPE, cache_dir=str(tmp_path)).prepare(tiny_mlp(), dm)
