@@ -155,8 +155,10 @@ class StudyObjective:
         return {"candidate": CategoricalDistribution(list(self.by_name)), "seed": seed}
 
     def grid(self) -> Grid:
-        """Every candidate once per seed, for the engine's queue."""
-        return Grid([{"candidate": c, "seed": s} for s in self.seeds for c in self.by_name], self.distributions())
+        """Every candidate once per seed, for the engine's queue: the seeds of a candidate one after
+        another, so that concurrent workers start on different seeds, whose reference models differ
+        and train in parallel (the same seed's would wait on one another's cache lock)."""
+        return Grid([{"candidate": c, "seed": s} for c in self.by_name for s in self.seeds], self.distributions())
 
     def suggest_seed(self, trial: optuna.Trial) -> int:
         """The trial's seed."""
