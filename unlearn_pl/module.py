@@ -24,6 +24,7 @@ from unlearn_pl.references.frozen import FrozenReferences
 from unlearn_pl.references.results import ReferenceEvaluation, ReferenceResults
 from unlearn_pl.unlearners.base import Unlearner
 from unlearn_pl.utils.describe import instantiate, save_arguments
+from unlearn_pl.utils.distributed import destroy_gloo_group_at_exit
 
 
 class UnlearningModule(pl.LightningModule):
@@ -129,6 +130,8 @@ class UnlearningModule(pl.LightningModule):
         if stage == "fit" and unlearner is not None and isinstance(datamodule, UnlearningData):
             # The module tells the data module what to serve; the data module never reads the model.
             datamodule.serve(tuple(unlearner.requires), unlearner.combine_mode, unlearner.batch_sizes)
+        if self.trainer.world_size > 1:
+            destroy_gloo_group_at_exit()
         if not self.prepared and self.trainer.world_size > 1:
             raise RuntimeError(
                 "call module.prepare_models(datamodule) before trainer.fit/validate when running on "

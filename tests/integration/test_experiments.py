@@ -100,12 +100,18 @@ def _log_spaced(values: list[float]) -> bool:
 def test_the_width_study_covers_the_claim(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
     width = _resolved(["tune", *_config_args(["privacy_base", "width_sweep"])], capsys)
-    widths = width["space"]["width"]["values"]
-    # Chosen to straddle interpolation (train accuracy 0.85 at 1/64 to 0.999 at 1/8, stated in the file).
-    assert widths == sorted(widths) and widths[0] <= 1 / 32 and widths[-1] >= 1 / 8
+    # Widths from 1/64 to at least 1/4, each with its references' epochs (to convergence, stated in the file).
+    sets = [w["set"] for w in width["space"]["width"]]
+    widths = [s["model.init_args.network.init_args.width"] for s in sets]
+    assert [w["name"] for w in width["space"]["width"]] == [str(w) for w in widths]
+    assert widths == sorted(widths) and widths[0] <= 1 / 64 and widths[-1] >= 1 / 4
+    assert all(s["model.init_args.references.init_args.recipe.epochs"] >= 15 for s in sets)
+    assert width["data"]["init_args"]["forget"]["init_args"]["size"] == 200
+    assert width["no_op"] is True and len(width["seeds"]) >= 5
     assert {m["name"] for m in width["space"]["method"]} == {"scrub", "neggrad", "neggrad_plus", "l1_sparse"}
-    assert all(_log_spaced(m["grid"]["model.init_args.unlearner.init_args.lr"]) for m in width["space"]["method"])
-    assert len(width["grid"]["trainer.max_epochs"]) >= 2 and len(width["seeds"]) >= 3
+    for m in width["space"]["method"]:
+        lrs = m["grid"]["model.init_args.unlearner.init_args.lr"]
+        assert _log_spaced(lrs) and len(lrs) >= 5, m["name"]
     assert width["goal"] == "privacy" and width["lambdas"] == [0.2, 0.4, 0.6]
     bias = _resolved(["tune", *_config_args(["privacy_base", "width_sweep", "width_bias"])], capsys)
     assert bias["goal"] == "bias" and bias["lambdas"] == [0.15, 0.3, 0.5]

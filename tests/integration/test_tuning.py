@@ -276,6 +276,49 @@ def test_two_workers_give_the_trials_table_of_one_worker(tmp_path):
     assert ("ft - ngp", "val_acc") in diffs
 
 
+@pytest.mark.slow  # 12 trials of a tiny MLP: ~30 s
+def test_the_no_op_candidate_scores_the_original_and_the_reference_curves_are_kept(tmp_path):
+    result = run_study(
+        _base(tmp_path),
+        runner=run_cli,
+        space=SPACE,
+        grid=GRID,
+        seeds=[0, 1],
+        noise_floor=False,
+        quiet=True,
+        no_op=True,
+        output_dir=tmp_path / "s",
+    )
+    trials = [r for r in result.trials if r["state"] == "COMPLETE"]
+    assert len(trials) == 12
+    no_op = [r for r in trials if r.get("no_op") is True]
+    assert {(r["method"], r["seed"]) for r in no_op} == {(m, s) for m in ("ngp", "ft") for s in (0, 1)}
+    for r in no_op:  # nothing trained: every metric of the "unlearned" model is the original's
+        for metric in ("val_acc", "forget_acc", "test_acc", "retain_acc", "forget_loss"):
+            assert r[metric] == r[f"original/{metric}"], metric
+    assert all(r["forget_loss"] != r["original/forget_loss"] for r in trials if r.get("no_op") is not True)
+    for row in result.selection:  # a no-op choice is counted; lr has two values, never an edge
+        chosen = row["chosen"].count("no_op=true")
+        assert row["grid_edge"] == (f"no_op: {chosen} of 2" if chosen else "")
+
+    curves = _csv_rows(result.folder / "reference_curves.csv")
+    epochs = STUDY["model"]["init_args"]["references"]["init_args"]["recipe"]["epochs"]
+    keys = {(r["method"], r["seed"], r["model"]) for r in curves}
+    assert keys == {(m, s, k) for m in ("ngp", "ft") for s in ("0", "1") for k in ("original", "oracle")}
+    for key in keys:
+        rows = [r for r in curves if (r["method"], r["seed"], r["model"]) == key]
+        assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+        assert all(0 <= float(r["train_acc"]) <= 1 for r in rows)
+        assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.mark.slow  # one study point with its noise floor: ~20 s
 def test_a_study_reports_the_noise_floor_next_to_the_gaps(tmp_path):
     result = run_study(

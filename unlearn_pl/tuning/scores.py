@@ -3,7 +3,11 @@
 - **The selection score** J(λ) and the goal, on validation data (``J``, ``goal``): what chose the run.
 - **The held-out score** (``score_on: test``, the default): the same J(λ) and goal with the test
   split in place of validation (``J_test``, ``goal_test``): the privacy goal 1 − |err(F) − err(T)|,
-  the bias goal err(F) (it reads no validation data). The choice never saw these numbers.
+  the bias goal err(F) (it reads no validation data). The choice never saw these numbers. The
+  reference models' own held-out scores come beside it (``original/J_test``, ``oracle/J_test``),
+  and ``J_test_gap``, the run's J_test minus the oracle's: how far the chosen run stays from
+  retraining, where ``original/J_test_gap`` (the original's minus the oracle's) is how far there was
+  to go; ``1 − J_test_gap / original/J_test_gap`` (of the means) is the fraction of the way it went.
 - **The target**: per seed, the mean of its two retrains, the oracle and the noise floor's
   independent retrain (the oracle alone where the noise floor did not run). Averaging the two keeps
   one retrain's own randomness from entering a comparison of two settings twice, once per side.
@@ -27,6 +31,7 @@ from unlearn_pl.names import (
     FORGET_ACC,
     GOAL,
     ORACLE,
+    ORIGINAL,
     PRIVACY_READOUTS,
     RETAIN_ACC,
     TEST_ACC,
@@ -130,6 +135,15 @@ def seed_values(run: Run, goal: str, lam: float, score_on: str, r: Retrains | No
     values = {**run.metrics, GOAL: run.goals[goal], J: run.j(goal, lam)}
     if score_on != "val":
         values.update(held_out(run.metrics, goal, lam, score_on))
+        for model in (ORIGINAL, ORACLE):
+            prefix = logged(model, "")
+            own = {k.removeprefix(prefix): v for k, v in run.metrics.items() if k.startswith(prefix)}
+            if FORGET_ACC in own:
+                values.update({logged(model, k): v for k, v in held_out(own, goal, lam, score_on).items()})
+        j_test, oracle_j_test = scored_on(J, score_on), logged(ORACLE, scored_on(J, score_on))
+        for model_j_test in (j_test, logged(ORIGINAL, j_test)):
+            if model_j_test in values and oracle_j_test in values:
+                values[f"{model_j_test}_gap"] = values[model_j_test] - values[oracle_j_test]
     if r is not None:
         values.update(target_values(run.metrics, r))
     return values

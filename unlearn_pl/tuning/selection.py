@@ -23,7 +23,20 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from unlearn_pl.names import FORGET_ACC, GOAL, RETAIN_ACC, TEST_ACC, VAL_ACC, J, absolute, scored_on, target_gap
+from unlearn_pl.names import (
+    FORGET_ACC,
+    GOAL,
+    ORACLE,
+    ORIGINAL,
+    RETAIN_ACC,
+    TEST_ACC,
+    VAL_ACC,
+    J,
+    absolute,
+    logged,
+    scored_on,
+    target_gap,
+)
 from unlearn_pl.stats import Estimate, Range, mean_ci, metric_range
 from unlearn_pl.tuning.choice import Run, Runs, best_setting, format_chosen, format_per_seed
 from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
@@ -35,6 +48,10 @@ KEY_METRICS = (
     GOAL,
     scored_on(J, "test"),
     scored_on(GOAL, "test"),
+    f"{scored_on(J, 'test')}_gap",
+    logged(ORIGINAL, scored_on(J, "test")),
+    f"{logged(ORIGINAL, scored_on(J, 'test'))}_gap",
+    logged(ORACLE, scored_on(J, "test")),
     VAL_ACC,
     FORGET_ACC,
     TEST_ACC,

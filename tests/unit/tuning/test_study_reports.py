@@ -183,6 +183,11 @@ def test_the_choice_is_scored_on_test_data_beside_validation(toy, tmp_path):
     chosen = [trials[("b", "0.3" if s == 0 else "0.1", str(s))] for s in SEEDS]
     assert float(row["J_test"]) == pytest.approx(sum(float(c["J_test(0.5)"]) for c in chosen) / 5)
     assert float(row["J"]) == pytest.approx(sum(float(c["J(0.5)"]) for c in chosen) / 5)  # the validation J
+    # The oracle's own held-out J, and how far the choice stays from it (the toy logs no original).
+    oracle = [_j(float(c["oracle/test_acc"]), float(c["oracle/forget_acc"]), 0.5) for c in chosen]
+    assert float(row["oracle/J_test"]) == pytest.approx(sum(oracle) / 5)
+    assert float(row["J_test_gap"]) == pytest.approx(float(row["J_test"]) - sum(oracle) / 5)
+    assert "original/J_test" not in row and "original/J_test_gap" not in row
     assert "validation data chooses, test data scores the choice (J_test)" in printed
     assert summary["score_on"] == "test" and "held_out" in summary["scoring"]
     on_val = _toy_study(tmp_path, quiet=True, noise_floor=False, score_on="val", seeds=[1, 2])
@@ -319,3 +324,88 @@ def test_the_one_setting_competes_among_the_cells_completed_on_the_most_seeds():
         2: "lr=0.3",
     }
     assert best_setting({}, "privacy", 0.5) == {}
+
+
+def test_grid_edge_counts_the_choices_at_either_end_of_a_numeric_grid(toy):
+    """lr 0.3 is the best cell on seed 0 only; lr 0.1 and 0.2 tie elsewhere and the tie goes to 0.1:
+    both ends of the three-value grid are chosen, and the counts match the `chosen` column."""
+    _, _, tables, _ = toy
+    assert tables["selection"]
+    for row in tables["selection"]:
+        cells = [part.split(": ")[1] for part in row["chosen"].split("; ")]
+        n = len(cells)
+        low, high = cells.count("lr=0.1"), cells.count("lr=0.3")
+        expected = [f"lr=0.1 (lowest): {low} of {n}"] * bool(low) + [f"lr=0.3 (highest): {high} of {n}"] * bool(high)
+        assert row["grid_edge"] == "; ".join(expected)
+    assert any(row["grid_edge"] for row in tables["selection"])
+
+
+def test_two_values_are_no_edge_and_a_no_op_choice_is_counted_on_its_own():
+    from unlearn_pl.tuning.choice import Run
+    from unlearn_pl.tuning.selection import grid_edges
+
+    (no_op, *cells) = expand_space({"m": [{"name": "x"}]}, {"toy.lr": [0.1, 0.3], "toy.e": [1, 2, 3]}, no_op=True)
+    assert no_op.name == "m=x/no_op=true" and len(cells) == 6
+
+    def run(candidate, seed):
+        return Run(candidate, 0, seed, {}, {})
+
+    by = {c.name.rsplit("/", 1)[-1]: c for c in cells}
+    chosen = {0: run(no_op, 0), 1: run(by["lr=0.3,e=3"], 1), 2: run(by["lr=0.1,e=2"], 2)}
+    # lr has two values (every choice would be an edge): not counted; e=3 is the top of three.
+    assert grid_edges([no_op, *cells], chosen) == "e=3 (highest): 1 of 3; no_op: 1 of 3"
+    assert grid_edges(cells, {2: chosen[2]}) == ""
+
+
+def test_a_no_op_candidate_keeps_the_axes_but_not_the_unlearner_settings():
+    space = {
+        "width": {"key": "model.init_args.network.init_args.width", "values": [0.5]},
+        "method": [
+            {
+                "name": "scrub",
+                "set": {
+                    "model.init_args.unlearner": {"class_path": "unlearn_pl.unlearners.SCRUB", "init_args": {"lr": 1}}
+                },
+                "grid": {"model.init_args.unlearner.init_args.lr": [0.1]},
+            }
+        ],
+    }
+    first, second = expand_space(space, {"trainer.max_epochs": [2]}, no_op=True)
+    assert first.point == second.point and first.params == (("no_op", True),)
+    assert first.overrides == (
+        ("model.init_args.network.init_args.width", 0.5),
+        ("model.init_args.unlearner", {"class_path": "unlearn_pl.unlearners.NoOp"}),
+    )
+    assert [c.name for c in expand_space(space, {"trainer.max_epochs": [2]})] == [second.name]
+
+
+def test_concurrent_workers_start_on_different_seeds(tmp_path):
+    objective = StudyObjective(
+        [], expand_space(ARMS, {"toy.lr": LRS}), [0, 1, 2], "privacy", str(tmp_path), runner=toy_runner
+    )
+    cells = objective.grid().cells
+    assert [(c["candidate"], c["seed"]) for c in cells[:3]] == [("arm=a/lr=0.1", s) for s in (0, 1, 2)]
+    assert len(cells) == len({(c["candidate"], c["seed"]) for c in cells}) == 2 * 3 * 3
+
+
+def test_the_reference_models_held_out_scores_and_the_distance_to_go():
+    """original/J_test and oracle/J_test are the same J(λ) with test in place of validation, of the
+    reference models; the gaps are each minus the oracle's, so 1 − J_test_gap / original/J_test_gap
+    is the fraction of the way from the original to the oracle that the run went."""
+    from unlearn_pl.tuning.choice import Run
+    from unlearn_pl.tuning.scores import seed_values
+
+    (candidate,) = expand_space({"m": [{"name": "x"}]}, None)
+    metrics = {"val_acc": 0.9, "forget_acc": 0.85, "test_acc": 0.88}
+    metrics |= {"original/val_acc": 0.91, "original/forget_acc": 1.0, "original/test_acc": 0.89}
+    metrics |= {"oracle/val_acc": 0.9, "oracle/forget_acc": 0.87, "oracle/test_acc": 0.88}
+    run = Run(candidate, 0, 0, metrics, {"privacy": 1 - abs(0.15 - 0.1)})
+    v = seed_values(run, "privacy", 0.4, "test", None)
+    assert v["J_test"] == pytest.approx(_j(0.88, 0.85, 0.4))
+    assert v["original/J_test"] == pytest.approx(_j(0.89, 1.0, 0.4))
+    assert v["oracle/J_test"] == pytest.approx(_j(0.88, 0.87, 0.4))
+    assert v["J_test_gap"] == pytest.approx(v["J_test"] - v["oracle/J_test"])
+    assert v["original/J_test_gap"] == pytest.approx(v["original/J_test"] - v["oracle/J_test"])
+    closed = 1 - v["J_test_gap"] / v["original/J_test_gap"]
+    assert closed == pytest.approx((v["J_test"] - v["original/J_test"]) / (v["oracle/J_test"] - v["original/J_test"]))
+    assert not any("J_test" in k for k in seed_values(run, "privacy", 0.4, "val", None))
