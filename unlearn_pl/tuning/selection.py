@@ -40,7 +40,7 @@ from unlearn_pl.names import (
 from unlearn_pl.stats import Estimate, Range, mean_ci, metric_range
 from unlearn_pl.tuning.choice import Run, Runs, best_setting, format_chosen, format_per_seed
 from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
-from unlearn_pl.tuning.space import Candidate, short_key
+from unlearn_pl.tuning.space import NO_OP_PARAM, Candidate, short_key
 
 #: Metrics shown first in the tables (when present).
 KEY_METRICS = (
@@ -110,7 +110,7 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
     values: dict[str, set[float]] = {}
     for c in point_candidates:
         for k, v in c.params:
-            if k != "no_op" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            if k != NO_OP_PARAM and isinstance(v, (int, float)) and not isinstance(v, bool):
                 values.setdefault(k, set()).add(v)
     parts, n = [], len(chosen)
     for key, found in values.items():
@@ -119,15 +119,11 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
         for edge, which in ((min(found), "lowest"), (max(found), "highest")):
             hits = sum(dict(r.candidate.params).get(key) == edge for r in chosen.values())
             if hits:
-                parts.append(f"{short_key(key)}={_number(edge)} ({which}): {hits} of {n}")
-    no_op = sum(dict(r.candidate.params).get("no_op") is True for r in chosen.values())
+                parts.append(f"{short_key(key)}={edge:g} ({which}): {hits} of {n}")
+    no_op = sum(dict(r.candidate.params).get(NO_OP_PARAM) is True for r in chosen.values())
     if no_op:
-        parts.append(f"no_op: {no_op} of {n}")
+        parts.append(f"{NO_OP_PARAM}: {no_op} of {n}")
     return "; ".join(parts)
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
 
 
 def selection_rows(

@@ -101,13 +101,15 @@ def _axis_values(axis: str, spec: Any) -> list[tuple[str, list[tuple[str, Any]],
 #: The dotted key of a run's unlearner, and the do-nothing unlearner of a ``no_op`` candidate.
 UNLEARNER_KEY = "model.init_args.unlearner"
 NO_OP_UNLEARNER = {"class_path": "unlearn_pl.unlearners.NoOp"}
+#: The grid parameter that names a point's do-nothing cell (``no_op=true``).
+NO_OP_PARAM = "no_op"
 
 
 def no_op_candidate(labels: tuple[tuple[str, str], ...], axis_overrides: tuple[tuple[str, Any], ...]) -> Candidate:
     """The point's do-nothing candidate: the axes' overrides except the unlearner's, whose settings
     would not fit :class:`~unlearn_pl.unlearners.NoOp`, then the NoOp unlearner."""
     kept = tuple((k, v) for k, v in axis_overrides if k != UNLEARNER_KEY and not k.startswith(f"{UNLEARNER_KEY}."))
-    return Candidate(labels, (("no_op", True),), (*kept, (UNLEARNER_KEY, NO_OP_UNLEARNER)))
+    return Candidate(labels, ((NO_OP_PARAM, True),), (*kept, (UNLEARNER_KEY, NO_OP_UNLEARNER)))
 
 
 def expand_space(
