@@ -33,8 +33,8 @@ class OutcomeGuard(Callback):
         part = getattr(pl_module, "unlearner", None)
         unlearner = type(part).__name__
         recipe = getattr(getattr(pl_module, "references", None), "recipe", None)
-        # An unlearner that trains zero epochs by design (NoOp) scores the original on purpose.
-        intended_none = part is not None and part.training_epochs(recipe, trainer.max_epochs) == 0
+        # An unlearner that trains zero epochs whatever the trainer says (NoOp) scores the original on purpose.
+        intended_none = part is not None and part.training_epochs(recipe, None) == 0
         # One-shot unlearners (SSD) take no optimizer step, but they do receive a batch.
         if (
             not intended_none

@@ -130,8 +130,7 @@ class UnlearningModule(pl.LightningModule):
         if stage == "fit" and unlearner is not None and isinstance(datamodule, UnlearningData):
             # The module tells the data module what to serve; the data module never reads the model.
             datamodule.serve(tuple(unlearner.requires), unlearner.combine_mode, unlearner.batch_sizes)
-        if self.trainer.world_size > 1:
-            destroy_gloo_group_at_exit()
+        destroy_gloo_group_at_exit()  # a no-op unless this process is in a gloo process group
         if not self.prepared and self.trainer.world_size > 1:
             raise RuntimeError(
                 "call module.prepare_models(datamodule) before trainer.fit/validate when running on "

@@ -33,7 +33,7 @@ from unlearn_pl.data import (
 from unlearn_pl.data.datasets import ArrayDataset
 from unlearn_pl.localizers import Random
 from unlearn_pl.references import load_weights
-from unlearn_pl.unlearners import Finetune, NegGradPlus, ResetFinetune
+from unlearn_pl.unlearners import Finetune, NegGradPlus, NoOp, ResetFinetune
 
 
 @pytest.fixture(autouse=True)
@@ -420,6 +420,20 @@ def test_a_fit_without_a_training_step_is_refused(prepared_module, tmp_path):
     module, dm = prepared_module(unlearner=ResetFinetune(), oracle=False, metrics=[], report=False)
     with raises(ValueError, "without a single training step", "max_epochs=0", "ResetFinetune unlearned nothing"):
         fast_trainer(tmp_path, max_epochs=0).fit(module, datamodule=dm)
+
+
+def test_noop_trains_no_epoch_whatever_the_trainer_says_and_scores_the_original(prepared_module, tmp_path):
+    """The do-nothing unlearner is not refused as a fit without a step: it is one on purpose, and
+    the network it leaves is the original's, weight for weight."""
+    module, dm = prepared_module(unlearner=NoOp(), oracle=False, metrics=[], report=False)
+    original = module.reference("original").state_dict()
+    trainer = fast_trainer(tmp_path, max_epochs=3)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 0 and trainer.current_epoch == 0
+    state = module.network.state_dict()
+    assert state.keys() == original.keys() and all(
+        torch.equal(state[k], original[k].to(state[k].device)) for k in state
+    )
 
 
 def test_a_one_class_image_folder_is_refused(tmp_path):
