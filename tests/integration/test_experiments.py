@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -326,6 +327,31 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
         and (folder / "differences.png").is_file()
         and (folder / "study.log").is_file()
     )
+
+
+def test_the_committed_width_study_spans_both_regimes():
+    """The committed width study ran the shipped config, and its converged originals span under- to
+    over-parameterized: one width below 0.95 training accuracy, two at 0.999 or more on every seed."""
+    folder = REPO / "docs" / "results" / "width_sweep-fashion-mnist"
+    with open(folder / "trials.csv") as f:
+        trials = [t for t in csv.DictReader(f) if t["state"] == "COMPLETE"]
+    config = yaml.safe_load((EXPERIMENTS / "width_sweep.yaml").read_text())
+    widths = [w["set"]["model.init_args.network.init_args.width"] for w in config["space"]["width"]]
+    assert sorted({float(t["width"]) for t in trials}) == widths
+    assert {int(t["seed"]) for t in trials} == set(config["seeds"])
+    cells = len(expand_space(config["space"], config.get("grid"), config["no_op"])) // len(widths)
+    per_cell = Counter((t["width"], t["seed"]) for t in trials)
+    assert set(per_cell.values()) == {cells}, "every width and seed has all its cells completed"
+    base = yaml.safe_load((EXPERIMENTS / "privacy_base.yaml").read_text())["data"]["init_args"]
+    forget = config["data"]["init_args"]["forget"]["init_args"]["size"]
+    pool = config["data"]["init_args"]["train_size"] * (1 - base["val_fraction"])
+    train_acc: dict[float, list[float]] = {}
+    for t in {(t["width"], t["seed"]): t for t in trials}.values():
+        acc = ((pool - forget) * float(t["original/retain_acc"]) + forget * float(t["original/forget_acc"])) / pool
+        train_acc.setdefault(float(t["width"]), []).append(acc)
+    below = [w for w, a in train_acc.items() if sum(a) / len(a) < 0.95]
+    fits = [w for w, a in train_acc.items() if min(a) >= 0.999]
+    assert len(below) >= 1 and len(fits) >= 2, train_acc
 
 
 def test_del_base_holds_the_budget_sweeps_choice_on_validation():
