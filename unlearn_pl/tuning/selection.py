@@ -141,14 +141,13 @@ def selection_rows(
     """One row per point and λ (see the module docstring). ``status`` (per candidate and seed, from
     :func:`~unlearn_pl.tuning.trial_table.cell_status`) with the study's ``candidates`` and
     ``seeds`` adds ``n_per_cell`` and ``missing``."""
-    cells: dict[str, list[Candidate]] = {}
-    for c in candidates if status else []:
-        cells.setdefault(c.point, []).append(c)
     # Each point's grid: the study's candidates, else those its completed runs drew.
     grids: dict[str, list[Candidate]] = {}
     for c in candidates or [r.candidate for per_seed in runs.values() for rs in per_seed.values() for r in rs]:
         if c not in grids.setdefault(c.point, []):
             grids[c.point].append(c)
+    # The cells whose states are reported: the study's own grid, when the states are known.
+    cells = grids if status and candidates else {}
     held = [scored_on(J, score_on)] if score_on != "val" else []
     rows = []
     for point in sorted(set(chosen) | set(cells)):
