@@ -612,6 +612,96 @@ def test_cli_tune_runs_a_study_and_resumes_it(tmp_path, monkeypatch, capsys):
     assert (folder / "base.yaml").read_text() == base and (folder / "trials.csv").read_text() == trials
 
 
+@pytest.mark.slow  # 4 + 2 digits trials: ~20 s
+def test_a_grown_grid_reuses_the_completed_trials_and_runs_only_its_new_cells(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setattr(sys, "argv", ["unlearn-pl"])
+    out = tmp_path / "out"
+    config = {**STUDY, "space": SPACE, "seeds": [0], "goal": "privacy", "output_dir": str(out), "noise_floor": False}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    def tune(name: str, lrs: list[float], *extra: str) -> None:
+        grid = json.dumps({"model.init_args.unlearner.init_args.lr": lrs})
+        UnlearningCLI(args=["tune", "--config", str(path), "--grid", grid, "--study_name", name, *extra])
+
+    tune("small", [0.01, 0.05])
+    capsys.readouterr()
+    tune("grown", [0.01, 0.05, 0.1], "--reuse", '["small"]')
+    assert "reuse: 4 completed trials copied from study 'small'" in capsys.readouterr().out
+    small = {r["candidate"]: r for r in _csv_rows(out / "small" / "trials.csv")}
+    grown = _csv_rows(out / "grown" / "trials.csv")
+    assert len(grown) == 6 and {r["state"] for r in grown} == {"COMPLETE"}
+    reused = [r for r in grown if r["reused_from"]]
+    assert sorted(r["candidate"] for r in reused) == sorted(small)
+    for r in reused:  # the copy is the trial that ran, pointing at its run folder
+        origin = small[r["candidate"]]
+        assert r["reused_from"] == f"small#{origin['trial']}" and r["run_dir"] == f"../small/{origin['run_dir']}"
+        assert (r["forget_acc"], r["J(0.2)"], r["duration_s"]) == (
+            origin["forget_acc"],
+            origin["J(0.2)"],
+            origin["duration_s"],
+        )
+    assert sorted(r["candidate"] for r in grown if not r["reused_from"]) == ["method=ft/lr=0.1", "method=ngp/lr=0.1"]
+    # Each seed's choice is made over all three learning rates, the copies included.
+    for row in _csv_rows(out / "grown" / "selection.csv"):
+        point = [r for r in grown if r["method"] == row["method"]]
+        best = max(point, key=lambda r: (float(r[f"J({float(row['lambda']):g})"]), -float(r["lr"])))
+        assert row["chosen"] == f"seed 0: lr={best['lr']}"
+    # Resuming copies nothing again and runs nothing.
+    tune("grown", [0.01, 0.05, 0.1], "--reuse", '["small"]')
+    assert "reuse: 0 completed trials copied" in capsys.readouterr().out
+    assert len(_csv_rows(out / "grown" / "trials.csv")) == 6
+
+    # Refused, before anything is stored: a lender that ran another base config, or a candidate
+    # whose settings changed under its name (also when resuming the study itself), or no such study.
+    changed = {
+        **SPACE,
+        "method": [
+            SPACE["method"][0],
+            {
+                **SPACE["method"][1],
+                "set": {
+                    "model.init_args.unlearner": {
+                        "class_path": "unlearn_pl.unlearners.Finetune",
+                        "init_args": {"lr": 0.02, "momentum": 0.5},
+                    }
+                },
+            },
+        ],
+    }
+    for extra, message in [
+        (
+            ["--trainer.max_epochs", "2", "--reuse", '["small"]'],
+            "reuse: study 'small' ran another base config (trainer.max_epochs: 1 → 2)",
+        ),
+        (
+            ["--space", json.dumps(changed), "--reuse", '["small"]'],
+            "reuse: study 'small' ran candidate 'method=ft/lr=0.01' with other settings (2 candidates",
+        ),
+        (
+            ["--reuse", '["nowhere"]'],
+            f"reuse: no study 'nowhere' to copy trials from: {out / 'nowhere' / 'study.log'} does not exist",
+        ),
+    ]:
+        with pytest.raises(SystemExit):
+            tune("refused", [0.01, 0.05, 0.1], *extra)
+        assert message in capsys.readouterr().err
+        assert not (out / "refused" / "study.log").exists()
+    with pytest.raises(SystemExit):
+        tune("small", [0.01, 0.05], "--space", json.dumps(changed))
+    assert (
+        "study 'small' in this storage ran candidate 'method=ft/lr=0.01' with other settings" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        tune("small", [0.01, 0.05, 0.1])
+    assert (
+        "has another search space (4 candidates, now 6); give another study name (reuse: ['small']"
+        in capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     "configs",
     [

@@ -69,6 +69,7 @@ class TuneSubcommand(LightningCLIMixin):
         score_on: Literal["val", "test"] | None = None,
         margin: dict[str, float] | None = None,
         no_op: bool = False,
+        reuse: list[str] | None = None,
     ) -> StudyResult:
         """Run (or resume) a study: every candidate once per seed, each one ``unlearn-pl fit`` run.
 
@@ -104,6 +105,10 @@ class TuneSubcommand(LightningCLIMixin):
                 equivalence (TOST) within ±margin for those metrics.
             no_op: add the original itself (:class:`~unlearn_pl.unlearners.NoOp`) as the first
                 candidate of every point, so a chosen unlearning setting has to beat doing nothing.
+            reuse: names of finished studies (in ``storage``, or folders of ``output_dir``) whose
+                completed trials of the cells this grid shares are copied in first, so a grid grown
+                under a new ``study_name`` runs only its new cells; each must have run the same base
+                config and candidate settings.
 
         Exits with status 0 when every cell has a completed trial, 1 when some failed or the trials
         stopped (a dead worker, a full disk; one line says which and how to resume), 2 on a bad
@@ -141,6 +146,7 @@ class TuneSubcommand(LightningCLIMixin):
                 score_on=score_on,
                 margin=margin,
                 no_op=no_op,
+                reuse=reuse or (),
             )
         except StudyInterrupted:
             print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)

@@ -37,6 +37,7 @@ from unlearn_pl.tuning.engine import (
     HEARTBEAT_INTERVAL,
     StudyInterrupted,
     WorkerDied,
+    copy_completed,
     journal_storage,
     open_storage,
     run_trials,
@@ -44,7 +45,15 @@ from unlearn_pl.tuning.engine import (
 from unlearn_pl.tuning.objective import check_lambdas
 from unlearn_pl.tuning.results import StudyResult, write_results
 from unlearn_pl.tuning.space import expand_space
-from unlearn_pl.tuning.stored import check_same_base, check_seed_choices, make_folder, resolver
+from unlearn_pl.tuning.stored import (
+    check_lender,
+    check_same_base,
+    check_same_candidates,
+    check_seed_choices,
+    lender_study,
+    make_folder,
+    resolver,
+)
 from unlearn_pl.tuning.study import SEED_KEYS, NoiseFloorObjective, StudyObjective, TrialRunner
 from unlearn_pl.utils.io import write_text
 
@@ -76,6 +85,7 @@ def run_study(
     score_on: str | None = None,
     margin: Mapping[str, float] | None = None,
     no_op: bool = False,
+    reuse: Sequence[str] = (),
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
@@ -90,7 +100,11 @@ def run_study(
     (:meth:`unlearn_pl.cli.tune.TuneSubcommand.tune`): ``score_on`` the split the choice is scored
     on besides validation (default ``test``; ``val`` for goal ``privacy_mia``), ``margin`` the
     equivalence margin per metric, ``no_op`` a do-nothing candidate first at every point
-    (:func:`~unlearn_pl.tuning.space.expand_space`), ``gpus_per_trial`` the GPUs a trial trains on (each worker gets
+    (:func:`~unlearn_pl.tuning.space.expand_space`), ``reuse`` the studies (same storage, or
+    journals in ``output_dir``) whose completed trials of shared cells are copied in before any
+    trial runs, so a grid grown under a new name runs only its new cells
+    (:func:`~unlearn_pl.tuning.engine.copy_completed`; each lender must have run the same base config
+    and candidate settings, :func:`~unlearn_pl.tuning.stored.check_lender`), ``gpus_per_trial`` the GPUs a trial trains on (each worker gets
     its own; :func:`~unlearn_pl.tuning.engine.run_trials`). An ``open`` search
     runs a multi-objective TPE over the same space for ``n_trials`` trials: its Pareto front of
     validation accuracy vs goal holds the J(λ) choice of every λ.
@@ -109,6 +123,11 @@ def run_study(
     lams = check_lambdas(lambdas, goal)
     if search not in ("grid", "open") or (search == "open" and n_trials is None):
         raise ValueError(f"search must be 'grid', or 'open' with n_trials; got search={search!r}, n_trials={n_trials}")
+    if reuse and (search != "grid" or study_name in reuse):
+        raise ValueError(
+            f"reuse: {list(reuse)} cannot lend trials to study {study_name!r} (search {search!r}): only a grid "
+            "search copies cells, from studies other than itself"
+        )
     seeds = check_seeds(seeds)
     score_on, margins = check_scoring(goal, score_on), check_margins(margin)
     candidates = expand_space(space, grid, no_op)
@@ -124,23 +143,20 @@ def run_study(
             ),
             score_on,
         )
-    storage = (
-        open_storage(storage, heartbeat_interval) if storage is not None else journal_storage(folder / "study.log")
-    )
+    given_storage = open_storage(storage, heartbeat_interval) if storage is not None else None
+    # The studies lending trials are checked before this one is opened: a refusal stores nothing.
+    lenders = [lender_study(name, given_storage, Path(output_dir)) for name in reuse]
+    for lender in lenders:
+        check_lender(lender, base_config, candidates, resolver(runner))
+    storage = given_storage or journal_storage(folder / "study.log")
     study = optuna.create_study(
         study_name=study_name, storage=storage, directions=["maximize"] * 2, load_if_exists=True
     )
-    names = [c.name for c in candidates]
-    if study.user_attrs.setdefault("candidates", names) != names:
-        raise ValueError(
-            f"study {study_name!r} in this storage has another search space "
-            f"({len(study.user_attrs['candidates'])} candidates, now {len(names)}); give another study name"
-        )
     seed_choices = check_seed_choices(study, seeds, search)
     if base_config is not None:
         check_same_base(study, base_config, resolver(runner))
         base_args = ["--config", str(write_text(folder / "base.yaml", base_config)), *base_args]
-    study.set_user_attr("candidates", names)
+    check_same_candidates(study, candidates)
     objective = StudyObjective(
         list(base_args),
         candidates,
@@ -160,7 +176,12 @@ def run_study(
         "search": search,
         "n_trials": n_trials,
         "seed_keys": list(seed_keys),
+        "reuse": list(reuse),
     }
+    for lender in lenders:
+        copied = copy_completed(study, lender, objective.grid(), objective.values_of)
+        if not quiet:
+            print(f"reuse: {len(copied)} completed trials copied from study {lender.study_name!r}")
     floor_name = f"{study_name}.noise_floor"
     try:
         if search == "grid":

@@ -1,7 +1,10 @@
-"""What a stored study holds a resumed or joined run to: its folder, its seeds and its base config.
+"""What a stored study holds a resumed or joined run to: its folder, its seeds, its base config and
+its candidates; and which studies may lend completed trials to another.
 
-A study's storage keeps the composed base config its trials ran; a run that brings another one is
-refused (:func:`check_same_base`), so trials of two settings never mix. Code changes add
+A study's storage keeps the composed base config its trials ran and each candidate's settings; a
+run that brings other ones is refused (:func:`check_same_base`, :func:`check_same_candidates`), so
+trials of two settings never mix. A study that lends trials to a larger grid is held to the same
+(:func:`check_lender`). Code changes add
 constructor arguments, and the parser writes their defaults into every resolved config: a key
 that the stored config does not set (absent, or null) counts as unchanged when its new value is
 what today's parser gives it when it is not set, its default.
@@ -9,6 +12,7 @@ what today's parser gives it when it is not set, its default.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +23,8 @@ import optuna
 import yaml
 
 from unlearn_pl.tuning.checks import quiet_lightning
+from unlearn_pl.tuning.engine import journal_storage
+from unlearn_pl.tuning.space import Candidate
 from unlearn_pl.tuning.study import TrialRunner, stored_seed_choices
 from unlearn_pl.utils.io import write_text
 
@@ -74,19 +80,11 @@ def resolver(runner: TrialRunner) -> Resolver:
     return resolve
 
 
-def check_same_base(study: optuna.Study, base_config: str, resolve: Resolver | None = None, shown: int = 5) -> None:
-    """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it sets
-    the same values (layout and comments aside); else raise ``ValueError`` naming up to ``shown``
-    changed keys.
-
-    With ``resolve``, a key the stored config leaves unset (absent or null) counts as unchanged
-    when its new value is its default: the value ``resolve`` gives it in the stored config with
-    that key left out. Without ``resolve`` every key counts.
-    """
-    stored = study.user_attrs.get("base_config")
-    if stored is None:
-        study.set_user_attr("base_config", base_config)
-        return
+def base_changes(stored: str, base_config: str, resolve: Resolver | None = None) -> list[str]:
+    """``key: old → new`` for each value ``base_config`` (YAML text) sets otherwise than ``stored``
+    (layout and comments aside). With ``resolve``, a key ``stored`` leaves unset (absent or null)
+    counts as unchanged when its new value is its default: the value ``resolve`` gives it in the
+    stored config with that key left out. Without ``resolve`` every key counts."""
     old_config = yaml.safe_load(stored)
     old, new = dotted(old_config), dotted(yaml.safe_load(base_config))
     changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k, _UNSET) != new.get(k, _UNSET)]
@@ -94,15 +92,97 @@ def check_same_base(study: optuna.Study, base_config: str, resolve: Resolver | N
     if unset and resolve is not None:
         defaults = _defaults(old_config, unset, resolve)
         changed = [k for k in changed if k not in unset or defaults.get(k, _UNSET) != new.get(k, _UNSET)]
-    if not changed:
+    return [f"{k}: {old.get(k, _UNSET)} → {new.get(k, _UNSET)}" for k in changed]
+
+
+def _listed(changes: Sequence[str], shown: int) -> str:
+    return "; ".join(changes[:shown]) + ("; …" if len(changes) > shown else "")
+
+
+def check_same_base(study: optuna.Study, base_config: str, resolve: Resolver | None = None, shown: int = 5) -> None:
+    """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it sets
+    the same values (:func:`base_changes`); else raise ``ValueError`` naming up to ``shown``
+    changed keys."""
+    stored = study.user_attrs.get("base_config")
+    if stored is None:
+        study.set_user_attr("base_config", base_config)
         return
-    listed = [f"{k}: {old.get(k, _UNSET)} → {new.get(k, _UNSET)}" for k in changed]
-    raise ValueError(
-        f"study {study.study_name!r} in this storage ran another base config ("
-        + "; ".join(listed[:shown])
-        + ("; …" if len(listed) > shown else "")
-        + "), and its trials would mix two settings; give another study name or restore the config"
-    )
+    if changes := base_changes(stored, base_config, resolve):
+        raise ValueError(
+            f"study {study.study_name!r} in this storage ran another base config ({_listed(changes, shown)}), "
+            "and its trials would mix two settings; give another study name or restore the config"
+        )
+
+
+def candidate_settings(candidates: Sequence[Candidate]) -> dict[str, str]:
+    """``{candidate name: its overrides as canonical JSON}``: what each name stands for."""
+    return {c.name: json.dumps([[k, v] for k, v in c.overrides], sort_keys=True, default=str) for c in candidates}
+
+
+def _changed_candidates(study: optuna.Study, settings: Mapping[str, str]) -> list[str]:
+    recorded = study.user_attrs.get("candidate_settings") or {}
+    return [n for n, s in settings.items() if n in recorded and recorded[n] != s]
+
+
+def check_same_candidates(study: optuna.Study, candidates: Sequence[Candidate]) -> None:
+    """Check that a resumed ``study`` has the same candidates, in the same order, each with the
+    settings it ran (a study records them from its first run), then record them; else raise
+    ``ValueError``: Optuna cannot add choices to the candidate parameter, and a candidate whose
+    settings changed under the same name would mix two settings in one cell."""
+    names, settings = [c.name for c in candidates], candidate_settings(candidates)
+    stored = study.user_attrs.get("candidates", names)
+    if stored != names:
+        raise ValueError(
+            f"study {study.study_name!r} in this storage has another search space ({len(stored)} candidates, "
+            f"now {len(names)}); give another study name (reuse: [{study.study_name!r}] starts it from this "
+            "study's completed trials)"
+        )
+    if changed := _changed_candidates(study, settings):
+        raise ValueError(
+            f"study {study.study_name!r} in this storage ran candidate {changed[0]!r} with other settings "
+            f"({len(changed)} candidates changed); give another study name or restore the study's space"
+        )
+    study.set_user_attr("candidates", names)
+    study.set_user_attr("candidate_settings", settings)
+
+
+def lender_study(name: str, storage: optuna.storages.BaseStorage | None, output_dir: Path) -> optuna.Study:
+    """The study ``name`` to copy completed trials from: in ``storage`` when the study has one given,
+    else in the journal of ``<output_dir>/<name>``; ``ValueError`` when there is none."""
+    if storage is None:
+        path = output_dir / name / "study.log"
+        if not path.is_file():
+            raise ValueError(f"reuse: no study {name!r} to copy trials from: {path} does not exist")
+        storage = journal_storage(path)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ValueError(f"reuse: no study {name!r} in the storage to copy trials from") from None
+
+
+def check_lender(
+    source: optuna.Study, base_config: str | None, candidates: Sequence[Candidate], resolve: Resolver | None = None
+) -> None:
+    """Refuse ``source`` as a study to copy completed trials from (``ValueError``, naming what
+    differs) unless it ran the same base config and recorded, for each candidate both studies
+    name, the same settings."""
+    name = source.study_name
+    if base_config is None or source.user_attrs.get("base_config") is None:
+        raise ValueError(f"reuse: study {name!r} can lend trials only to a study run from a composed base config")
+    if changes := base_changes(source.user_attrs["base_config"], base_config, resolve):
+        raise ValueError(
+            f"reuse: study {name!r} ran another base config ({_listed(changes, 5)}); its trials cannot be copied"
+        )
+    if "candidate_settings" not in source.user_attrs:
+        raise ValueError(
+            f"reuse: study {name!r} records no candidate settings to compare; resume it once with its own "
+            "configs (that records them), then reuse it"
+        )
+    if changed := _changed_candidates(source, candidate_settings(candidates)):
+        raise ValueError(
+            f"reuse: study {name!r} ran candidate {changed[0]!r} with other settings ({len(changed)} candidates "
+            "differ); its trials cannot be copied"
+        )
 
 
 def _defaults(config: Any, keys: Sequence[str], resolve: Resolver) -> dict[str, Any]:

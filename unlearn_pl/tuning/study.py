@@ -33,6 +33,7 @@ from typing import Any, Protocol, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.trial import FrozenTrial
 
 from unlearn_pl.names import FORGET_ACC, MIA_LOSS_ACC, ORACLE, UNLEARNED, VAL_ACC, logged
 from unlearn_pl.tuning.engine import Grid
@@ -216,7 +217,12 @@ class StudyObjective:
         # The reference models' training curves, so a study's journal shows whether they converged.
         if curves := getattr(getattr(cli.model, "references", None), "histories", None):
             trial.set_user_attr("reference_curves", curves)
-        return metrics[VAL_ACC], goals[self.goal]
+        return self.values_of(trial)
+
+    def values_of(self, trial: optuna.Trial | FrozenTrial) -> tuple[float, float]:
+        """A completed trial's objective values (validation accuracy, the study's goal), from the
+        metrics and goals it recorded: also for a trial copied from a study of another goal."""
+        return trial.user_attrs["metrics"][VAL_ACC], trial.user_attrs["goals"][self.goal]
 
 
 @dataclass

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from unlearn_pl.names import GOAL, VAL_ACC, J, scored_on
-from unlearn_pl.tuning.engine import final_failure, trial_cell
+from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, trial_cell
 from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.scores import held_out
 from unlearn_pl.tuning.space import Candidate, short_key
@@ -37,7 +37,8 @@ def trial_rows(
 ) -> list[dict[str, Any]]:
     """One row per trial: number, state, candidate, axes, grid params, seed, duration, metrics, goals,
     J(λ) on validation and, unless ``score_on`` is ``val``, the goal and J(λ) on that split
-    (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, run folder."""
+    (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, run folder, and for a retry or a trial
+    copied from another study ``retry_of`` or ``reused_from``."""
     rows = []
     trials = study.get_trials(deepcopy=False)
     retry_of = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
@@ -74,6 +75,8 @@ def trial_rows(
         row["run_dir"] = t.user_attrs.get("run_dir")
         if "failed_trial" in t.system_attrs:
             row["retry_of"] = t.system_attrs["failed_trial"]
+        if REUSED_FROM in t.user_attrs:
+            row[REUSED_FROM] = t.user_attrs[REUSED_FROM]
         rows.append(row)
     return rows
 

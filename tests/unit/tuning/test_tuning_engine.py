@@ -331,3 +331,51 @@ def test_ctrl_c_while_the_workers_start_stops_those_started(tmp_path, monkeypatc
     with pytest.raises(StudyInterrupted):
         _run(tmp_path, 2, sleep=600.0)
     assert len(started) == 1 and not started[0].is_alive()
+
+
+def test_a_grown_grid_starts_from_the_completed_trials_of_the_smaller_one(tmp_path):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from unlearn_pl.tuning.engine import REUSED_FROM, Grid, copy_completed, queue_cells
+
+    def grid(xs: list[int]) -> Grid:
+        d = {"x": CategoricalDistribution(xs), "seed": IntDistribution(0, 9)}
+        return Grid([{"x": x, "seed": s} for x in xs for s in (0, 1)], d)
+
+    small = optuna.create_study(study_name="small", storage=journal_storage(tmp_path / "small.log"))
+    queue_cells(small, grid([0, 1, 3]))
+    for _ in range(6):
+        trial = small.ask()  # the queued trials, in order
+        trial.set_user_attr("run_dir", f"trials/{trial.number}")
+        if (trial.params["x"], trial.params["seed"]) == (1, 1):
+            small.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            small.tell(trial, 10.0 * trial.params["x"] + trial.params["seed"])
+    done = {(t.params["x"], t.params["seed"]): t for t in small.trials if t.state.name == "COMPLETE"}
+    assert len(done) == 5
+
+    # A categorical parameter cannot gain choices in one study, on any storage: hence a new one.
+    big = optuna.create_study(study_name="big", storage=f"sqlite:///{tmp_path / 'big.db'}")
+    copied = copy_completed(big, small, grid([0, 1, 2]), values=lambda t: [t.values[0] + 0.5])
+    # Completed and in the new grid: not the failed cell (1, 1), not x=3.
+    assert sorted((t.params["x"], t.params["seed"]) for t in copied) == [(0, 0), (0, 1), (1, 0)]
+    for t in big.trials:
+        origin = done[(t.params["x"], t.params["seed"])]
+        assert t.state.name == "COMPLETE" and t.values == [origin.values[0] + 0.5]
+        assert t.user_attrs[REUSED_FROM] == f"small#{origin.number}"
+        assert t.user_attrs["run_dir"] == f"../small/trials/{origin.number}"
+        assert (t.datetime_start, t.datetime_complete) == (origin.datetime_start, origin.datetime_complete)
+        assert t.distributions["x"] == CategoricalDistribution([0, 1, 2])
+    # Only the cells without a completed trial are queued; copying again adds nothing.
+    assert queue_cells(big, grid([0, 1, 2])) == 3
+    assert {(t.params["x"], t.params["seed"]) for t in big.trials if t.state.name == "WAITING"} == {
+        (1, 1),
+        (2, 0),
+        (2, 1),
+    }
+    assert copy_completed(big, small, grid([0, 1, 2])) == []
+    with pytest.raises(ValueError, match="needs the grid's distributions"):
+        copy_completed(big, small, Grid([{"x": 0, "seed": 0}]))
+    # Why a new study: Optuna refuses new choices for a categorical parameter a study has recorded.
+    with pytest.raises(ValueError, match="dynamic value space"):
+        small.ask({"x": CategoricalDistribution([0, 1, 2])})

@@ -7,13 +7,15 @@ ask-and-tell interface, so a worker only ever creates a trial it runs. API::
 
     run_trials(objective, *, study_name, storage, sampler=None, directions=("maximize",),
                n_trials=None, workers=1, grid=None, retry_failed=False, gpus_per_trial=0) -> optuna.Study
+    copy_completed(target, source, grid) -> list[optuna.trial.FrozenTrial]
     journal_storage(path) -> optuna.storages.JournalStorage
     open_storage(storage, heartbeat_interval=60) -> optuna.storages.BaseStorage
 
 Its modules: :mod:`.storage` (journal and RDB storages), :mod:`.queue` (the cells of a grid and
 the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials of dead workers),
 :mod:`.signals` (interrupts), :mod:`.devices` (each worker's GPUs and threads), :mod:`.processes`
-(worker processes) and :mod:`.run` (:func:`run_trials`).
+(worker processes), :mod:`.reuse` (completed trials copied from another study) and :mod:`.run`
+(:func:`run_trials`).
 
 - **Grids** (:class:`Grid`, or a ``GridSampler``'s grid): every cell is queued once as a trial
   with its parameters (Optuna's trial queue, ``enqueue_trial``) and the workers take queued trials
@@ -36,6 +38,9 @@ the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials
   workers outnumber GPUs) when the trials train on GPUs (``gpus_per_trial``), and ``cores // workers``
   torch threads; a trial asking for more GPUs than a worker owns is refused before the first trial.
   ``workers="auto"``: one worker per GPU (or per core for CPU trials).
+- **Growing a grid**: Optuna fixes a categorical parameter's choices at its first record, so a
+  grid with more cells is a new study; :func:`copy_completed` starts it from another study's
+  completed trials of the cells both share (:mod:`.reuse`), and only the new cells run.
 - **Other machines** join by calling :func:`run_trials` with the same RDB URL and study name,
   e.g. ``unlearn-pl tune … --storage postgresql://… --study_name NAME``.
 
@@ -50,6 +55,7 @@ Example::
 
 from unlearn_pl.tuning.engine.devices import AUTO, trial_gpus
 from unlearn_pl.tuning.engine.queue import Grid, cell_key, final_failure, queue_cells, trial_cell
+from unlearn_pl.tuning.engine.reuse import REUSED_FROM, copy_completed
 from unlearn_pl.tuning.engine.run import run_trials
 from unlearn_pl.tuning.engine.signals import StudyInterrupted, WorkerDied
 from unlearn_pl.tuning.engine.storage import HEARTBEAT_INTERVAL, journal_storage, open_storage
@@ -58,11 +64,13 @@ from unlearn_pl.tuning.engine.worker import Objective, fail_interrupted_trials
 __all__ = [
     "AUTO",
     "HEARTBEAT_INTERVAL",
+    "REUSED_FROM",
     "Grid",
     "Objective",
     "StudyInterrupted",
     "WorkerDied",
     "cell_key",
+    "copy_completed",
     "fail_interrupted_trials",
     "final_failure",
     "journal_storage",

@@ -1,0 +1,64 @@
+"""Completed trials of one study copied into another, so a grown grid runs only its new cells.
+
+Optuna fixes a categorical parameter's choices at its first record: a study cannot gain grid
+cells on resume (``CategoricalDistribution does not support dynamic value space``). A study with
+the larger grid, under a new name, starts instead from the completed trials of the smaller one:
+each is added with ``Study.add_trial`` as a finished trial of the new study, its parameters
+recorded with the new grid's distributions, its values, attributes and start and end times kept.
+The queue (:func:`~unlearn_pl.tuning.engine.queue.queue_cells`) then sees those cells as done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from unlearn_pl.tuning.engine.queue import Grid, cell_key, retried_trials, stands_for_cell, trial_cell
+
+#: The user attribute naming where a copied trial came from: ``"<study name>#<trial number>"``.
+REUSED_FROM = "reused_from"
+
+
+def copy_completed(
+    target: optuna.Study,
+    source: optuna.Study,
+    grid: Grid,
+    values: Callable[[FrozenTrial], Sequence[float]] | None = None,
+) -> list[FrozenTrial]:
+    """Add to ``target`` every completed trial of ``source`` whose cell is one of ``grid``'s and
+    that no trial of ``target`` stands for yet; return the trials of ``source`` copied.
+
+    ``values`` gives a copy's objective values from the source trial (the target may score its
+    trials otherwise, e.g. by another goal); by default they are the source's.
+
+    A copy records its origin (user attr ``reused_from``) and its run folder relative to the
+    target's study folder (the source's folder beside it: both live in one ``output_dir``).
+    ``grid.distributions`` must be set: they are the distributions the copies are recorded with.
+    """
+    if grid.distributions is None:
+        raise ValueError("copying trials needs the grid's distributions, to record the copies' parameters with")
+    wanted = {cell_key(cell) for cell in grid.cells}
+    trials = target.get_trials(deepcopy=False)
+    retried = retried_trials(trials)
+    standing = {cell_key(trial_cell(t)) for t in trials if stands_for_cell(t, retried)}
+    copied = []
+    for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = cell_key(trial_cell(t))
+        if key not in wanted or key in standing:
+            continue
+        attrs = {**t.user_attrs, REUSED_FROM: f"{source.study_name}#{t.number}"}
+        if "run_dir" in attrs:
+            attrs["run_dir"] = f"../{source.study_name}/{attrs['run_dir']}"
+        copy = optuna.trial.create_trial(
+            values=values(t) if values is not None else t.values,
+            params=dict(t.params),
+            distributions={k: grid.distributions[k] for k in t.params},
+            user_attrs=attrs,
+        )
+        copy.datetime_start, copy.datetime_complete = t.datetime_start, t.datetime_complete
+        target.add_trial(copy)
+        standing.add(key)
+        copied.append(t)
+    return copied
