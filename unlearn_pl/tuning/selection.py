@@ -101,22 +101,31 @@ def _means(values: Mapping[int, Mapping[str, float]], prefix: str = "") -> tuple
     return row, clipped
 
 
+#: Grid keys whose value 0 trains nothing (short names): a point's do-nothing cell is their lower end.
+ZERO_TRAINS_NOTHING = ("lr", "max_epochs")
+
+
 def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run]) -> str:
     """``selection.csv``'s ``grid_edge`` entry, e.g. ``lr=0.1 (highest): 3 of 5; no_op: 1 of 5``.
 
     Numeric grid keys with at least three values count (with two, every choice is at an edge);
-    the do-nothing cell (``no_op``) is not a grid value and is counted on its own.
+    the do-nothing cell (``no_op``) is not a grid value and is counted on its own. Where the point
+    has one, the lowest learning rate or epoch count is marked ``lowest, above no_op``: the
+    do-nothing cell is that key's value 0, so a choice there beat both of its neighbours and is
+    bracketed, not at an open end.
     """
     values: dict[str, set[float]] = {}
     for c in point_candidates:
         for k, v in c.params:
             if k != NO_OP_PARAM and isinstance(v, (int, float)) and not isinstance(v, bool):
                 values.setdefault(k, set()).add(v)
+    has_no_op = any(dict(c.params).get(NO_OP_PARAM) is True for c in point_candidates)
     parts, n = [], len(chosen)
     for key, found in values.items():
         if len(found) < 3:
             continue
-        for edge, which in ((min(found), "lowest"), (max(found), "highest")):
+        bracketed = has_no_op and short_key(key) in ZERO_TRAINS_NOTHING
+        for edge, which in ((min(found), "lowest, above no_op" if bracketed else "lowest"), (max(found), "highest")):
             hits = sum(dict(r.candidate.params).get(key) == edge for r in chosen.values())
             if hits:
                 parts.append(f"{short_key(key)}={edge:g} ({which}): {hits} of {n}")

@@ -357,6 +357,19 @@ def test_two_values_are_no_edge_and_a_no_op_choice_is_counted_on_its_own():
     assert grid_edges(cells, {2: chosen[2]}) == ""
 
 
+def test_the_lowest_learning_rate_above_a_no_op_cell_is_bracketed_not_an_open_end():
+    from unlearn_pl.tuning.choice import Run
+    from unlearn_pl.tuning.selection import grid_edges
+
+    grid = {"model.lr": [0.1, 0.2, 0.3], "model.alpha": [1, 2, 3]}
+    (no_op, *cells) = expand_space({"m": [{"name": "x"}]}, grid, no_op=True)
+    lowest = next(c for c in cells if c.name.endswith("lr=0.1,alpha=1"))
+    chosen = {0: Run(lowest, 0, 0, {}, {})}
+    # The do-nothing cell is lr 0: the lowest lr sits between it and lr 0.2. Not so for alpha.
+    assert grid_edges([no_op, *cells], chosen) == "lr=0.1 (lowest, above no_op): 1 of 1; alpha=1 (lowest): 1 of 1"
+    assert grid_edges(cells, chosen) == "lr=0.1 (lowest): 1 of 1; alpha=1 (lowest): 1 of 1"
+
+
 def test_a_no_op_candidate_keeps_the_axes_but_not_the_unlearner_settings():
     space = {
         "width": {"key": "model.init_args.network.init_args.width", "values": [0.5]},
