@@ -331,8 +331,9 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
 
 def test_the_committed_width_study_spans_both_regimes():
     """The committed width study ran the shipped config, and its converged originals span under- to
-    over-parameterized: one width below 0.95 training accuracy, two at 0.999 or more on every seed."""
-    folder = REPO / "docs" / "results" / "width_sweep-fashion-mnist"
+    over-parameterized: one width below 0.95 training accuracy, two at 0.999 or more on every seed;
+    no seed's choice sits at an open end of a learning-rate grid."""
+    folder = REPO / "docs" / "results" / "width_privacy-fashion-mnist"
     with open(folder / "trials.csv") as f:
         trials = [t for t in csv.DictReader(f) if t["state"] == "COMPLETE"]
     config = yaml.safe_load((EXPERIMENTS / "width_sweep.yaml").read_text())
@@ -352,6 +353,9 @@ def test_the_committed_width_study_spans_both_regimes():
     below = [w for w, a in train_acc.items() if sum(a) / len(a) < 0.95]
     fits = [w for w, a in train_acc.items() if min(a) >= 0.999]
     assert len(below) >= 1 and len(fits) >= 2, train_acc
+    with open(folder / "selection.csv") as f:
+        edges = [part for row in csv.DictReader(f) for part in row["grid_edge"].split("; ") if part]
+    assert [e for e in edges if not e.startswith("no_op") and "above no_op" not in e] == []
 
 
 def test_del_base_holds_the_budget_sweeps_choice_on_validation():

@@ -700,6 +700,10 @@ def test_a_grown_grid_reuses_the_completed_trials_and_runs_only_its_new_cells(tm
         "has another search space (4 candidates, now 6); give another study name (reuse: ['small']"
         in capsys.readouterr().err
     )
+    # Only a grid copies cells, and a study cannot lend to itself.
+    for kwargs in ({"search": "open", "n_trials": 2, "study_name": "open"}, {"study_name": "small"}):
+        with pytest.raises(ValueError, match="only a grid search copies cells, from studies other than itself"):
+            run_study([], runner=run_cli, reuse=["small"], output_dir=out, **kwargs)
 
 
 @pytest.mark.parametrize(
