@@ -142,8 +142,10 @@ def check_same_candidates(study: optuna.Study, candidates: Sequence[Candidate]) 
             f"study {study.study_name!r} in this storage ran candidate {changed[0]!r} with other settings "
             f"({len(changed)} candidates changed); give another study name or restore the study's space"
         )
-    study.set_user_attr("candidates", names)
-    study.set_user_attr("candidate_settings", settings)
+    # Written only when new: a journal keeps every write, and studies are resumed often.
+    for key, value in (("candidates", names), ("candidate_settings", settings)):
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def lender_study(name: str, storage: optuna.storages.BaseStorage | None, output_dir: Path) -> optuna.Study:
