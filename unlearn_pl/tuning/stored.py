@@ -119,8 +119,9 @@ def candidate_settings(candidates: Sequence[Candidate]) -> dict[str, str]:
     return {c.name: json.dumps([[k, v] for k, v in c.overrides], sort_keys=True, default=str) for c in candidates}
 
 
-def _changed_candidates(study: optuna.Study, settings: Mapping[str, str]) -> list[str]:
-    recorded = study.user_attrs.get("candidate_settings") or {}
+def _changed_candidates(recorded: Mapping[str, str] | None, settings: Mapping[str, str]) -> list[str]:
+    """The names in both ``recorded`` and ``settings`` whose settings differ."""
+    recorded = recorded or {}
     return [n for n, s in settings.items() if n in recorded and recorded[n] != s]
 
 
@@ -130,21 +131,22 @@ def check_same_candidates(study: optuna.Study, candidates: Sequence[Candidate]) 
     ``ValueError``: Optuna cannot add choices to the candidate parameter, and a candidate whose
     settings changed under the same name would mix two settings in one cell."""
     names, settings = [c.name for c in candidates], candidate_settings(candidates)
-    stored = study.user_attrs.get("candidates", names)
+    attrs = study.user_attrs  # one read: each is a storage call returning every attribute
+    stored = attrs.get("candidates", names)
     if stored != names:
         raise ValueError(
             f"study {study.study_name!r} in this storage has another search space ({len(stored)} candidates, "
             f"now {len(names)}); give another study name (reuse: [{study.study_name!r}] starts it from this "
             "study's completed trials)"
         )
-    if changed := _changed_candidates(study, settings):
+    if changed := _changed_candidates(attrs.get("candidate_settings"), settings):
         raise ValueError(
             f"study {study.study_name!r} in this storage ran candidate {changed[0]!r} with other settings "
             f"({len(changed)} candidates changed); give another study name or restore the study's space"
         )
     # Written only when new: a journal keeps every write, and studies are resumed often.
     for key, value in (("candidates", names), ("candidate_settings", settings)):
-        if study.user_attrs.get(key) != value:
+        if attrs.get(key) != value:
             study.set_user_attr(key, value)
 
 
@@ -168,19 +170,19 @@ def check_lender(
     """Refuse ``source`` as a study to copy completed trials from (``ValueError``, naming what
     differs) unless it ran the same base config and recorded, for each candidate both studies
     name, the same settings."""
-    name = source.study_name
-    if base_config is None or source.user_attrs.get("base_config") is None:
+    name, attrs = source.study_name, source.user_attrs
+    if base_config is None or attrs.get("base_config") is None:
         raise ValueError(f"reuse: study {name!r} can lend trials only to a study run from a composed base config")
-    if changes := base_changes(source.user_attrs["base_config"], base_config, resolve):
+    if changes := base_changes(attrs["base_config"], base_config, resolve):
         raise ValueError(
             f"reuse: study {name!r} ran another base config ({_listed(changes, 5)}); its trials cannot be copied"
         )
-    if "candidate_settings" not in source.user_attrs:
+    if "candidate_settings" not in attrs:
         raise ValueError(
             f"reuse: study {name!r} records no candidate settings to compare; resume it once with its own "
             "configs (that records them), then reuse it"
         )
-    if changed := _changed_candidates(source, candidate_settings(candidates)):
+    if changed := _changed_candidates(attrs["candidate_settings"], candidate_settings(candidates)):
         raise ValueError(
             f"reuse: study {name!r} ran candidate {changed[0]!r} with other settings ({len(changed)} candidates "
             "differ); its trials cannot be copied"

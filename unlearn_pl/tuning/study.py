@@ -217,12 +217,16 @@ class StudyObjective:
         # The reference models' training curves, so a study's journal shows whether they converged.
         if curves := getattr(getattr(cli.model, "references", None), "histories", None):
             trial.set_user_attr("reference_curves", curves)
-        return self.values_of(trial)
+        return self.objective_values(metrics, goals)
 
-    def values_of(self, trial: optuna.Trial | FrozenTrial) -> tuple[float, float]:
-        """A completed trial's objective values (validation accuracy, the study's goal), from the
-        metrics and goals it recorded: also for a trial copied from a study of another goal."""
-        return trial.user_attrs["metrics"][VAL_ACC], trial.user_attrs["goals"][self.goal]
+    def objective_values(self, metrics: dict[str, float], goals: dict[str, float]) -> tuple[float, float]:
+        """A trial's objective values: validation accuracy and the study's goal."""
+        return metrics[VAL_ACC], goals[self.goal]
+
+    def values_of(self, trial: FrozenTrial) -> tuple[float, float]:
+        """A completed trial's objective values from the metrics and goals it recorded: also for a
+        trial copied from a study of another goal."""
+        return self.objective_values(trial.user_attrs["metrics"], trial.user_attrs["goals"])
 
 
 @dataclass

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from unlearn_pl.names import GOAL, VAL_ACC, J, scored_on
 from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, trial_cell
+from unlearn_pl.tuning.engine.queue import retried_trials
 from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.scores import held_out
 from unlearn_pl.tuning.space import Candidate, short_key
@@ -19,7 +20,7 @@ from unlearn_pl.tuning.study import StudyObjective
 def cell_status(study: optuna.Study, objective: StudyObjective) -> dict[tuple[str, int], str]:
     """Per (candidate, seed) of the study: ``COMPLETE``, ``FAIL (<error>)`` or ``not run``."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    retried = retried_trials(trials)
     status = {(c, s): "not run" for s in objective.seeds for c in objective.by_name}
     for t in trials:
         key = (trial_cell(t).get("candidate"), trial_cell(t).get("seed"))

@@ -59,15 +59,21 @@ def stands_for_cell(t: FrozenTrial, retried: set[int]) -> bool:
     )
 
 
-def queue_cells(study: optuna.Study, grid: Grid, retry_failed: bool = False) -> int:
-    """Queue every cell of ``grid`` that no trial stands for (and, with ``retry_failed``, every
-    cell whose trials all failed); return how many were queued."""
+def standing_cells(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
+    """``{cell key: the trials that stand for the cell}`` (:func:`stands_for_cell`), over ``study``'s trials."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_trials(trials)
     standing: dict[str, list[FrozenTrial]] = {}
     for t in trials:
         if stands_for_cell(t, retried):
             standing.setdefault(cell_key(trial_cell(t)), []).append(t)
+    return standing
+
+
+def queue_cells(study: optuna.Study, grid: Grid, retry_failed: bool = False) -> int:
+    """Queue every cell of ``grid`` that no trial stands for (and, with ``retry_failed``, every
+    cell whose trials all failed); return how many were queued."""
+    standing = standing_cells(study)
     queued = 0
     for cell in grid.cells:
         held = standing.get(cell_key(cell), [])

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from unlearn_pl.tuning.engine.queue import Grid, cell_key, retried_trials, stands_for_cell, trial_cell
+from unlearn_pl.tuning.engine.queue import Grid, cell_key, standing_cells, trial_cell
 
 #: The user attribute naming where a copied trial came from: ``"<study name>#<trial number>"``.
 REUSED_FROM = "reused_from"
@@ -40,9 +40,7 @@ def copy_completed(
     if grid.distributions is None:
         raise ValueError("copying trials needs the grid's distributions, to record the copies' parameters with")
     wanted = {cell_key(cell) for cell in grid.cells}
-    trials = target.get_trials(deepcopy=False)
-    retried = retried_trials(trials)
-    standing = {cell_key(trial_cell(t)) for t in trials if stands_for_cell(t, retried)}
+    standing = set(standing_cells(target))
     copied = []
     for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         key = cell_key(trial_cell(t))
