@@ -28,7 +28,7 @@ from unlearn_pl.tuning.scores import floor_values, retrains
 from unlearn_pl.tuning.selection import scored, selection_rows
 from unlearn_pl.tuning.study import NoiseFloorObjective, StudyObjective
 from unlearn_pl.tuning.summary import answer, console_summary, scoring
-from unlearn_pl.tuning.trial_table import cell_status, reference_curve_rows, trial_rows
+from unlearn_pl.tuning.trial_table import add_target_gaps, cell_status, reference_curve_rows, trial_rows
 from unlearn_pl.utils.io import write_json, write_text
 
 
@@ -77,6 +77,7 @@ def write_results(
     runs = completed_runs(study, by_name)
     chosen = chosen_per_seed(runs, goal, lambdas)
     targets = retrains(runs, floor, NoiseFloorObjective(objective).shared())
+    add_target_gaps(trials, by_name, targets)
     status = cell_status(study, objective) if settings.get("search", "grid") == "grid" else {}
     selection = selection_rows(
         runs, chosen, targets, labels, goal, lambdas, score_on, status, objective.candidates, objective.seeds

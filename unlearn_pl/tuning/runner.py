@@ -6,7 +6,8 @@ into the study folder (:mod:`~unlearn_pl.tuning.results`):
 
 - ``study.log``: the Optuna journal (unless ``storage`` names another; ``optuna-dashboard study.log``);
 - ``trials.csv``: every trial that drew its parameters (state, axes, grid params, seed, duration,
-  metrics, goals, J(λ) on validation and on the held-out split, error, run folder, ``retry_of``);
+  metrics, goals, J(λ) on validation and on the held-out split, a completed trial's gaps to its
+  seed's target, error, run folder, ``retry_of``);
 - ``selection.csv``: per point and λ the choice per seed (:func:`~unlearn_pl.tuning.choice.parse_chosen`
   reads it back) and the one setting with the highest mean J, each metric's mean with its 95%
   interval over seeds, the gaps to the target (the mean of each seed's two retrains) next to the

@@ -118,15 +118,20 @@ def held_out(metrics: Mapping[str, float], goal: str, lam: float, split: str) ->
     return {scored_on(GOAL, split): g, scored_on(J, split): j_value(split_acc, g, lam)}
 
 
-def target_values(metrics: Mapping[str, float], r: Retrains) -> dict[str, float]:
-    """The run's gaps to the target (signed, and the size of :data:`ABSOLUTE_GAPS`') and the noise floors."""
+def target_gaps(metrics: Mapping[str, float], r: Retrains) -> dict[str, float]:
+    """The run's gaps to the target: signed, and the size of :data:`ABSOLUTE_GAPS`'."""
     out: dict[str, float] = {}
     for m in TARGET_METRICS:
         if m in metrics and m in r.oracle:
             out[target_gap(m)] = metrics[m] - r.target(m)
             if m in ABSOLUTE_GAPS:
                 out[absolute(target_gap(m))] = abs(out[target_gap(m)])
-    return {**out, **floor_values(r)}
+    return out
+
+
+def target_values(metrics: Mapping[str, float], r: Retrains) -> dict[str, float]:
+    """The run's gaps to the target (:func:`target_gaps`) and the noise floors."""
+    return {**target_gaps(metrics, r), **floor_values(r)}
 
 
 def seed_values(run: Run, goal: str, lam: float, score_on: str, r: Retrains | None) -> dict[str, float]:

@@ -12,7 +12,7 @@ from unlearn_pl.names import GOAL, VAL_ACC, J, scored_on
 from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, trial_cell
 from unlearn_pl.tuning.engine.queue import retried_trials
 from unlearn_pl.tuning.objective import objective as j_value
-from unlearn_pl.tuning.scores import held_out
+from unlearn_pl.tuning.scores import Retrains, held_out, target_gaps
 from unlearn_pl.tuning.space import Candidate, short_key
 from unlearn_pl.tuning.study import StudyObjective
 
@@ -80,6 +80,19 @@ def trial_rows(
             row[REUSED_FROM] = t.user_attrs[REUSED_FROM]
         rows.append(row)
     return rows
+
+
+def add_target_gaps(
+    rows: Sequence[dict[str, Any]], candidates: Mapping[str, Candidate], targets: Mapping[tuple[str, int], Retrains]
+) -> None:
+    """Add to each completed trial's row its gaps to its seed's target (``<metric>_target_gap``,
+    ``abs_<metric>_target_gap``), so that any two arms can be paired by seed on them, not only the
+    comparisons ``differences.csv`` holds."""
+    for row in rows:
+        c = candidates.get(row.get("candidate") or "")
+        r = targets.get((c.point, row["seed"])) if c is not None else None
+        if row["state"] == TrialState.COMPLETE.name and r is not None:
+            row.update(target_gaps(row, r))
 
 
 def reference_curve_rows(study: optuna.Study, candidates: Mapping[str, Candidate]) -> list[dict[str, Any]]:

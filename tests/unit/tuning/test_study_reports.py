@@ -163,6 +163,18 @@ def test_gaps_are_to_the_mean_of_the_two_retrains_and_the_floor_is_kept(toy):
     assert float(row["mia_efficacy_gap_noise_floor"]) == pytest.approx(0.04)
 
 
+def test_every_completed_trial_carries_its_gaps_to_its_seeds_target(toy):
+    _, _, tables, _ = toy
+    completed = [t for t in tables["trials"] if t["state"] == "COMPLETE"]
+    assert completed
+    for t in completed:  # toy_metrics: the independent retrain = the oracle + 0.02 (forget), + 0.04 (MIA-efficacy)
+        gap = float(t["forget_acc"]) - (float(t["oracle/forget_acc"]) + 0.01)
+        assert float(t["forget_acc_target_gap"]) == pytest.approx(gap)
+        assert float(t["abs_forget_acc_target_gap"]) == pytest.approx(abs(gap))
+        assert float(t["abs_mia_efficacy_target_gap"]) == pytest.approx(abs(float(t["mia_efficacy"]) - 0.32))
+        assert float(t["test_acc_target_gap"]) == pytest.approx(float(t["test_acc"]) - 0.9)  # both retrains 0.9
+
+
 def test_without_the_noise_floor_the_target_is_the_oracle(tmp_path):
     result = _toy_study(tmp_path, quiet=True, noise_floor=False, seeds=[1, 2])
     row = result.selection[0]
