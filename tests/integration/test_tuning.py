@@ -41,6 +41,7 @@ from unlearn_pl.tuning import (
     select,
 )
 from unlearn_pl.tuning.engine.storage import journal_storage
+from unlearn_pl.tuning.space import Candidate
 from unlearn_pl.tuning.study import NoiseFloorObjective
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spawned processes unpickle the helpers by module name
@@ -224,6 +225,20 @@ def test_a_study_keeps_its_base_config_and_refuses_another():
     with pytest.raises(ValueError, match=r"data.a: \(unset\) → 1; .*; …\)"):
         check_same_base(study, base + "".join(f"  {k}: 1\n" for k in "abcdef"))
     assert study.user_attrs["base_config"] == base  # a refused config is not recorded
+    # A base value every candidate overrides ran in no trial: changing it is not a change. A key
+    # that only some candidates set still counts.
+    every = [Candidate((), (("trainer.max_epochs", e),), (("trainer.max_epochs", e),)) for e in (2, 5)]
+    longer = base.replace("max_epochs: 1", "max_epochs: 10")
+    check_same_base(study, longer, candidates=every)
+    some = [*every, Candidate((), (), ())]
+    with pytest.raises(ValueError, match=r"trainer.max_epochs: 1 → 10"):
+        check_same_base(study, longer, candidates=some)
+    # A mapping a candidate sets covers the leaves it names, not the base's other keys under it.
+    mappings = [Candidate((), (), (("data", {"batch_size": b}),)) for b in (16, 32)]
+    check_same_base(study, base.replace("batch_size: 64", "batch_size: 128"), candidates=mappings)
+    with pytest.raises(ValueError, match=r"data.shuffle: \(unset\) → False"):
+        check_same_base(study, base.replace("batch_size: 64", "batch_size: 64\n  shuffle: false"), candidates=mappings)
+    assert study.user_attrs["base_config"] == base  # the stored config stays the one the study began with
 
 
 # ----------------------------------------------------------------------------- studies on digits
@@ -649,8 +664,9 @@ def test_a_grown_grid_reuses_the_completed_trials_and_runs_only_its_new_cells(tm
         point = [r for r in grown if r["method"] == row["method"]]
         best = max(point, key=lambda r: (float(r[f"J({float(row['lambda']):g})"]), -float(r["lr"])))
         assert row["chosen"] == f"seed 0: lr={best['lr']}"
-    # Resuming copies nothing again and runs nothing.
-    tune("grown", [0.01, 0.05, 0.1], "--reuse", '["small"]')
+    # Resuming copies nothing again and runs nothing, also when the base config's learning rate
+    # changed: every candidate sets its own (the grid), so neither study ran the base's value.
+    tune("grown", [0.01, 0.05, 0.1], "--model.init_args.unlearner.init_args.lr", "0.5", "--reuse", '["small"]')
     assert "reuse: 0 completed trials copied" in capsys.readouterr().out
     assert len(_csv_rows(out / "grown" / "trials.csv")) == 6
 

@@ -36,7 +36,7 @@ from scipy import stats
 #: Confidence level of every interval the package reports.
 CONFIDENCE = 0.95
 
-#: The range of a bounded metric, ``(low, high)``.
+#: The range of a bounded metric, ``(low, high)``; one end may be infinite (a duration: ``(0, inf)``).
 Range = tuple[float, float]
 
 #: The range of accuracies and attack scores.
@@ -90,22 +90,24 @@ class Estimate:
 
 
 def check_range(value_range: Range | None) -> Range | None:
-    """Return ``value_range`` as floats if it is ``None`` or a finite ``(low, high)`` with low < high."""
+    """Return ``value_range`` as floats if it is ``None`` or ``(low, high)`` with low < high, at
+    least one end finite and neither NaN (``(0, inf)``: a metric bounded below only)."""
     if value_range is None:
         return None
     try:
         low, high = (float(v) for v in value_range)
     except (TypeError, ValueError):
         raise ValueError(f"a metric range must be (low, high) or None; got {value_range!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"a metric range must be finite with low < high; got {value_range!r}")
+    if not (low < high and (math.isfinite(low) or math.isfinite(high))):
+        raise ValueError(f"a metric range must have low < high and a finite end; got {value_range!r}")
     return low, high
 
 
 def difference_range(metric_range: Range | None) -> Range | None:
-    """The range of ``a − b`` for ``a`` and ``b`` in ``metric_range`` (``(0, 1)`` → ``(−1, 1)``)."""
+    """The range of ``a − b`` for ``a`` and ``b`` in ``metric_range`` (``(0, 1)`` → ``(−1, 1)``);
+    ``None`` (unbounded) when the metric has an infinite end."""
     checked = check_range(metric_range)
-    if checked is None:
+    if checked is None or not all(math.isfinite(v) for v in checked):
         return None
     low, high = checked
     return low - high, high - low

@@ -13,21 +13,26 @@ from unlearn_pl.stats.intervals import UNIT_RANGE, Range, difference_range
 from unlearn_pl.stats.power import ALPHA, POWER
 from unlearn_pl.stats.verdicts import PairedComparison, compare_differences, holm, summarize
 
+#: Metrics that are durations in seconds: never negative, so their intervals stop at 0.
+DURATIONS = ("seconds", "duration_s")
+
 
 def metric_range(metric: str) -> Range | None:
     """The range of a study metric by its name (a ``model/`` prefix such as ``oracle/`` ignored):
     accuracies (``*_acc``), attack scores (``mia_efficacy``, ``mia_loss_acc``), goals and J (on any
     split: ``J_test``), the decision-region scores lie in [0, 1]; a gap (``*_gap``, ``*_target_gap``)
     in the range of a difference of that metric ([−1, 1] for an accuracy), its absolute value
-    (``abs_*``) and its noise floor (``*_gap_noise_floor``) in [0, 1]; anything else (losses, seconds,
-    tug of war) is unbounded: ``None``.
+    (``abs_*``) and its noise floor (``*_gap_noise_floor``) in [0, 1]; a duration (``seconds``,
+    ``duration_s``) in [0, ∞); anything else (losses, tug of war) is unbounded: ``None``.
 
     >>> metric_range("oracle/test_acc"), metric_range("forget_acc_gap"), metric_range("forget_loss")
     ((0.0, 1.0), (-1.0, 1.0), None)
-    >>> metric_range("abs_mia_efficacy_target_gap"), metric_range("J_test")
-    ((0.0, 1.0), (0.0, 1.0))
+    >>> metric_range("abs_mia_efficacy_target_gap"), metric_range("J_test"), metric_range("seconds")
+    ((0.0, 1.0), (0.0, 1.0), (0.0, inf))
     """
     name = metric.rsplit("/", 1)[-1]
+    if name in DURATIONS:
+        return (0.0, math.inf)
     if name.startswith("abs_") or name.endswith("_noise_floor"):
         signed = metric_range(name.removeprefix("abs_").removesuffix("_noise_floor"))
         return None if signed is None else (0.0, max(-signed[0], signed[1]))

@@ -155,7 +155,7 @@ def run_study(
     )
     seed_choices = check_seed_choices(study, seeds, search)
     if base_config is not None:
-        check_same_base(study, base_config, resolver(runner))
+        check_same_base(study, base_config, resolver(runner), candidates=candidates)
         base_args = ["--config", str(write_text(folder / "base.yaml", base_config)), *base_args]
     check_same_candidates(study, candidates)
     objective = StudyObjective(

@@ -3,7 +3,9 @@ its candidates; and which studies may lend completed trials to another.
 
 A study's storage keeps the composed base config its trials ran and each candidate's settings; a
 run that brings other ones is refused (:func:`check_same_base`, :func:`check_same_candidates`), so
-trials of two settings never mix. A study that lends trials to a larger grid is held to the same
+trials of two settings never mix. A base value that every candidate overrides is one no trial ran
+with (a grid over ``trainer.max_epochs`` makes the base's epochs moot), so changing it is not a
+change. A study that lends trials to a larger grid is held to the same
 (:func:`check_lender`). Code changes add
 constructor arguments, and the parser writes their defaults into every resolved config: a key
 that the stored config does not set (absent, or null) counts as unchanged when its new value is
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +82,28 @@ def resolver(runner: TrialRunner) -> Resolver:
     return resolve
 
 
-def base_changes(stored: str, base_config: str, resolve: Resolver | None = None) -> list[str]:
+def set_by_every_candidate(candidates: Sequence[Candidate]) -> frozenset[str]:
+    """The dotted leaf keys that every one of ``candidates`` sets (none without candidates). A
+    mapping a candidate sets (``model.init_args.localizer: {class_path: …, init_args: {budget: 0.1}}``)
+    sets the leaves it names (``….init_args.budget``), not the base's other keys under it: the
+    parser may merge those in."""
+    keys = [frozenset(leaf for k, v in c.overrides for leaf in dotted(v, f"{k}.")) for c in candidates]
+    return frozenset.intersection(*keys) if keys else frozenset()
+
+
+def base_changes(
+    stored: str, base_config: str, resolve: Resolver | None = None, overridden: Collection[str] = ()
+) -> list[str]:
     """``key: old → new`` for each value ``base_config`` (YAML text) sets otherwise than ``stored``
-    (layout and comments aside). With ``resolve``, a key ``stored`` leaves unset (absent or null)
-    counts as unchanged when its new value is its default: the value ``resolve`` gives it in the
-    stored config with that key left out. Without ``resolve`` every key counts."""
+    (layout and comments aside), leaving out the ``overridden`` keys (those every candidate sets:
+    no trial runs their base value). With ``resolve``, a key ``stored`` leaves unset (absent or
+    null) counts as unchanged when its new value is its default: the value ``resolve`` gives it in
+    the stored config with that key left out. Without ``resolve`` every key counts."""
     old_config = yaml.safe_load(stored)
     old, new = dotted(old_config), dotted(yaml.safe_load(base_config))
-    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k, _UNSET) != new.get(k, _UNSET)]
+    changed = [
+        k for k in sorted(old.keys() | new.keys()) if k not in overridden and old.get(k, _UNSET) != new.get(k, _UNSET)
+    ]
     unset = [k for k in changed if old.get(k) is None]
     if unset and resolve is not None:
         defaults = _defaults(old_config, unset, resolve)
@@ -99,15 +115,22 @@ def _listed(changes: Sequence[str], shown: int) -> str:
     return "; ".join(changes[:shown]) + ("; …" if len(changes) > shown else "")
 
 
-def check_same_base(study: optuna.Study, base_config: str, resolve: Resolver | None = None, shown: int = 5) -> None:
+def check_same_base(
+    study: optuna.Study,
+    base_config: str,
+    resolve: Resolver | None = None,
+    shown: int = 5,
+    candidates: Sequence[Candidate] = (),
+) -> None:
     """Record ``base_config`` (YAML text) in ``study`` or, when it already holds one, check it sets
-    the same values (:func:`base_changes`); else raise ``ValueError`` naming up to ``shown``
-    changed keys."""
+    the same values (:func:`base_changes`) except where every one of ``candidates`` overrides the
+    key; else raise ``ValueError`` naming up to ``shown`` changed keys. The stored config stays the
+    one the study began with."""
     stored = study.user_attrs.get("base_config")
     if stored is None:
         study.set_user_attr("base_config", base_config)
         return
-    if changes := base_changes(stored, base_config, resolve):
+    if changes := base_changes(stored, base_config, resolve, set_by_every_candidate(candidates)):
         raise ValueError(
             f"study {study.study_name!r} in this storage ran another base config ({_listed(changes, shown)}), "
             "and its trials would mix two settings; give another study name or restore the config"
@@ -168,12 +191,12 @@ def check_lender(
     source: optuna.Study, base_config: str | None, candidates: Sequence[Candidate], resolve: Resolver | None = None
 ) -> None:
     """Refuse ``source`` as a study to copy completed trials from (``ValueError``, naming what
-    differs) unless it ran the same base config and recorded, for each candidate both studies
-    name, the same settings."""
+    differs) unless it ran the same base config (keys every one of ``candidates`` sets aside) and
+    recorded, for each candidate both studies name, the same settings."""
     name, attrs = source.study_name, source.user_attrs
     if base_config is None or attrs.get("base_config") is None:
         raise ValueError(f"reuse: study {name!r} can lend trials only to a study run from a composed base config")
-    if changes := base_changes(attrs["base_config"], base_config, resolve):
+    if changes := base_changes(attrs["base_config"], base_config, resolve, set_by_every_candidate(candidates)):
         raise ValueError(
             f"reuse: study {name!r} ran another base config ({_listed(changes, 5)}); its trials cannot be copied"
         )

@@ -20,6 +20,7 @@ from unlearn_pl.stats import (
     compare_differences,
     compare_paired,
     detectable_effect_size,
+    difference_range,
     holm,
     holm_adjusted,
     mean_ci,
@@ -228,7 +229,15 @@ def test_metric_ranges_follow_the_study_metric_names():
     assert metric_range("test_acc") == metric_range("oracle/mia_loss_acc") == metric_range("mia_efficacy") == (0, 1)
     assert metric_range("J") == metric_range("goal") == metric_range("test_acc_gap_noise_floor") == (0, 1)
     assert metric_range("forget_acc_gap") == (-1, 1)
-    assert metric_range("forget_loss") is None and metric_range("seconds") is None and metric_range("tow") is None
+    assert metric_range("forget_loss") is None and metric_range("tow") is None
+    # A duration is bounded below only: its interval stops at 0, a difference of two is unbounded.
+    assert metric_range("seconds") == metric_range("oracle/duration_s") == (0, math.inf)
+    assert difference_range(metric_range("seconds")) is None
+    spread = mean_ci([1.0, 1.0, 100.0], value_range=metric_range("seconds"))
+    assert spread.low == 0.0 and spread.high > 100 and spread.clipped
+    assert not mean_ci([1.0, 2.0, 1.5], value_range=(0, math.inf)).clipped
+    with pytest.raises(ValueError, match="a finite end"):
+        mean_ci([1.0, 2.0], value_range=(-math.inf, math.inf))
 
 
 def test_the_estimate_api_stays():

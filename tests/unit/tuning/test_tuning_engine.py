@@ -374,6 +374,16 @@ def test_a_grown_grid_starts_from_the_completed_trials_of_the_smaller_one(tmp_pa
         (2, 1),
     }
     assert copy_completed(big, small, grid([0, 1, 2])) == []
+    # A cell whose trials all failed in the target takes the lender's completed trial as its retry:
+    # the failure no longer stands, and the cell is not queued again.
+    mended = optuna.create_study(study_name="mended", storage=journal_storage(tmp_path / "mended.log"))
+    queue_cells(mended, grid([0, 1, 2]))
+    mended.tell(mended.ask(), state=optuna.trial.TrialState.FAIL)  # the first queued cell: (0, 0)
+    # The cells still waiting in its queue keep their place: only the failed one is copied.
+    assert [(t.params["x"], t.params["seed"]) for t in copy_completed(mended, small, grid([0, 1, 2]))] == [(0, 0)]
+    (retry,) = [t for t in mended.trials if REUSED_FROM in t.user_attrs]
+    assert retry.user_attrs[REUSED_FROM] == f"small#{done[(0, 0)].number}" and retry.system_attrs["failed_trial"] == 0
+    assert queue_cells(mended, grid([0, 1, 2]), retry_failed=True) == 0
     with pytest.raises(ValueError, match="needs the grid's distributions"):
         copy_completed(big, small, Grid([{"x": 0, "seed": 0}]))
     # Why a new study: Optuna refuses new choices for a categorical parameter a study has recorded.

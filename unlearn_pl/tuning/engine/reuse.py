@@ -28,7 +28,9 @@ def copy_completed(
     values: Callable[[FrozenTrial], Sequence[float]] | None = None,
 ) -> list[FrozenTrial]:
     """Add to ``target`` every completed trial of ``source`` whose cell is one of ``grid``'s and
-    that no trial of ``target`` stands for yet; return the trials of ``source`` copied.
+    that no trial of ``target`` stands for yet, or only trials that failed; return the trials of
+    ``source`` copied. A copy into a failed cell retries it (the ``failed_trial`` link Optuna's
+    ``RetryFailedTrialCallback`` writes), so the failure no longer stands.
 
     ``values`` gives a copy's objective values from the source trial (the target may score its
     trials otherwise, e.g. by another goal); by default they are the source's.
@@ -40,12 +42,14 @@ def copy_completed(
     if grid.distributions is None:
         raise ValueError("copying trials needs the grid's distributions, to record the copies' parameters with")
     wanted = {cell_key(cell) for cell in grid.cells}
-    standing = set(standing_cells(target))
+    standing = standing_cells(target)
     copied = []
     for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         key = cell_key(trial_cell(t))
-        if key not in wanted or key in standing:
+        held = standing.get(key, [])
+        if key not in wanted or any(h.state != TrialState.FAIL for h in held):
             continue
+        retry = {"failed_trial": held[0].number, "retry_history": [h.number for h in held]} if held else {}
         attrs = {**t.user_attrs, REUSED_FROM: f"{source.study_name}#{t.number}"}
         if "run_dir" in attrs:
             attrs["run_dir"] = f"../{source.study_name}/{attrs['run_dir']}"
@@ -54,9 +58,10 @@ def copy_completed(
             params=dict(t.params),
             distributions={k: grid.distributions[k] for k in t.params},
             user_attrs=attrs,
+            system_attrs=retry,
         )
         copy.datetime_start, copy.datetime_complete = t.datetime_start, t.datetime_complete
         target.add_trial(copy)
-        standing.add(key)
+        standing[key] = [copy]
         copied.append(t)
     return copied
