@@ -81,6 +81,8 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             assert model["localizer"]["class_path"].rsplit(".", 1)[-1] == labels["localizer"]
             assert model["localizer"]["init_args"]["budget"] == float(labels["budget"])
             assert model["unlearner"]["init_args"]["recalibrate_bn"] is (labels["bn_recalibration"] == "true")
+            # The fine-tuning it ran with, whatever del_base.yaml holds now.
+            assert config["trainer"]["max_epochs"] == 10 and model["unlearner"]["init_args"]["lr"] == 0.05
         if name == "del_unlearners_tuned":
             assert model["localizer"]["class_path"].endswith(labels["localizer"])
             assert model["localizer"]["init_args"]["budget"] == 0.2
@@ -125,7 +127,7 @@ def test_the_del_studies_cover_the_paper(capsys, monkeypatch):
     budget = _resolved(["tune", *_config_args(["del_base", "del_budget"])], capsys)
     budgets = budget["space"]["budget"]["values"]
     assert min(budgets) == 0.05 and max(budgets) == 0.5 and len(budget["seeds"]) >= 5
-    assert budget["grid"]["trainer.max_epochs"] == [2, 5, 10]
+    assert budget["grid"]["trainer.max_epochs"] == [2, 5, 10, 20]
     assert len(budget["grid"]["model.init_args.unlearner.init_args.lr"]) >= 3
     localizers = _resolved(["tune", *_config_args(["del_base", "del_localizers"])], capsys)
     names = [m["name"] for m in localizers["space"]["localizer"]]
@@ -362,7 +364,7 @@ def test_del_base_holds_the_budget_sweeps_choice_on_validation():
     """del_base.yaml's DEL settings are what the committed budget sweep (its whole grid, notebook 05)
     chose: the budget of the highest mean validation J(0.4), and the (epochs, lr) cell chosen there
     on most seeds."""
-    with open(REPO / "docs" / "results" / "del_defaults-class-fashion-mnist" / "selection.csv") as f:
+    with open(REPO / "docs" / "results" / "del_budget_wide-class-fashion-mnist" / "selection.csv") as f:
         rows = list(csv.DictReader(f))
     best = max(rows, key=lambda r: float(r["J"]))
     cells = list(parse_chosen(best["chosen"]).values())
@@ -388,4 +390,4 @@ def test_the_tuned_study_pairs_del_with_random_at_each_budget(capsys, monkeypatc
     assert names[0] == "DEL@0.1" and "Full" in names and len(tuned["seeds"]) >= 5
     for budget in (0.1, 0.3, 0.5):
         assert {f"DEL@{budget}", f"Random@{budget}"} <= set(names)
-    assert tuned["trainer"]["max_epochs"] == 10 and tuned["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.05
+    assert tuned["trainer"]["max_epochs"] == 20 and tuned["model"]["init_args"]["unlearner"]["init_args"]["lr"] == 0.05
