@@ -51,6 +51,9 @@ J, GOAL = "J", "goal"
 TARGET = "target"
 #: The privacy readouts a study compares beside forget accuracy.
 PRIVACY_READOUTS: tuple[str, ...] = (MIA_LOSS_ACC, MIA_EFFICACY)
+#: A trial's durations in seconds: the unlearning run it timed itself, and the trial's wall time
+#: in the journal (start to end).
+SECONDS, DURATION_S = "seconds", "duration_s"
 
 
 def scored_on(score: str, split: str) -> str:

@@ -8,13 +8,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from unlearn_pl.names import GOAL, MIA_EFFICACY, REGION_CHANGE, REGION_SIMILARITY, J
+from unlearn_pl.names import DURATION_S, GOAL, MIA_EFFICACY, REGION_CHANGE, REGION_SIMILARITY, SECONDS, J
 from unlearn_pl.stats.intervals import UNIT_RANGE, Range, difference_range
 from unlearn_pl.stats.power import ALPHA, POWER
 from unlearn_pl.stats.verdicts import PairedComparison, compare_differences, holm, summarize
 
 #: Metrics that are durations in seconds: never negative, so their intervals stop at 0.
-DURATIONS = ("seconds", "duration_s")
+DURATIONS = (SECONDS, DURATION_S)
 
 
 def metric_range(metric: str) -> Range | None:

@@ -35,7 +35,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
-from unlearn_pl.names import FORGET_ACC, MIA_LOSS_ACC, ORACLE, UNLEARNED, VAL_ACC, logged
+from unlearn_pl.names import FORGET_ACC, MIA_LOSS_ACC, ORACLE, SECONDS, UNLEARNED, VAL_ACC, logged
 from unlearn_pl.tuning.engine import Grid
 from unlearn_pl.tuning.objective import check_goal, goal_values
 from unlearn_pl.tuning.space import Candidate, override_args
@@ -204,7 +204,7 @@ class StudyObjective:
         trial.set_user_attr("run_dir", f"trials/{run_dir}")
         start = time.perf_counter()
         cli = self.runner(self.fit_args(candidate, seed, run_dir))
-        metrics = {**callback_metrics(cli.trainer), "seconds": time.perf_counter() - start}
+        metrics = {**callback_metrics(cli.trainer), SECONDS: time.perf_counter() - start}
         on_val = any(isinstance(m, LossAttack) and m.nonmembers == "val" for m in cli.model.metrics)
         if self.goal == "privacy_mia" and not on_val:
             raise ValueError(

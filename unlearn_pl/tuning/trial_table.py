@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from unlearn_pl.names import GOAL, VAL_ACC, J, scored_on
+from unlearn_pl.names import DURATION_S, GOAL, VAL_ACC, J, scored_on
 from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, trial_cell
 from unlearn_pl.tuning.engine.queue import retried_trials
 from unlearn_pl.tuning.objective import objective as j_value
@@ -56,7 +56,12 @@ def trial_rows(
             else None
         )
         row.update(
-            seed=t.params.get("seed"), duration_s=duration, **metrics, **{f"goal_{g}": v for g, v in goals.items()}
+            {
+                "seed": t.params.get("seed"),
+                DURATION_S: duration,
+                **metrics,
+                **{f"goal_{g}": v for g, v in goals.items()},
+            }
         )
         if goal in goals:
             row.update({f"{J}({lam:g})": j_value(metrics[VAL_ACC], goals[goal], lam) for lam in lambdas})
