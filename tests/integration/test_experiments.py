@@ -119,6 +119,7 @@ def test_the_width_study_covers_the_claim(capsys, monkeypatch):
     bias = _resolved(["tune", *_config_args(["privacy_base", "width_sweep", "width_bias"])], capsys)
     assert bias["goal"] == "bias" and bias["lambdas"] == [0.15, 0.3, 0.5]
     assert bias["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
+    assert bias["data"]["init_args"]["forget"]["init_args"]["size"] == 200  # the paper's, as the privacy goal's
     assert bias["space"] == width["space"] and bias["output_dir"] != width["output_dir"]
 
 
