@@ -22,6 +22,7 @@ from unlearn_pl import UnlearningModule
 from unlearn_pl.cli import UnlearningCLI, run_cli
 from unlearn_pl.references import ReferenceResults, ReferenceResultsStore
 from unlearn_pl.stats import Estimate
+from unlearn_pl.stats.tables import DURATIONS
 from unlearn_pl.tuning import (
     DIFFERENCE_COLUMNS,
     StudyObjective,
@@ -265,10 +266,9 @@ def _base(tmp_path: Path) -> list[str]:
 def _untimed(row: dict) -> dict:
     """A table row without what depends on timing: the trial number, the durations with their
     intervals, and the durations in the list of clipped intervals (a duration's stops at 0)."""
-    timed = ("seconds", "duration_s")
-    out = {k: v for k, v in row.items() if k != "trial" and not k.startswith(timed)}
+    out = {k: v for k, v in row.items() if k != "trial" and not k.startswith(DURATIONS)}
     if "ci_clipped" in out:
-        out["ci_clipped"] = "; ".join(m for m in out["ci_clipped"].split("; ") if m not in timed)
+        out["ci_clipped"] = "; ".join(m for m in out["ci_clipped"].split("; ") if m not in DURATIONS)
     return out
 
 
