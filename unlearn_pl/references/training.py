@@ -99,7 +99,7 @@ def train_classifier(
             precision=recipe.precision,
             sync_batchnorm=several,
             use_distributed_sampler=False,  # the loaders shard themselves (ReferenceData)
-            callbacks=list(callbacks),
+            callbacks=[*callbacks, _CloseProcessGroup()] if several else list(callbacks),
             logger=False,
             enable_checkpointing=False,
             enable_model_summary=False,
@@ -125,6 +125,22 @@ def train_classifier(
         if history is not None and not several:
             history.update({k: list(v) for k, v in module.history.items()})
     return NetworkExecution.release(network).eval()
+
+
+class _CloseProcessGroup(Callback):
+    """In each ``ddp_spawn`` process, once fit is done: wait for every rank, then close the process group.
+
+    Lightning leaves the group to an ``atexit`` handler, which runs when each spawned process exits:
+    a rank whose peer has already closed its end can then abort in gloo's teardown (``terminate
+    called without an active exception``, the process killed by SIGABRT), failing the whole launch.
+    Closing it while every rank is still alive and past its last collective avoids that race.
+    Nothing after ``on_fit_end`` communicates: rank 0 only saves its weights for the launcher.
+    """
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 def _check_can_spawn(data: object) -> None:
