@@ -91,6 +91,8 @@ def test_every_point_of_the_shipped_studies_resolves(name, capsys, monkeypatch, 
             assert model["localizer"]["init_args"]["budget"] == 0.2
             assert model["unlearner"]["class_path"].endswith(labels["unlearner"])
             assert model["unlearner"]["init_args"]["lr"] == dict(c.params)["model.init_args.unlearner.init_args.lr"]
+            # Each unlearner's own epoch grid reaches the trainer.
+            assert config["trainer"]["max_epochs"] == dict(c.params)["trainer.max_epochs"]
         if name == "width_bias":
             assert config["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
         if name == "del_localizers_random_forget":
@@ -382,6 +384,29 @@ def test_the_committed_width_study_spans_both_regimes(goal):
     with open(folder / "selection.csv") as f:
         edges = [part for row in csv.DictReader(f) for part in row["grid_edge"].split("; ") if part]
     assert [e for e in edges if not e.startswith("no_op") and "above no_op" not in e] == []
+
+
+@pytest.mark.parametrize("forget", ["class", "random"])
+def test_the_committed_third_experiment_ran_the_shipped_grids(forget):
+    """The committed tuned third experiment of each forget set completed every cell of
+    del_unlearners_tuned.yaml's grids on every seed, on that forget set, and chose each arm's cells
+    on all its seeds from those grids."""
+    folder = REPO / "docs" / "results" / f"del_unlearners_tuned_full-{forget}-fashion-mnist"
+    config = yaml.safe_load((EXPERIMENTS / "del_unlearners_tuned.yaml").read_text())
+    names = {c.name for c in expand_space(config["space"], config.get("grid"))}
+    with open(folder / "trials.csv") as f:
+        done = Counter(t["candidate"] for t in csv.DictReader(f) if t["state"] == "COMPLETE")
+    assert set(done) == names and set(done.values()) == {len(config["seeds"])}
+    ran = yaml.safe_load((folder / "base.yaml").read_text())["data"]["init_args"]["forget"]["class_path"]
+    assert ran == f"unlearn_pl.data.{'ClassForget' if forget == 'class' else 'RandomForget'}"
+    with open(folder / "selection.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(config["space"]["localizer"]) * len(config["space"]["unlearner"])
+    for row in rows:
+        chosen = parse_chosen(row["chosen"])
+        assert sorted(chosen) == config["seeds"]
+        prefix = f"localizer={row['localizer']}/unlearner={row['unlearner']}/"
+        assert all(prefix + ",".join(f"{k}={v}" for k, v in cell.items()) in names for cell in chosen.values())
 
 
 def test_del_base_holds_the_budget_sweeps_choice_on_validation():
