@@ -69,7 +69,7 @@ class TuneSubcommand(LightningCLIMixin):
         score_on: Literal["val", "test"] | None = None,
         margin: dict[str, float] | None = None,
         no_op: bool = False,
-        reuse: list[str] | None = None,
+        reuse: list[str] | str | None = None,
     ) -> StudyResult:
         """Run (or resume) a study: every candidate once per seed, each one ``unlearn-pl fit`` run.
 
@@ -108,7 +108,7 @@ class TuneSubcommand(LightningCLIMixin):
             reuse: names of finished studies (in ``storage``, or folders of ``output_dir``) whose
                 completed trials of the cells this grid shares are copied in first, so a grid grown
                 under a new ``study_name`` runs only its new cells; each must have run the same base
-                config and candidate settings.
+                config and candidate settings. One name may be given bare (``--reuse small``).
 
         Exits with status 0 when every cell has a completed trial, 1 when some failed or the trials
         stopped (a dead worker, a full disk; one line says which and how to resume), 2 on a bad
@@ -146,7 +146,7 @@ class TuneSubcommand(LightningCLIMixin):
                 score_on=score_on,
                 margin=margin,
                 no_op=no_op,
-                reuse=reuse or (),
+                reuse=[reuse] if isinstance(reuse, str) else reuse or (),
             )
         except StudyInterrupted:
             print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)
