@@ -5,6 +5,7 @@ once per key), the reference-model lock and the ``tune`` subcommand."""
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sys
 from pathlib import Path
 
@@ -415,6 +416,9 @@ def test_an_open_search_runs_n_trials_with_a_multi_objective_sampler(tmp_path):
     assert summary["search"] == "open" and summary["pareto_front"]  # the front of validation accuracy vs goal
     with pytest.raises(ValueError, match="'open' with n_trials"):
         run_study(_base(tmp_path), runner=run_cli, grid=GRID, search="open", output_dir=tmp_path / "x")
+    # One lender named bare is one name, not its letters.
+    with pytest.raises(ValueError, match=re.escape("reuse: ['small'] cannot lend trials")):
+        run_study(_base(tmp_path), runner=run_cli, grid=GRID, search="open", n_trials=2, reuse="small")
 
 
 def test_a_trial_resolves_the_config_fit_prints(tmp_path, capsys, monkeypatch):

@@ -146,7 +146,7 @@ class TuneSubcommand(LightningCLIMixin):
                 score_on=score_on,
                 margin=margin,
                 no_op=no_op,
-                reuse=[reuse] if isinstance(reuse, str) else reuse or (),
+                reuse=reuse or (),
             )
         except StudyInterrupted:
             print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)

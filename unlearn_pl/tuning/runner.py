@@ -86,7 +86,7 @@ def run_study(
     score_on: str | None = None,
     margin: Mapping[str, float] | None = None,
     no_op: bool = False,
-    reuse: Sequence[str] = (),
+    reuse: Sequence[str] | str = (),
 ) -> StudyResult:
     """Run (or resume) a study and write its results into ``<output_dir>/<study_name>``.
 
@@ -101,7 +101,7 @@ def run_study(
     (:meth:`unlearn_pl.cli.tune.TuneSubcommand.tune`): ``score_on`` the split the choice is scored
     on besides validation (default ``test``; ``val`` for goal ``privacy_mia``), ``margin`` the
     equivalence margin per metric, ``no_op`` a do-nothing candidate first at every point
-    (:func:`~unlearn_pl.tuning.space.expand_space`), ``reuse`` the studies (same storage, or
+    (:func:`~unlearn_pl.tuning.space.expand_space`), ``reuse`` the studies (one name, or a list; same storage, or
     journals in ``output_dir``) whose completed trials of shared cells are copied in before any
     trial runs, so a grid grown under a new name runs only its new cells
     (:func:`~unlearn_pl.tuning.engine.copy_completed`; each lender must have run the same base config
@@ -122,11 +122,12 @@ def run_study(
             disk); the tables of what completed are written first.
     """
     lams = check_lambdas(lambdas, goal)
+    lender_names = [reuse] if isinstance(reuse, str) else list(reuse)  # one name bare: a str is a Sequence of letters
     if search not in ("grid", "open") or (search == "open" and n_trials is None):
         raise ValueError(f"search must be 'grid', or 'open' with n_trials; got search={search!r}, n_trials={n_trials}")
-    if reuse and (search != "grid" or study_name in reuse):
+    if lender_names and (search != "grid" or study_name in lender_names):
         raise ValueError(
-            f"reuse: {list(reuse)} cannot lend trials to study {study_name!r} (search {search!r}): only a grid "
+            f"reuse: {lender_names} cannot lend trials to study {study_name!r} (search {search!r}): only a grid "
             "search copies cells, from studies other than itself"
         )
     seeds = check_seeds(seeds)
@@ -146,7 +147,7 @@ def run_study(
         )
     given_storage = open_storage(storage, heartbeat_interval) if storage is not None else None
     # The studies lending trials are checked before this one is opened: a refusal stores nothing.
-    lenders = [lender_study(name, given_storage, Path(output_dir)) for name in reuse]
+    lenders = [lender_study(name, given_storage, Path(output_dir)) for name in lender_names]
     for lender in lenders:
         check_lender(lender, base_config, candidates, resolver(runner))
     storage = given_storage or journal_storage(folder / "study.log")
@@ -177,7 +178,7 @@ def run_study(
         "search": search,
         "n_trials": n_trials,
         "seed_keys": list(seed_keys),
-        "reuse": list(reuse),
+        "reuse": lender_names,
     }
     for lender in lenders:
         copied = copy_completed(study, lender, objective.grid(), objective.values_of)
