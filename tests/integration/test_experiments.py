@@ -23,7 +23,7 @@ EXPERIMENTS = REPO / "configs" / "experiments"
 #: Each shipped study: the config files composed before the digits overlay, and after it.
 STUDIES = {
     "width_sweep": (["privacy_base"], ["width_sweep"]),
-    "width_bias": (["privacy_base"], ["width_sweep", "width_bias"]),
+    "width_bias": (["privacy_base"], ["width_sweep", "width_bias", "width_bias_sweep"]),
     "del_budget": (["del_base"], ["del_budget"]),
     "del_localizers": (["del_base"], ["del_localizers"]),
     "del_ablation": (["del_base"], ["del_ablation"]),
@@ -121,11 +121,27 @@ def test_the_width_study_covers_the_claim(capsys, monkeypatch):
         lrs = m["grid"]["model.init_args.unlearner.init_args.lr"]
         assert _log_spaced(lrs) and len(lrs) >= 5, m["name"]
     assert width["goal"] == "privacy" and width["lambdas"] == [0.2, 0.4, 0.6]
-    bias = _resolved(["tune", *_config_args(["privacy_base", "width_sweep", "width_bias"])], capsys)
+    bias = _resolved(["tune", *_config_args(["privacy_base", "width_sweep", "width_bias", "width_bias_sweep"])], capsys)
     assert bias["goal"] == "bias" and bias["lambdas"] == [0.15, 0.3, 0.5]
     assert bias["data"]["init_args"]["forget"]["class_path"] == "unlearn_pl.data.Mislabeled"
     assert bias["data"]["init_args"]["forget"]["init_args"]["size"] == 200  # the paper's, as the privacy goal's
-    assert bias["space"] == width["space"] and bias["output_dir"] != width["output_dir"]
+    assert bias["output_dir"] != width["output_dir"]
+    # Bias removal restates the privacy goal's space (same widths with their epochs, same methods and
+    # grids) and adds a width between 1/64 and 1/8 and L1-sparse.
+    bias_widths = {w["name"]: w for w in bias["space"]["width"]}
+    assert all(bias_widths.get(w["name"]) == w for w in width["space"]["width"])
+    added = [
+        w["set"]["model.init_args.network.init_args.width"]
+        for w in bias_widths.values()
+        if w not in width["space"]["width"]
+    ]
+    assert len(added) == 1 and 1 / 64 < added[0] < 1 / 8
+    bias_methods = {m["name"]: m for m in bias["space"]["method"]}
+    assert all(bias_methods.get(m["name"]) == m for m in width["space"]["method"])
+    assert set(bias_methods) - {m["name"] for m in width["space"]["method"]} == {"l1_sparse"}
+    l1 = bias_methods["l1_sparse"]
+    assert l1["set"]["model.init_args.unlearner"]["class_path"] == "unlearn_pl.unlearners.L1Sparse"
+    assert _log_spaced(l1["grid"]["model.init_args.unlearner.init_args.lr"])
 
 
 def test_the_del_studies_cover_the_paper(capsys, monkeypatch):
@@ -347,11 +363,14 @@ def test_the_committed_width_study_spans_both_regimes(goal):
     under- to over-parameterized: one width below 0.95 training accuracy (on the training labels).
     Privacy: two widths at 0.999 or more on every seed. Bias removal, whose forget set carries wrong
     labels: two widths fit the retain set (0.999) and learn the wrong labels (0.9) on every seed,
-    so there is a bias to remove. No seed's choice sits at an open end of a learning-rate grid."""
-    folder = REPO / "docs" / "results" / f"width_{goal}-fashion-mnist"
+    so there is a bias to remove, and a width between the smallest and those learns part of them
+    (0.1 to 0.9) on every seed. No seed's choice sits at an open end of a learning-rate grid."""
+    folder = REPO / "docs" / "results" / f"width_{'privacy' if goal == 'privacy' else 'bias_full'}-fashion-mnist"
     with open(folder / "trials.csv") as f:
         trials = [t for t in csv.DictReader(f) if t["state"] == "COMPLETE"]
     config = yaml.safe_load((EXPERIMENTS / "width_sweep.yaml").read_text())
+    if goal == "bias":  # its own widths and methods
+        config["space"] = yaml.safe_load((EXPERIMENTS / "width_bias_sweep.yaml").read_text())["space"]
     widths = [w["set"]["model.init_args.network.init_args.width"] for w in config["space"]["width"]]
     assert sorted({float(t["width"]) for t in trials}) == widths
     assert {int(t["seed"]) for t in trials} == set(config["seeds"])
@@ -380,6 +399,9 @@ def test_the_committed_width_study_spans_both_regimes(goal):
             t for t in originals if float(t["original/retain_acc"]) >= 0.999 and float(t["original/forget_acc"]) >= 0.9
         ]
         fits = [w for w, n in Counter(float(t["width"]) for t in learnt).items() if n == len(config["seeds"])]
+        # and one width between them learns part of the wrong labels on every seed: both ends have a bias to remove
+        part = Counter(float(t["width"]) for t in originals if 0.1 <= float(t["original/forget_acc"]) <= 0.9)
+        assert [w for w, n in part.items() if n == len(config["seeds"]) and min(below) < w < min(fits)] != []
     assert len(fits) >= 2, train_acc
     with open(folder / "selection.csv") as f:
         edges = [part for row in csv.DictReader(f) for part in row["grid_edge"].split("; ") if part]
