@@ -357,20 +357,23 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("goal", ["privacy", "bias"])
-def test_the_committed_width_study_spans_both_regimes(goal):
+@pytest.mark.parametrize(
+    "goal, study, space_file",
+    [("privacy", "width_privacy", "width_sweep"), ("bias", "width_bias_full", "width_bias_sweep")],
+    ids=["privacy", "bias"],
+)
+def test_the_committed_width_study_spans_both_regimes(goal, study, space_file):
     """The committed width study of each goal ran the shipped config, and its converged originals span
     under- to over-parameterized: one width below 0.95 training accuracy (on the training labels).
     Privacy: two widths at 0.999 or more on every seed. Bias removal, whose forget set carries wrong
     labels: two widths fit the retain set (0.999) and learn the wrong labels (0.9) on every seed,
     so there is a bias to remove, and a width between the smallest and those learns part of them
     (0.1 to 0.9) on every seed. No seed's choice sits at an open end of a learning-rate grid."""
-    folder = REPO / "docs" / "results" / f"width_{'privacy' if goal == 'privacy' else 'bias_full'}-fashion-mnist"
+    folder = REPO / "docs" / "results" / f"{study}-fashion-mnist"
     with open(folder / "trials.csv") as f:
         trials = [t for t in csv.DictReader(f) if t["state"] == "COMPLETE"]
     config = yaml.safe_load((EXPERIMENTS / "width_sweep.yaml").read_text())
-    if goal == "bias":  # its own widths and methods
-        config["space"] = yaml.safe_load((EXPERIMENTS / "width_bias_sweep.yaml").read_text())["space"]
+    config["space"] = yaml.safe_load((EXPERIMENTS / f"{space_file}.yaml").read_text())["space"]  # each goal's own
     widths = [w["set"]["model.init_args.network.init_args.width"] for w in config["space"]["width"]]
     assert sorted({float(t["width"]) for t in trials}) == widths
     assert {int(t["seed"]) for t in trials} == set(config["seeds"])
