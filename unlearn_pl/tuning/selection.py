@@ -20,7 +20,9 @@ One row per point and λ:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from unlearn_pl.names import (
@@ -133,6 +135,45 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
     if no_op:
         parts.append(f"{NO_OP_PARAM}: {no_op} of {n}")
     return "; ".join(parts)
+
+
+#: The kinds of edge a ``grid_edge`` entry names: an open end of a grid, the lowest value of a learning
+#: rate or epoch count above the do-nothing cell (bracketed by it), and the do-nothing cell itself.
+EDGE_KINDS = ("lowest", "highest", "lowest, above no_op", NO_OP_PARAM)
+_EDGE_PART = re.compile(
+    rf"(?P<key>[\w.]+)=\S+ \((?P<kind>lowest, above no_op|lowest|highest)\): (?P<hits>\d+) of \d+"
+    rf"|{NO_OP_PARAM}: (?P<no_op>\d+) of \d+"
+)
+
+
+def edge_counts(entries: Iterable[str]) -> Counter[tuple[str, str]]:
+    """The choices counted by grid key and kind of edge over ``grid_edge`` entries (the text of
+    :func:`grid_edges`, one per selection row): ``{(key, kind): choices}``, ``kind`` one of
+    :data:`EDGE_KINDS`; the do-nothing cell counts as ``("no_op", "no_op")``. An empty entry counts
+    nothing; text that :func:`grid_edges` does not write raises a ``ValueError`` naming it.
+
+    >>> edge_counts(["lr=0.1 (highest): 3 of 5; no_op: 1 of 5", "", "lr=1 (highest): 1 of 5"])
+    Counter({('lr', 'highest'): 4, ('no_op', 'no_op'): 1})
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    for entry in entries:
+        for part in filter(None, entry.split("; ")):
+            match = _EDGE_PART.fullmatch(part)
+            if match is None:
+                raise ValueError(
+                    f"not a grid_edge entry: {part!r} (expected e.g. 'lr=0.1 (highest): 3 of 5' or 'no_op: 1 of 5')"
+                )
+            if match["no_op"] is not None:
+                counts[NO_OP_PARAM, NO_OP_PARAM] += int(match["no_op"])
+            else:
+                counts[match["key"], match["kind"]] += int(match["hits"])
+    return counts
+
+
+def open_ends(counts: Mapping[tuple[str, str], int]) -> int:
+    """How many of :func:`edge_counts`' choices sit at an open end of a grid (the lowest or highest
+    value with nothing beyond it): the choices to extend the grid for before reading them."""
+    return sum(hits for (_, kind), hits in counts.items() if kind in ("lowest", "highest"))
 
 
 def selection_rows(

@@ -434,3 +434,31 @@ def test_the_reference_models_held_out_scores_and_the_distance_to_go():
     closed = 1 - v["J_test_gap"] / v["original/J_test_gap"]
     assert closed == pytest.approx((v["J_test"] - v["original/J_test"]) / (v["oracle/J_test"] - v["original/J_test"]))
     assert not any("J_test" in k for k in seed_values(run, "privacy", 0.4, "val", None))
+
+
+def test_edge_counts_reads_back_what_grid_edges_writes_and_refuses_other_text():
+    from unlearn_pl.tuning.choice import Run
+    from unlearn_pl.tuning.selection import edge_counts, grid_edges, open_ends
+
+    grid = {"model.lr": [0.1, 0.2, 0.3], "trainer.max_epochs": [1, 2, 5]}
+    (no_op, *cells) = expand_space({"m": [{"name": "x"}]}, grid, no_op=True)
+    by = {c.name.rsplit("/", 1)[-1]: c for c in cells}
+    chosen = {
+        0: Run(by["lr=0.1,max_epochs=5"], 0, 0, {}, {}),
+        1: Run(by["lr=0.3,max_epochs=5"], 1, 1, {}, {}),
+        2: Run(no_op, 2, 2, {}, {}),
+        3: Run(by["lr=0.2,max_epochs=2"], 3, 3, {}, {}),
+    }
+    rows = [grid_edges([no_op, *cells], chosen), grid_edges(cells, {0: chosen[0]}), ""]
+    counts = edge_counts(rows)
+    assert counts == {
+        ("lr", "lowest, above no_op"): 1,
+        ("lr", "highest"): 1,
+        ("max_epochs", "highest"): 3,
+        ("no_op", "no_op"): 1,
+        ("lr", "lowest"): 1,  # the second row's point has no do-nothing cell: its lowest lr is open
+    }
+    # lr 0.3, the two rows' epochs 5 (twice, then once) and the bare grid's lr 0.1; not no_op nor "above no_op"
+    assert open_ends(counts) == 5
+    with pytest.raises(ValueError, match="not a grid_edge entry: 'lr 0.1 at the top'"):
+        edge_counts(["lr 0.1 at the top"])
