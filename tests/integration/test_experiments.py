@@ -17,6 +17,7 @@ from conftest import REPO
 from unlearn_pl.cli import UnlearningCLI, run_cli
 from unlearn_pl.cli.tune import TUNE_ARGS
 from unlearn_pl.tuning import expand_space, parse_chosen, run_study
+from unlearn_pl.tuning.selection import edge_counts, open_ends
 from unlearn_pl.tuning.study import StudyObjective
 
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -116,7 +117,7 @@ def test_the_width_study_covers_the_claim(capsys, monkeypatch):
     assert all(s["model.init_args.references.init_args.recipe.epochs"] >= 15 for s in sets)
     assert width["data"]["init_args"]["forget"]["init_args"]["size"] == 200
     assert width["no_op"] is True and len(width["seeds"]) >= 5
-    assert {m["name"] for m in width["space"]["method"]} == {"scrub", "neggrad", "neggrad_plus"}
+    assert {m["name"] for m in width["space"]["method"]} == {"scrub", "neggrad", "neggrad_plus", "l1_sparse"}
     for m in width["space"]["method"]:
         lrs = m["grid"]["model.init_args.unlearner.init_args.lr"]
         assert _log_spaced(lrs) and len(lrs) >= 5, m["name"]
@@ -127,7 +128,7 @@ def test_the_width_study_covers_the_claim(capsys, monkeypatch):
     assert bias["data"]["init_args"]["forget"]["init_args"]["size"] == 200  # the paper's, as the privacy goal's
     assert bias["output_dir"] != width["output_dir"]
     # Bias removal restates the privacy goal's space (same widths with their epochs, same methods and
-    # grids) and adds a width between 1/64 and 1/8 and L1-sparse.
+    # grids) and adds a width between 1/64 and 1/8.
     bias_widths = {w["name"]: w for w in bias["space"]["width"]}
     assert all(bias_widths.get(w["name"]) == w for w in width["space"]["width"])
     added = [
@@ -136,10 +137,8 @@ def test_the_width_study_covers_the_claim(capsys, monkeypatch):
         if w not in width["space"]["width"]
     ]
     assert len(added) == 1 and 1 / 64 < added[0] < 1 / 8
-    bias_methods = {m["name"]: m for m in bias["space"]["method"]}
-    assert all(bias_methods.get(m["name"]) == m for m in width["space"]["method"])
-    assert set(bias_methods) - {m["name"] for m in width["space"]["method"]} == {"l1_sparse"}
-    l1 = bias_methods["l1_sparse"]
+    assert bias["space"]["method"] == width["space"]["method"]
+    l1 = next(m for m in width["space"]["method"] if m["name"] == "l1_sparse")
     assert l1["set"]["model.init_args.unlearner"]["class_path"] == "unlearn_pl.unlearners.L1Sparse"
     assert _log_spaced(l1["grid"]["model.init_args.unlearner.init_args.lr"])
 
@@ -359,7 +358,7 @@ def test_a_study_with_two_axes_writes_every_table(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "goal, study, space_file",
-    [("privacy", "width_privacy", "width_sweep"), ("bias", "width_bias_full", "width_bias_sweep")],
+    [("privacy", "width_privacy_full", "width_sweep"), ("bias", "width_bias_full", "width_bias_sweep")],
     ids=["privacy", "bias"],
 )
 def test_the_committed_width_study_spans_both_regimes(goal, study, space_file):
@@ -407,8 +406,8 @@ def test_the_committed_width_study_spans_both_regimes(goal, study, space_file):
         assert [w for w, n in part.items() if n == len(config["seeds"]) and min(below) < w < min(fits)] != []
     assert len(fits) >= 2, train_acc
     with open(folder / "selection.csv") as f:
-        edges = [part for row in csv.DictReader(f) for part in row["grid_edge"].split("; ") if part]
-    assert [e for e in edges if not e.startswith("no_op") and "above no_op" not in e] == []
+        edges = edge_counts(row["grid_edge"] for row in csv.DictReader(f))
+    assert open_ends(edges) == 0, edges
 
 
 @pytest.mark.parametrize("forget", ["class", "random"])
