@@ -105,6 +105,10 @@ def _means(values: Mapping[int, Mapping[str, float]], prefix: str = "") -> tuple
 
 #: Grid keys whose value 0 trains nothing (short names): a point's do-nothing cell is their lower end.
 ZERO_TRAINS_NOTHING = ("lr", "max_epochs")
+#: The kinds of edge a ``grid_edge`` entry names: the open ends of a grid, the lowest value of a
+#: learning rate or epoch count above the do-nothing cell (bracketed by it), and that cell itself.
+LOWEST, HIGHEST, LOWEST_ABOVE_NO_OP = "lowest", "highest", "lowest, above no_op"
+EDGE_KINDS = (LOWEST, HIGHEST, LOWEST_ABOVE_NO_OP, NO_OP_PARAM)
 
 
 def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run]) -> str:
@@ -114,7 +118,7 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
     the do-nothing cell (``no_op``) is not a grid value and is counted on its own. Where the point
     has one, the lowest learning rate or epoch count is marked ``lowest, above no_op``: the
     do-nothing cell is that key's value 0, so a choice there beat both of its neighbours and is
-    bracketed, not at an open end.
+    bracketed, not at an open end. :func:`edge_counts` reads the entries back.
     """
     values: dict[str, set[float]] = {}
     for c in point_candidates:
@@ -127,7 +131,7 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
         if len(found) < 3:
             continue
         bracketed = has_no_op and short_key(key) in ZERO_TRAINS_NOTHING
-        for edge, which in ((min(found), "lowest, above no_op" if bracketed else "lowest"), (max(found), "highest")):
+        for edge, which in ((min(found), LOWEST_ABOVE_NO_OP if bracketed else LOWEST), (max(found), HIGHEST)):
             hits = sum(dict(r.candidate.params).get(key) == edge for r in chosen.values())
             if hits:
                 parts.append(f"{short_key(key)}={edge:g} ({which}): {hits} of {n}")
@@ -137,12 +141,9 @@ def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run])
     return "; ".join(parts)
 
 
-#: The kinds of edge a ``grid_edge`` entry names: an open end of a grid, the lowest value of a learning
-#: rate or epoch count above the do-nothing cell (bracketed by it), and the do-nothing cell itself.
-EDGE_KINDS = ("lowest", "highest", "lowest, above no_op", NO_OP_PARAM)
+_KINDS = "|".join(map(re.escape, (LOWEST_ABOVE_NO_OP, LOWEST, HIGHEST)))
 _EDGE_PART = re.compile(
-    rf"(?P<key>[\w.]+)=\S+ \((?P<kind>lowest, above no_op|lowest|highest)\): (?P<hits>\d+) of \d+"
-    rf"|{NO_OP_PARAM}: (?P<no_op>\d+) of \d+"
+    rf"(?P<key>[\w.]+)=\S+ \((?P<kind>{_KINDS})\): (?P<hits>\d+) of \d+|{NO_OP_PARAM}: (?P<no_op>\d+) of \d+"
 )
 
 
@@ -173,7 +174,7 @@ def edge_counts(entries: Iterable[str]) -> Counter[tuple[str, str]]:
 def open_ends(counts: Mapping[tuple[str, str], int]) -> int:
     """How many of :func:`edge_counts`' choices sit at an open end of a grid (the lowest or highest
     value with nothing beyond it): the choices to extend the grid for before reading them."""
-    return sum(hits for (_, kind), hits in counts.items() if kind in ("lowest", "highest"))
+    return sum(hits for (_, kind), hits in counts.items() if kind in (LOWEST, HIGHEST))
 
 
 def selection_rows(
