@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from unlearn_pl.names import VAL_ACC
+from unlearn_pl.tuning.engine import repeated_copies
 from unlearn_pl.tuning.objective import best_index, select
 from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.space import Candidate
@@ -58,11 +59,14 @@ Runs = dict[str, dict[int, list[Run]]]
 
 
 def completed_runs(study: optuna.Study, candidates: Mapping[str, Candidate]) -> Runs:
-    """Every completed trial of ``study`` whose candidate is one of ``candidates``, per point and seed."""
+    """Every completed trial of ``study`` whose candidate is one of ``candidates``, per point and seed
+    (a trial copied twice from another study once: :func:`~unlearn_pl.tuning.engine.repeated_copies`)."""
     order = {name: i for i, name in enumerate(candidates)}
     out: Runs = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if (c := candidates.get(t.params.get("candidate", ""))) is not None:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    repeated = repeated_copies(done)
+    for t in done:
+        if t.number not in repeated and (c := candidates.get(t.params.get("candidate", ""))) is not None:
             run = Run(c, order[c.name], t.params["seed"], t.user_attrs["metrics"], t.user_attrs["goals"])
             out.setdefault(c.point, {}).setdefault(run.seed, []).append(run)
     for per_seed in out.values():

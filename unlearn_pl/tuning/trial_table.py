@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from unlearn_pl.names import DURATION_S, GOAL, VAL_ACC, J, scored_on
-from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, trial_cell
+from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, repeated_copies, trial_cell
 from unlearn_pl.tuning.engine.queue import retried_trials
 from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.scores import Retrains, held_out, target_gaps
@@ -43,9 +43,10 @@ def trial_rows(
     rows = []
     trials = study.get_trials(deepcopy=False)
     retry_of = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    repeated = repeated_copies(trials)
     for t in trials:
-        if not t.params or "duplicate_of" in t.user_attrs:
-            continue  # a copy of a cell queued twice, or a trial that never drew its parameters
+        if not t.params or "duplicate_of" in t.user_attrs or t.number in repeated:
+            continue  # a copy of a cell queued twice or of a trial copied twice, or a trial that never drew its parameters
         c = candidates.get(t.params.get("candidate", ""))
         metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}

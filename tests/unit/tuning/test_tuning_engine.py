@@ -389,3 +389,48 @@ def test_a_grown_grid_starts_from_the_completed_trials_of_the_smaller_one(tmp_pa
     # Why a new study: Optuna refuses new choices for a categorical parameter a study has recorded.
     with pytest.raises(ValueError, match="dynamic value space"):
         small.ask({"x": CategoricalDistribution([0, 1, 2])})
+
+
+def test_a_trial_copied_by_two_processes_at_once_counts_once(tmp_path, monkeypatch):
+    """Two processes growing one study from the same lender at once each copy its completed trials
+    (both read the study before either wrote): the study holds two copies of each, and every reader
+    counts the first only: the cells standing, the queue, the trials table and the runs it chooses from."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from unlearn_pl.tuning.choice import completed_runs
+    from unlearn_pl.tuning.engine import Grid, copy_completed, queue_cells, repeated_copies
+    from unlearn_pl.tuning.engine import reuse as reuse_module
+    from unlearn_pl.tuning.engine.queue import live_count, standing_cells
+    from unlearn_pl.tuning.space import expand_space
+    from unlearn_pl.tuning.trial_table import trial_rows
+
+    candidates = {c.name: c for c in expand_space({"m": [{"name": "x"}]}, {"model.lr": [0.1, 0.2]})}
+    names = list(candidates)
+    dist = {"candidate": CategoricalDistribution(names), "seed": IntDistribution(0, 9)}
+    grid = Grid([{"candidate": n, "seed": s} for n in names for s in (0, 1)], dist)
+    lender = optuna.create_study(study_name="lender", storage=journal_storage(tmp_path / "lender.log"))
+    queue_cells(lender, Grid([{"candidate": names[0], "seed": s} for s in (0, 1)], dist))
+    for _ in range(2):
+        trial = lender.ask()
+        trial.set_user_attr("metrics", {"val_acc": 0.9, "forget_acc": 0.5})
+        trial.set_user_attr("goals", {"privacy": 0.8})
+        lender.tell(trial, 1.0)
+    grown = optuna.create_study(study_name="grown", storage=journal_storage(tmp_path / "grown.log"))
+    copy_completed(grown, lender, grid)
+    # The second process read the study before the first process's copies were written.
+    monkeypatch.setattr(reuse_module, "standing_cells", lambda study: {})
+    assert len(copy_completed(grown, lender, grid)) == 2
+    monkeypatch.undo()
+
+    assert len(grown.trials) == 4 and repeated_copies(grown.trials) == {2, 3}
+    assert sorted(len(held) for held in standing_cells(grown).values()) == [1, 1] and live_count(grown) == 2
+    assert queue_cells(grown, grid) == 2  # the two cells of lr 0.2, each once
+    rows = trial_rows(grown, candidates, "privacy", [0.5])
+    assert [(r["trial"], r["state"]) for r in rows] == [
+        (0, "COMPLETE"),
+        (1, "COMPLETE"),
+        (4, "WAITING"),
+        (5, "WAITING"),
+    ]
+    runs = completed_runs(grown, candidates)
+    assert {seed: len(done) for per_seed in runs.values() for seed, done in per_seed.items()} == {0: 1, 1: 1}

@@ -21,7 +21,9 @@ the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials
   with its parameters (Optuna's trial queue, ``enqueue_trial``) and the workers take queued trials
   only, so no trial without parameters is ever created and the run ends when the queue is empty.
   Adding cells later (more seeds) queues just the new ones. A cell queued twice by two processes
-  that started at once runs once: the later copy is PRUNED with ``duplicate_of``.
+  that started at once runs once: the later copy is PRUNED with ``duplicate_of``. A completed
+  trial copied twice from another study (:func:`copy_completed` in two processes at once) counts
+  once: only the first copy stands (:func:`repeated_copies`).
 - **Open searches** (a sampler and ``n_trials``, the study's total over all workers and runs):
   each trial is drawn with ``study.ask(fixed_distributions=…)``, its parameters at once.
 - **Failures are the trial's**: an exception or ``SystemExit`` inside the objective (the CLI exits
@@ -54,8 +56,16 @@ Example::
 """
 
 from unlearn_pl.tuning.engine.devices import AUTO, trial_gpus
-from unlearn_pl.tuning.engine.queue import Grid, cell_key, final_failure, queue_cells, trial_cell
-from unlearn_pl.tuning.engine.reuse import REUSED_FROM, copy_completed
+from unlearn_pl.tuning.engine.queue import (
+    REUSED_FROM,
+    Grid,
+    cell_key,
+    final_failure,
+    queue_cells,
+    repeated_copies,
+    trial_cell,
+)
+from unlearn_pl.tuning.engine.reuse import copy_completed
 from unlearn_pl.tuning.engine.run import run_trials
 from unlearn_pl.tuning.engine.signals import StudyInterrupted, WorkerDied
 from unlearn_pl.tuning.engine.storage import HEARTBEAT_INTERVAL, journal_storage, open_storage
@@ -76,6 +86,7 @@ __all__ = [
     "journal_storage",
     "open_storage",
     "queue_cells",
+    "repeated_copies",
     "run_trials",
     "trial_cell",
     "trial_gpus",

@@ -45,14 +45,33 @@ def retried_trials(trials: Sequence[FrozenTrial]) -> set[int]:
     return {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
 
 
+#: The user attribute naming where a copied trial came from: ``"<study name>#<trial number>"``.
+REUSED_FROM = "reused_from"
+
+
+def repeated_copies(trials: Sequence[FrozenTrial]) -> set[int]:
+    """The numbers of the trials copied from another study's trial that an earlier trial already
+    copies. Two processes that grow the same study from the same lender at once (two machines
+    starting ``tune --reuse`` on shared storage) each copy its trials, and a finished trial cannot
+    be marked afterwards: only the first copy of each lender trial stands."""
+    first: dict[str, int] = {}
+    repeated = set()
+    for t in sorted(trials, key=lambda t: t.number):
+        origin = t.user_attrs.get(REUSED_FROM)
+        if origin is not None and first.setdefault(origin, t.number) != t.number:
+            repeated.add(t.number)
+    return repeated
+
+
 def final_failure(t: FrozenTrial, retried: set[int]) -> bool:
     """A FAIL that stands: not an interrupt (queued again) and not a dead worker's trial with a retry."""
     return t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried
 
 
-def stands_for_cell(t: FrozenTrial, retried: set[int]) -> bool:
-    """Whether ``t`` stands for its cell: live, done, or failed for good."""
-    if "duplicate_of" in t.user_attrs:
+def stands_for_cell(t: FrozenTrial, retried: set[int], repeated: set[int] | None = None) -> bool:
+    """Whether ``t`` stands for its cell: live, done, or failed for good, and neither a cell queued
+    twice (``duplicate_of``) nor a repeated copy (:func:`repeated_copies`)."""
+    if "duplicate_of" in t.user_attrs or t.number in (repeated or ()):
         return False
     return t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) or final_failure(
         t, retried
@@ -62,10 +81,10 @@ def stands_for_cell(t: FrozenTrial, retried: set[int]) -> bool:
 def standing_cells(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
     """``{cell key: the trials that stand for the cell}`` (:func:`stands_for_cell`), over ``study``'s trials."""
     trials = study.get_trials(deepcopy=False)
-    retried = retried_trials(trials)
+    retried, repeated = retried_trials(trials), repeated_copies(trials)
     standing: dict[str, list[FrozenTrial]] = {}
     for t in trials:
-        if stands_for_cell(t, retried):
+        if stands_for_cell(t, retried, repeated):
             standing.setdefault(cell_key(trial_cell(t)), []).append(t)
     return standing
 
@@ -101,11 +120,12 @@ def earlier_copy(study: optuna.Study, trial: FrozenTrial) -> int | None:
     """An earlier trial standing for ``trial``'s cell (two processes queued it at once), if any."""
     key, trials = cell_key(trial_cell(trial)), study.get_trials(deepcopy=False)
     retried, ancestry = retried_trials(trials), set(trial.system_attrs.get("retry_history", []))
+    repeated = repeated_copies(trials)
     for t in trials:
         if (
             t.number < trial.number
             and t.number not in ancestry
-            and stands_for_cell(t, retried)
+            and stands_for_cell(t, retried, repeated)
             and cell_key(trial_cell(t)) == key
         ):
             return t.number
@@ -153,7 +173,8 @@ def claim_queued(study: optuna.Study) -> optuna.Trial | None:
 def live_count(study: optuna.Study) -> int:
     """The trials that stand for a cell (for an open search's ``n_trials``)."""
     retried = retried_trials(trials := study.get_trials(deepcopy=False))
-    return sum(stands_for_cell(t, retried) for t in trials)
+    repeated = repeated_copies(trials)
+    return sum(stands_for_cell(t, retried, repeated) for t in trials)
 
 
 def next_trial(study: optuna.Study, plan: Plan) -> optuna.Trial | None:

@@ -15,10 +15,7 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from unlearn_pl.tuning.engine.queue import Grid, cell_key, standing_cells, trial_cell
-
-#: The user attribute naming where a copied trial came from: ``"<study name>#<trial number>"``.
-REUSED_FROM = "reused_from"
+from unlearn_pl.tuning.engine.queue import REUSED_FROM, Grid, cell_key, standing_cells, trial_cell
 
 
 def copy_completed(
@@ -34,6 +31,9 @@ def copy_completed(
 
     ``values`` gives a copy's objective values from the source trial (the target may score its
     trials otherwise, e.g. by another goal); by default they are the source's.
+
+    Two processes copying into one study at once may both copy a trial; only the first copy stands
+    (:func:`~unlearn_pl.tuning.engine.queue.repeated_copies`).
 
     A copy records its origin (user attr ``reused_from``) and its run folder relative to the
     target's study folder (the source's folder beside it: both live in one ``output_dir``).
