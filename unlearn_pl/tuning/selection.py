@@ -108,7 +108,6 @@ ZERO_TRAINS_NOTHING = ("lr", "max_epochs")
 #: The kinds of edge a ``grid_edge`` entry names: the open ends of a grid, the lowest value of a
 #: learning rate or epoch count above the do-nothing cell (bracketed by it), and that cell itself.
 LOWEST, HIGHEST, LOWEST_ABOVE_NO_OP = "lowest", "highest", "lowest, above no_op"
-EDGE_KINDS = (LOWEST, HIGHEST, LOWEST_ABOVE_NO_OP, NO_OP_PARAM)
 
 
 def grid_edges(point_candidates: Sequence[Candidate], chosen: Mapping[int, Run]) -> str:
@@ -150,7 +149,8 @@ _EDGE_PART = re.compile(
 def edge_counts(entries: Iterable[str]) -> Counter[tuple[str, str]]:
     """The choices counted by grid key and kind of edge over ``grid_edge`` entries (the text of
     :func:`grid_edges`, one per selection row): ``{(key, kind): choices}``, ``kind`` one of
-    :data:`EDGE_KINDS`; the do-nothing cell counts as ``("no_op", "no_op")``. An empty entry counts
+    :data:`LOWEST`, :data:`HIGHEST` and :data:`LOWEST_ABOVE_NO_OP`; the do-nothing cell counts as
+    ``("no_op", "no_op")``. An empty entry counts
     nothing; text that :func:`grid_edges` does not write raises a ``ValueError`` naming it.
 
     >>> edge_counts(["lr=0.1 (highest): 3 of 5; no_op: 1 of 5", "", "lr=1 (highest): 1 of 5"])

@@ -45,8 +45,8 @@ def trial_rows(
     retry_of = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
     repeated = repeated_copies(trials)
     for t in trials:
-        if not t.params or "duplicate_of" in t.user_attrs or t.number in repeated:
-            continue  # a copy of a cell queued twice or of a trial copied twice, or a trial that never drew its parameters
+        if not t.params or t.number in repeated:
+            continue  # a repeat (a cell queued twice, a trial copied twice), or a trial that never drew its parameters
         c = candidates.get(t.params.get("candidate", ""))
         metrics, goals = t.user_attrs.get("metrics", {}), t.user_attrs.get("goals", {})
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "candidate": t.params.get("candidate")}

@@ -50,15 +50,17 @@ REUSED_FROM = "reused_from"
 
 
 def repeated_copies(trials: Sequence[FrozenTrial]) -> set[int]:
-    """The numbers of the trials copied from another study's trial that an earlier trial already
-    copies. Two processes that grow the same study from the same lender at once (two machines
-    starting ``tune --reuse`` on shared storage) each copy its trials, and a finished trial cannot
-    be marked afterwards: only the first copy of each lender trial stands."""
+    """The numbers of the trials that repeat another and do not count: the later copy of a cell two
+    processes queued at once (PRUNED with ``duplicate_of`` when it came to run), and a trial copied
+    from another study's trial that an earlier trial already copies. Two processes that grow the
+    same study from the same lender at once (two machines starting ``tune --reuse`` on shared
+    storage) each copy its trials, and a finished trial cannot be marked afterwards: only the first
+    copy of each lender trial stands."""
     first: dict[str, int] = {}
     repeated = set()
     for t in sorted(trials, key=lambda t: t.number):
         origin = t.user_attrs.get(REUSED_FROM)
-        if origin is not None and first.setdefault(origin, t.number) != t.number:
+        if "duplicate_of" in t.user_attrs or (origin is not None and first.setdefault(origin, t.number) != t.number):
             repeated.add(t.number)
     return repeated
 
@@ -68,10 +70,10 @@ def final_failure(t: FrozenTrial, retried: set[int]) -> bool:
     return t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried
 
 
-def stands_for_cell(t: FrozenTrial, retried: set[int], repeated: set[int] | None = None) -> bool:
-    """Whether ``t`` stands for its cell: live, done, or failed for good, and neither a cell queued
-    twice (``duplicate_of``) nor a repeated copy (:func:`repeated_copies`)."""
-    if "duplicate_of" in t.user_attrs or t.number in (repeated or ()):
+def stands_for_cell(t: FrozenTrial, retried: set[int], repeated: set[int]) -> bool:
+    """Whether ``t`` stands for its cell: live, done, or failed for good, and not a repeat
+    (``repeated``: :func:`repeated_copies`)."""
+    if t.number in repeated:
         return False
     return t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) or final_failure(
         t, retried
