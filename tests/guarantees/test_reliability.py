@@ -34,6 +34,7 @@ from unlearn_pl.data.datasets import ArrayDataset
 from unlearn_pl.localizers import Random
 from unlearn_pl.references import load_weights
 from unlearn_pl.unlearners import Finetune, NegGradPlus, NoOp, ResetFinetune
+from unlearn_pl.utils.errors import DivergenceError
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +88,10 @@ def test_a_diverged_reference_model_fails_and_is_never_cached(digits_dm, tmp_pat
 
 def test_a_diverged_unlearning_run_fails_instead_of_reporting(prepared_module, tmp_path):
     module, dm = prepared_module(unlearner=Finetune(lr=1e6), oracle=False, metrics=[], report=False)
-    with raises(ValueError, "after unlearning with Finetune", "NaN or infinite", "learning rate"):
+    # A class of its own (a ValueError too), so that a study can tell a setting that diverges from an error.
+    with raises(DivergenceError, "after unlearning with Finetune", "NaN or infinite", "learning rate"):
         fast_trainer(tmp_path).fit(module, datamodule=dm)
+    assert issubclass(DivergenceError, ValueError)
 
 
 def test_the_cli_exits_with_an_error_for_a_diverged_run(tmp_path, cli_raises):

@@ -53,41 +53,62 @@ def _base(tmp_path: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- failing cells
-@pytest.mark.slow  # 4 trials of a tiny MLP, run twice: ~25 s
+@pytest.mark.slow  # 5 trials of a tiny MLP, run twice, and 2 more: ~35 s
 def test_failing_cells_are_recorded_and_the_study_goes_on(tmp_path, capsys):
-    # One diverging lr (the NaN check raises), one cell the CLI refuses at setup (it exits: a forget
-    # set larger than the data) and two good cells.
+    # A point whose one cell diverges (the NaN check raises), a point with a diverging and a good
+    # learning rate, a cell the CLI refuses at setup (it exits: a forget set larger than the data)
+    # and a good cell.
     space = {
         "cell": [
             {"name": "diverging", "set": {LR: 1.0e6}},
+            {"name": "mixed", "grid": {LR: [1.0e6, 0.01]}},
             {"name": "good", "set": {LR: 0.01}},
-            {"name": "also_good", "set": {LR: 0.05}},
             {"name": "too_big", "set": {"data.init_args.forget.init_args.size": 100000}},
         ]
     }
     path = _study_file(tmp_path, space=space, seeds=[0])
     assert _tune(path) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: 2 cell(s) of study 's' have no completed trial: ") and "--retry_failed true" in err
-    assert "cell=diverging seed 0: FAIL (ValueError: " in err and "cell=too_big seed 0: FAIL (" in err
-    folder = tmp_path / "out" / "s"
-    trials = {r["cell"]: r for r in _rows(folder / "trials.csv")}
-    assert {k: r["state"] for k, r in trials.items()} == {
-        "diverging": "FAIL",
-        "good": "COMPLETE",
-        "also_good": "COMPLETE",
-        "too_big": "FAIL",
-    }
-    assert "NaN or infinite" in trials["diverging"]["error"] and "100000" in trials["too_big"]["error"]
-    selection = {r["cell"]: r for r in _rows(folder / "selection.csv")}
-    assert selection["good"]["n"] == "1" and selection["good"]["missing"] == ""
-    assert selection["diverging"]["n"] == "0" and selection["diverging"]["missing"].startswith(
-        "cell=diverging seed 0: FAIL"
+    err = capsys.readouterr().err.strip().splitlines()
+    # A diverged cell ran to its outcome: named in a note, an error only where nothing else can be chosen.
+    note, error = err[-2], err[-1]
+    assert note.startswith("note: 2 cell(s) of study 's' diverged (NaN or infinite weights) and are not choosable: ")
+    assert "cell=diverging seed 0" in note and "cell=mixed/lr=1000000.0 seed 0" in note
+    assert (
+        error.startswith("error: 2 cell(s) of study 's' have no completed trial: ") and "--retry_failed true" in error
     )
+    assert "cell=too_big seed 0: FAIL (" in error and "cell=diverging seed 0: every cell diverged" in error
+    assert "mixed" not in error
+    folder = tmp_path / "out" / "s"
+    trials = {r["candidate"]: r for r in _rows(folder / "trials.csv")}
+    assert {k: r["state"] for k, r in trials.items()} == {
+        "cell=diverging": "FAIL",
+        "cell=mixed/lr=1000000.0": "FAIL",
+        "cell=mixed/lr=0.01": "COMPLETE",
+        "cell=good": "COMPLETE",
+        "cell=too_big": "FAIL",
+    }
+    assert (
+        trials["cell=diverging"]["error"].startswith("DivergenceError: ")
+        and "NaN or infinite" in trials["cell=diverging"]["error"]
+    )
+    assert "100000" in trials["cell=too_big"]["error"]
+    selection = {r["cell"]: r for r in _rows(folder / "selection.csv")}
+    assert selection["good"]["n"] == "1" and selection["good"]["missing"] == selection["good"]["diverged"] == ""
+    assert selection["mixed"]["n"] == "1" and selection["mixed"]["missing"] == ""
+    assert selection["mixed"]["diverged"] == "lr=1000000.0 seed 0" and selection["mixed"]["chosen"].endswith("lr=0.01")
+    assert selection["diverging"]["n"] == "0" and selection["diverging"]["diverged"] == "cell=diverging seed 0"
+    assert selection["too_big"]["missing"].startswith("cell=too_big seed 0: FAIL")
     # A second run changes nothing: the failures stand until asked to run again.
     before = {name: (folder / name).read_text() for name in ("trials.csv", "selection.csv")}
     assert _tune(path) == 1
     assert {name: (folder / name).read_text() for name in before} == before
+    # A study whose every point has a choice succeeds, and names the cell that diverged.
+    capsys.readouterr()
+    mixed = _study_file(tmp_path, space={"cell": [space["cell"][1]]}, seeds=[0], output_dir=str(tmp_path / "mixed"))
+    assert _tune(mixed) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("note: 1 cell(s) of study 's' diverged"), err
+    assert not [e for e in err if "have no completed trial" in e], err
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -162,6 +162,8 @@ class TuneSubcommand(LightningCLIMixin):
                 flush=True,
             )
             raise SystemExit(1) from None
+        if result.diverged:
+            print(f"note: {result.diverged_line()}", file=sys.stderr, flush=True)
         if result.incomplete:
             print(f"error: {result.incomplete_line()}", file=sys.stderr, flush=True)
             raise SystemExit(1)

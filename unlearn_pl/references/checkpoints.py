@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from unlearn_pl.protocols import UnlearningData, attached_data
 from unlearn_pl.utils.describe import fingerprint
+from unlearn_pl.utils.errors import DivergenceError
 
 #: Checkpoint key of :func:`run_fingerprint`.
 RUN_KEY = "unlearn_pl_run"
@@ -37,7 +38,7 @@ DIVERGENCE_CAUSES = "a learning rate too high for this network, or NaN/infinite 
 
 
 def check_finite(state: Mapping[str, Any] | nn.Module, what: str, cause: str = DIVERGENCE_CAUSES) -> None:
-    """Raise ``ValueError`` if any floating-point tensor of ``state`` (or a module's state dict)
+    """Raise :class:`~unlearn_pl.utils.errors.DivergenceError` (a ``ValueError``) if any floating-point tensor of ``state`` (or a module's state dict)
     is NaN or infinite, naming ``what`` and the tensors.
 
     A diverged model otherwise evaluates like any other (every prediction the same class, losses
@@ -47,7 +48,7 @@ def check_finite(state: Mapping[str, Any] | nn.Module, what: str, cause: str = D
         state = state.state_dict()
     bad = nonfinite_tensors(state)
     if bad:
-        raise ValueError(
+        raise DivergenceError(
             f"{what} has NaN or infinite weights ({len(bad)} tensors, e.g. {bad[:3]}); the likely cause is {cause}"
         )
 

@@ -28,7 +28,13 @@ from unlearn_pl.tuning.scores import floor_values, retrains
 from unlearn_pl.tuning.selection import scored, selection_rows
 from unlearn_pl.tuning.study import NoiseFloorObjective, StudyObjective
 from unlearn_pl.tuning.summary import answer, console_summary, scoring
-from unlearn_pl.tuning.trial_table import add_target_gaps, cell_status, reference_curve_rows, trial_rows
+from unlearn_pl.tuning.trial_table import (
+    add_target_gaps,
+    cell_status,
+    diverged_status,
+    reference_curve_rows,
+    trial_rows,
+)
 from unlearn_pl.utils.io import write_json, write_text
 
 
@@ -43,6 +49,16 @@ class StudyResult:
     differences: list[dict[str, Any]]
     files: list[Path] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+
+    def diverged_line(self, shown: int = 4) -> str:
+        """One line naming the cells whose network diverged: they ran, and none can be chosen."""
+        n = len(self.diverged)
+        listed = "; ".join(self.diverged[:shown]) + ("; …" if n > shown else "")
+        return (
+            f"{n} cell(s) of study {self.study.study_name!r} diverged (NaN or infinite weights) and are not "
+            f"choosable: {listed}. They ran: selection.csv's 'diverged' lists them beside each point's choice"
+        )
 
     def incomplete_line(self, shown: int = 4) -> str:
         """One line naming the cells without a completed trial and how to run them again."""
@@ -82,7 +98,13 @@ def write_results(
     selection = selection_rows(
         runs, chosen, targets, labels, goal, lambdas, score_on, status, objective.candidates, objective.seeds
     )
-    incomplete = [f"{name} seed {seed}: {why}" for (name, seed), why in status.items() if why != "COMPLETE"]
+    incomplete = [
+        f"{name} seed {seed}: {why}"
+        for (name, seed), why in status.items()
+        if why != "COMPLETE" and not diverged_status(why)
+    ]
+    diverged = [f"{name} seed {seed}" for (name, seed), why in status.items() if diverged_status(why)]
+    incomplete += nothing_to_choose(status, objective)
     values = {
         point: {lam: scored(per_seed, goal, lam, score_on, targets) for lam, per_seed in per_lambda.items()}
         for point, per_lambda in chosen.items()
@@ -139,7 +161,7 @@ def write_results(
         print(
             "\n"
             + console_summary(
-                selection, headline, list(axes), goal, score_on, no_differences, states, folder, incomplete
+                selection, headline, list(axes), goal, score_on, no_differences, states, folder, incomplete, diverged
             )
             + "\n",
             flush=True,
@@ -150,7 +172,22 @@ def write_results(
                 f"{', '.join(headline_metrics(score_on))}",
                 flush=True,
             )
-    return StudyResult(folder, study, trials, selection, differences, files, incomplete)
+    return StudyResult(folder, study, trials, selection, differences, files, incomplete, diverged)
+
+
+def nothing_to_choose(status: Mapping[tuple[str, int], str], objective: StudyObjective) -> list[str]:
+    """The points and seeds whose every cell diverged: no choice can be made there, so the study is
+    as incomplete as if a cell had failed (a grid to lower, not a finding to report)."""
+    by_point: dict[tuple[str, int], list[str]] = {}
+    for c in objective.candidates:
+        for seed in objective.seeds:
+            if (c.name, seed) in status:
+                by_point.setdefault((c.point, seed), []).append(status[c.name, seed])
+    return [
+        f"{point} seed {seed}: every cell diverged, so nothing can be chosen"
+        for (point, seed), states in by_point.items()
+        if all(diverged_status(s) for s in states)
+    ]
 
 
 def _plots(

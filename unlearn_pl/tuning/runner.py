@@ -113,8 +113,10 @@ def run_study(
     Every candidate's config is built and checked before the first trial
     (:func:`~unlearn_pl.tuning.checks.check_candidates`); a refused value raises ``ValueError``
     and changes nothing. A failed trial is recorded and the study goes on: the result's
-    ``incomplete`` names the cells without a completed trial. ``retry_failed`` queues the failed
-    cells once more.
+    ``incomplete`` names the cells without a completed trial. A cell whose network diverged (NaN or
+    infinite weights) ran to its outcome: the result's ``diverged`` names it, and it counts as
+    incomplete only where every cell of a point diverged on a seed (nothing to choose there).
+    ``retry_failed`` queues the failed cells, diverged ones too, once more.
 
     Raises:
         ValueError: a bad setting or value, named.

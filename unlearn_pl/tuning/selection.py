@@ -13,8 +13,9 @@ One row per point and λ:
 - ``grid_edge``: how many seeds chose a cell at the lowest or highest value of a numeric grid key
   (with at least three values), and how many chose the do-nothing cell: a choice at an edge says
   the grid should be extended there before the choice is read (:func:`grid_edges`);
-- with the grid's cell states: ``n_per_cell`` (completed seeds of each cell) and ``missing`` (each
-  cell and seed without a completed trial, and why), and a row for a point none of whose trials completed.
+- with the grid's cell states: ``n_per_cell`` (completed seeds of each cell), ``missing`` (each
+  cell and seed without an outcome, and why) and ``diverged`` (each cell and seed whose network
+  diverged: it ran, and cannot be chosen), and a row for a point none of whose trials completed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from unlearn_pl.stats import Estimate, Range, mean_ci, metric_range
 from unlearn_pl.tuning.choice import Run, Runs, best_setting, format_chosen, format_per_seed
 from unlearn_pl.tuning.scores import PRIVACY_READOUTS, Retrains, seed_values
 from unlearn_pl.tuning.space import NO_OP_PARAM, Candidate, short_key
+from unlearn_pl.tuning.trial_table import diverged_status
 
 #: Metrics shown first in the tables (when present).
 KEY_METRICS = (
@@ -191,7 +193,8 @@ def selection_rows(
 ) -> list[dict[str, Any]]:
     """One row per point and λ (see the module docstring). ``status`` (per candidate and seed, from
     :func:`~unlearn_pl.tuning.trial_table.cell_status`) with the study's ``candidates`` and
-    ``seeds`` adds ``n_per_cell`` and ``missing``."""
+    ``seeds`` adds ``n_per_cell``, ``missing`` (the cells without an outcome, and why) and
+    ``diverged`` (the cells whose network diverged: run, and not choosable)."""
     # Each point's grid: the study's candidates, else those its completed runs drew.
     grids: dict[str, list[Candidate]] = {}
     for c in candidates or [r.candidate for per_seed in runs.values() for rs in per_seed.values() for r in rs]:
@@ -212,7 +215,13 @@ def selection_rows(
                 f"{label[c.name]} seed {s}: {status[(c.name, s)]}"
                 for s in seeds
                 for c in cells[point]
-                if status.get((c.name, s), "COMPLETE") != "COMPLETE"
+                if status.get((c.name, s), "COMPLETE") != "COMPLETE" and not diverged_status(status[(c.name, s)])
+            )
+            extra["diverged"] = "; ".join(
+                f"{label[c.name]} seed {s}"
+                for s in seeds
+                for c in cells[point]
+                if diverged_status(status.get((c.name, s), "COMPLETE"))
             )
         for lam in chosen.get(point) or [float(lam) for lam in lambdas]:
             per_seed = chosen.get(point, {}).get(lam, {})

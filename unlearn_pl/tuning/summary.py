@@ -68,6 +68,7 @@ def console_summary(
     states: Mapping[str, int],
     folder: Path,
     incomplete: Sequence[str],
+    diverged: Sequence[str],
 ) -> str:
     """The study's summary: per point and λ the one setting and the per-seed choice with their
     scores, the tie-break, the headline claims (or the line saying there are none), trials, folder."""
@@ -113,6 +114,8 @@ def console_summary(
         )
         lines += [f"  {c['axis']} {c['comparison']}, {c['metric']}: {c['claim']}" for c in claims]
     lines += ["", f"trials: {dict(states)}", f"results: {folder}"]
+    if diverged:
+        lines.append(f"diverged, not choosable ({len(diverged)}): " + "; ".join(diverged))
     if incomplete:
         lines.append(f"without a completed trial ({len(incomplete)}): " + "; ".join(incomplete))
     return "\n".join(lines)

@@ -9,16 +9,25 @@ import optuna
 from optuna.trial import TrialState
 
 from unlearn_pl.names import DURATION_S, GOAL, VAL_ACC, J, scored_on
-from unlearn_pl.tuning.engine import REUSED_FROM, final_failure, repeated_copies, trial_cell
+from unlearn_pl.tuning.engine import DIVERGED, REUSED_FROM, final_failure, repeated_copies, trial_cell
 from unlearn_pl.tuning.engine.queue import retried_trials
 from unlearn_pl.tuning.objective import objective as j_value
 from unlearn_pl.tuning.scores import Retrains, held_out, target_gaps
 from unlearn_pl.tuning.space import Candidate, short_key
 from unlearn_pl.tuning.study import StudyObjective
 
+#: A cell's status (:func:`cell_status`) when its network diverged: it ran, and cannot be chosen.
+DIVERGED_STATUS = "DIVERGED"
+
+
+def diverged_status(status: str) -> bool:
+    """Whether a :func:`cell_status` value says the cell's network diverged."""
+    return status.startswith(DIVERGED_STATUS + " ")
+
 
 def cell_status(study: optuna.Study, objective: StudyObjective) -> dict[tuple[str, int], str]:
-    """Per (candidate, seed) of the study: ``COMPLETE``, ``FAIL (<error>)`` or ``not run``."""
+    """Per (candidate, seed) of the study: ``COMPLETE``, ``DIVERGED (<error>)`` (the network's
+    weights became NaN or infinite), ``FAIL (<error>)`` or ``not run``."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_trials(trials)
     status = {(c, s): "not run" for s in objective.seeds for c in objective.by_name}
@@ -29,7 +38,8 @@ def cell_status(study: optuna.Study, objective: StudyObjective) -> dict[tuple[st
         if t.state == TrialState.COMPLETE:
             status[key] = "COMPLETE"
         elif final_failure(t, retried):
-            status[key] = f"FAIL ({t.user_attrs.get('error') or 'no error recorded'})"
+            state = DIVERGED_STATUS if t.user_attrs.get(DIVERGED) else "FAIL"
+            status[key] = f"{state} ({t.user_attrs.get('error') or 'no error recorded'})"
     return status
 
 

@@ -13,6 +13,27 @@ from __future__ import annotations
 USER_ERRORS = (ValueError, FileNotFoundError)
 
 
+class DivergenceError(ValueError):
+    """A network's weights hold NaN or infinity: its training diverged.
+
+    A ``ValueError`` like every refused outcome, and a class of its own so that a study can tell a
+    setting that diverges (a finding about that setting: too high a learning rate) from an error
+    in the run (a bad value, a missing file) that someone must fix.
+    """
+
+
+def diverged(error: BaseException) -> bool:
+    """Whether ``error``, or an exception it was raised from or while handling, is a :class:`DivergenceError`."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DivergenceError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def root_cause(error: BaseException) -> BaseException:
     """The innermost exception of a ``raise … from …`` chain: where jsonargparse wraps a
     constructor's ``ValueError`` in "Does not validate against any of the Union subtypes", this

@@ -434,3 +434,53 @@ def test_a_trial_copied_by_two_processes_at_once_counts_once(tmp_path, monkeypat
     ]
     runs = completed_runs(grown, candidates)
     assert {seed: len(done) for per_seed in runs.values() for seed, done in per_seed.items()} == {0: 1, 1: 1}
+
+
+def test_a_diverged_trial_is_marked_and_a_grown_grid_keeps_it_instead_of_running_it_again(tmp_path):
+    """A trial whose network diverged fails with ``diverged`` set, also when the run exited on it
+    (the CLI's one-line exit, raised while handling the error); a grid grown from its study copies
+    that outcome (FAIL, ``diverged``) and does not queue the cell again. A plain failure is not copied."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from unlearn_pl.cli.errors import CLIExit
+    from unlearn_pl.tuning.engine import DIVERGED, REUSED_FROM, Grid, copy_completed, queue_cells
+    from unlearn_pl.tuning.engine.signals import interruptible
+    from unlearn_pl.tuning.engine.worker import RecordedObjective, TrialFailed
+    from unlearn_pl.utils.errors import DivergenceError
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_categorical("x", [0, 1, 2])
+        trial.suggest_int("seed", 0, 9)
+        if x == 1:  # as the CLI does: the error becomes a one-line exit raised while handling it
+            try:
+                raise DivergenceError("the network after unlearning has NaN or infinite weights")
+            except ValueError:
+                raise CLIExit("DivergenceError: the network after unlearning has NaN or infinite weights") from None
+        if x == 2:
+            raise ValueError("a bad value")
+        return 1.0
+
+    d = {"x": CategoricalDistribution([0, 1, 2]), "seed": IntDistribution(0, 9)}
+    lender = optuna.create_study(study_name="lender", storage=journal_storage(tmp_path / "lender.log"))
+    queue_cells(lender, Grid([{"x": x, "seed": 0} for x in (0, 1, 2)], d))
+    recorded = RecordedObjective(objective)
+    with interruptible():  # as a worker runs trials: no stop requested (an earlier test's Ctrl-C cleared)
+        for _ in range(3):
+            trial = lender.ask()
+            try:
+                lender.tell(trial, recorded(trial))
+            except TrialFailed:
+                lender.tell(trial, state=optuna.trial.TrialState.FAIL)
+    states = {t.params["x"]: (t.state.name, t.user_attrs.get(DIVERGED)) for t in lender.trials}
+    assert states == {0: ("COMPLETE", None), 1: ("FAIL", True), 2: ("FAIL", None)}
+
+    grown_grid = Grid([{"x": x, "seed": s} for x in (0, 1, 2) for s in (0, 1)], d)
+    grown = optuna.create_study(study_name="grown", storage=journal_storage(tmp_path / "grown.log"))
+    assert sorted(t.params["x"] for t in copy_completed(grown, lender, grown_grid)) == [0, 1]
+    (copy,) = [t for t in grown.trials if t.params["x"] == 1]
+    assert copy.state.name == "FAIL" and copy.values is None and copy.user_attrs[DIVERGED]
+    assert copy.user_attrs[REUSED_FROM] == "lender#1" and "NaN or infinite" in copy.user_attrs["error"]
+    # Queued: every seed-1 cell, and the plain failure's cell (2, 0); not the diverged one.
+    assert queue_cells(grown, grown_grid) == 4
+    waiting = {(t.params["x"], t.params["seed"]) for t in grown.trials if t.state.name == "WAITING"}
+    assert waiting == {(0, 1), (1, 1), (2, 0), (2, 1)}

@@ -29,6 +29,8 @@ the trial a worker takes next), :mod:`.worker` (one worker's loop and the trials
 - **Failures are the trial's**: an exception or ``SystemExit`` inside the objective (the CLI exits
   with status 2 on a bad value) is recorded as FAIL with its one-line error (user attr ``error``)
   and the study goes on. Such a trial is not retried, unless ``retry_failed`` queues its cell again.
+  A trial whose network diverged (:class:`~unlearn_pl.utils.errors.DivergenceError`: NaN or
+  infinite weights) is marked ``diverged``: its FAIL is a finding about its cell, not an error.
 - **Dead workers**: a RUNNING trial whose worker process on this host is gone (journal), or whose
   heartbeat stopped (RDB storage from :func:`open_storage`, Optuna's ``heartbeat_interval``), is
   marked FAIL and retried once by Optuna's ``RetryFailedTrialCallback(max_retry=1)``: a retry that
@@ -57,6 +59,7 @@ Example::
 
 from unlearn_pl.tuning.engine.devices import AUTO, trial_gpus
 from unlearn_pl.tuning.engine.queue import (
+    DIVERGED,
     REUSED_FROM,
     Grid,
     cell_key,
@@ -73,6 +76,7 @@ from unlearn_pl.tuning.engine.worker import Objective, fail_interrupted_trials
 
 __all__ = [
     "AUTO",
+    "DIVERGED",
     "HEARTBEAT_INTERVAL",
     "REUSED_FROM",
     "Grid",

@@ -48,6 +48,10 @@ def retried_trials(trials: Sequence[FrozenTrial]) -> set[int]:
 #: The user attribute naming where a copied trial came from: ``"<study name>#<trial number>"``.
 REUSED_FROM = "reused_from"
 
+#: The user attribute (``True``) of a FAIL trial whose network diverged (NaN or infinite weights):
+#: an outcome of its cell, which cannot be chosen, rather than an error to fix and run again.
+DIVERGED = "diverged"
+
 
 def repeated_copies(trials: Sequence[FrozenTrial]) -> set[int]:
     """The numbers of the trials that repeat another and do not count: the later copy of a cell two

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from unlearn_pl.tuning.engine.queue import REUSED_FROM, Grid, cell_key, standing_cells, trial_cell
+from unlearn_pl.tuning.engine.queue import DIVERGED, REUSED_FROM, Grid, cell_key, standing_cells, trial_cell
 
 
 def copy_completed(
@@ -24,10 +24,12 @@ def copy_completed(
     grid: Grid,
     values: Callable[[FrozenTrial], Sequence[float]] | None = None,
 ) -> list[FrozenTrial]:
-    """Add to ``target`` every completed trial of ``source`` whose cell is one of ``grid``'s and
-    that no trial of ``target`` stands for yet, or only trials that failed; return the trials of
-    ``source`` copied. A copy into a failed cell retries it (the ``failed_trial`` link Optuna's
-    ``RetryFailedTrialCallback`` writes), so the failure no longer stands.
+    """Add to ``target`` every completed trial of ``source``, and every trial whose network
+    diverged (FAIL, user attr ``diverged``: an outcome of its cell, which would diverge again),
+    whose cell is one of ``grid``'s and that no trial of ``target`` stands for yet, or only trials
+    that failed; return the trials of ``source`` copied. A copy into a failed cell retries it (the
+    ``failed_trial`` link Optuna's ``RetryFailedTrialCallback`` writes), so the failure no longer
+    stands.
 
     ``values`` gives a copy's objective values from the source trial (the target may score its
     trials otherwise, e.g. by another goal); by default they are the source's.
@@ -44,7 +46,12 @@ def copy_completed(
     wanted = {cell_key(cell) for cell in grid.cells}
     standing = standing_cells(target)
     copied = []
-    for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    outcomes = [
+        t
+        for t in source.get_trials(deepcopy=False)
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get(DIVERGED))
+    ]
+    for t in outcomes:
         key = cell_key(trial_cell(t))
         held = standing.get(key, [])
         if key not in wanted or any(h.state != TrialState.FAIL for h in held):
@@ -53,8 +60,10 @@ def copy_completed(
         attrs = {**t.user_attrs, REUSED_FROM: f"{source.study_name}#{t.number}"}
         if "run_dir" in attrs:
             attrs["run_dir"] = f"../{source.study_name}/{attrs['run_dir']}"
+        finished = t.state == TrialState.COMPLETE
         copy = optuna.trial.create_trial(
-            values=values(t) if values is not None else t.values,
+            state=t.state,
+            values=(values(t) if values is not None else t.values) if finished else None,
             params=dict(t.params),
             distributions={k: grid.distributions[k] for k in t.params},
             user_attrs=attrs,

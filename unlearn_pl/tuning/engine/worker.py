@@ -19,10 +19,10 @@ import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from unlearn_pl.tuning.engine.queue import CLAIMED, Plan, earlier_copy, next_trial, trial_cell
+from unlearn_pl.tuning.engine.queue import CLAIMED, DIVERGED, Plan, earlier_copy, next_trial, trial_cell
 from unlearn_pl.tuning.engine.signals import STOP, StudyInterrupted, interruptible
 from unlearn_pl.tuning.engine.storage import heartbeat_enabled, retry_once
-from unlearn_pl.utils.errors import one_line_error
+from unlearn_pl.utils.errors import diverged, one_line_error
 
 #: What a study calls per trial: its value, or one value per direction.
 Objective = Callable[[optuna.Trial], "float | Sequence[float]"]
@@ -62,6 +62,8 @@ class RecordedObjective:
                 raise KeyboardInterrupt from e
             message = one_line(e)
             trial.set_user_attr("error", message)
+            if diverged(e):
+                trial.set_user_attr(DIVERGED, True)
             raise TrialFailed(message) from e
 
 
