@@ -53,21 +53,24 @@ class StudyResult:
 
     def diverged_line(self, shown: int = 4) -> str:
         """One line naming the cells whose network diverged: they ran, and none can be chosen."""
-        n = len(self.diverged)
-        listed = "; ".join(self.diverged[:shown]) + ("; …" if n > shown else "")
         return (
-            f"{n} cell(s) of study {self.study.study_name!r} diverged (NaN or infinite weights) and are not "
-            f"choosable: {listed}. They ran: selection.csv's 'diverged' lists them beside each point's choice"
+            f"{len(self.diverged)} cell(s) of study {self.study.study_name!r} diverged (NaN or infinite weights) "
+            f"and are not choosable: {_first(self.diverged, shown)}. They ran: selection.csv's 'diverged' lists "
+            "them beside each point's choice"
         )
 
     def incomplete_line(self, shown: int = 4) -> str:
         """One line naming the cells without a completed trial and how to run them again."""
-        n = len(self.incomplete)
-        listed = "; ".join(self.incomplete[:shown]) + ("; …" if n > shown else "")
         return (
-            f"{n} cell(s) of study {self.study.study_name!r} have no completed trial: {listed}. Their errors are in "
-            f"{self.folder / 'trials.csv'}; fix the cause, then run the same command with --retry_failed true"
+            f"{len(self.incomplete)} cell(s) of study {self.study.study_name!r} have no completed trial: "
+            f"{_first(self.incomplete, shown)}. Their errors are in {self.folder / 'trials.csv'}; fix the cause, "
+            "then run the same command with --retry_failed true"
         )
+
+
+def _first(items: Sequence[str], shown: int) -> str:
+    """The first ``shown`` of ``items`` joined by semicolons, with an ellipsis if there are more."""
+    return "; ".join(items[:shown]) + ("; …" if len(items) > shown else "")
 
 
 def write_results(
