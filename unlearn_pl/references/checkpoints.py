@@ -38,8 +38,9 @@ DIVERGENCE_CAUSES = "a learning rate too high for this network, or NaN/infinite 
 
 
 def check_finite(state: Mapping[str, Any] | nn.Module, what: str, cause: str = DIVERGENCE_CAUSES) -> None:
-    """Raise :class:`~unlearn_pl.utils.errors.DivergenceError` (a ``ValueError``) if any floating-point tensor of ``state`` (or a module's state dict)
-    is NaN or infinite, naming ``what`` and the tensors.
+    """Raise :class:`~unlearn_pl.utils.errors.DivergenceError` (a ``ValueError``) if any
+    floating-point tensor of ``state`` (or a module's state dict) is NaN or infinite, naming
+    ``what`` and the tensors.
 
     A diverged model otherwise evaluates like any other (every prediction the same class, losses
     NaN) and ends as a row of plausible-looking numbers in the results table.
