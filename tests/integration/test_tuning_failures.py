@@ -91,6 +91,7 @@ def test_failing_cells_are_recorded_and_the_study_goes_on(tmp_path, capsys):
         trials["cell=diverging"]["error"].startswith("DivergenceError: ")
         and "NaN or infinite" in trials["cell=diverging"]["error"]
     )
+    assert {k for k, r in trials.items() if r["diverged"] == "True"} == {"cell=diverging", "cell=mixed/lr=1000000.0"}
     assert "100000" in trials["cell=too_big"]["error"]
     selection = {r["cell"]: r for r in _rows(folder / "selection.csv")}
     assert selection["good"]["n"] == "1" and selection["good"]["missing"] == selection["good"]["diverged"] == ""

@@ -48,8 +48,9 @@ def trial_rows(
 ) -> list[dict[str, Any]]:
     """One row per trial: number, state, candidate, axes, grid params, seed, duration, metrics, goals,
     J(λ) on validation and, unless ``score_on`` is ``val``, the goal and J(λ) on that split
-    (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, run folder, and for a retry or a trial
-    copied from another study ``retry_of`` or ``reused_from``."""
+    (``goal_<goal>_<split>``, ``J_<split>(λ)``), error, ``diverged`` (``True`` for a failure whose
+    network diverged), run folder, and for a retry or a trial copied from another study
+    ``retry_of`` or ``reused_from``."""
     rows = []
     trials = study.get_trials(deepcopy=False)
     retry_of = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
@@ -89,6 +90,8 @@ def trial_rows(
         row["error"] = t.user_attrs.get("error")
         if row["error"] is None and t.state == TrialState.FAIL and t.number in retry_of:
             row["error"] = f"interrupted: its worker stopped sending heartbeats; retried as trial {retry_of[t.number]}"
+        if t.user_attrs.get(DIVERGED):
+            row[DIVERGED] = True
         row["run_dir"] = t.user_attrs.get("run_dir")
         if "failed_trial" in t.system_attrs:
             row["retry_of"] = t.system_attrs["failed_trial"]
