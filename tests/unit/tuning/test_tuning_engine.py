@@ -448,14 +448,17 @@ def test_a_diverged_trial_is_marked_and_a_grown_grid_keeps_it_instead_of_running
     from unlearn_pl.tuning.engine.worker import RecordedObjective, TrialFailed
     from unlearn_pl.utils.errors import DivergenceError
 
+    def exit_with_error(message: str) -> None:  # the CLI's exit after printing a one-line error
+        raise CLIExit(message)
+
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_categorical("x", [0, 1, 2])
         trial.suggest_int("seed", 0, 9)
         if x == 1:  # as the CLI does: the error becomes a one-line exit raised while handling it
             try:
                 raise DivergenceError("the network after unlearning has NaN or infinite weights")
-            except ValueError:
-                raise CLIExit("DivergenceError: the network after unlearning has NaN or infinite weights") from None
+            except ValueError as e:
+                exit_with_error(f"DivergenceError: {e}")
         if x == 2:
             raise ValueError("a bad value")
         return 1.0
