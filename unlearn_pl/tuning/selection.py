@@ -211,18 +211,13 @@ def selection_rows(
             extra["n_per_cell"] = "; ".join(
                 f"{label[c.name]}: {sum(status.get((c.name, s)) == 'COMPLETE' for s in seeds)}" for c in cells[point]
             )
+            states = [(label[c.name], s, status.get((c.name, s), "COMPLETE")) for s in seeds for c in cells[point]]
             extra["missing"] = "; ".join(
-                f"{label[c.name]} seed {s}: {status[(c.name, s)]}"
-                for s in seeds
-                for c in cells[point]
-                if status.get((c.name, s), "COMPLETE") != "COMPLETE" and not diverged_status(status[(c.name, s)])
+                f"{cell} seed {s}: {state}"
+                for cell, s, state in states
+                if state != "COMPLETE" and not diverged_status(state)
             )
-            extra["diverged"] = "; ".join(
-                f"{label[c.name]} seed {s}"
-                for s in seeds
-                for c in cells[point]
-                if diverged_status(status.get((c.name, s), "COMPLETE"))
-            )
+            extra["diverged"] = "; ".join(f"{cell} seed {s}" for cell, s, state in states if diverged_status(state))
         for lam in chosen.get(point) or [float(lam) for lam in lambdas]:
             per_seed = chosen.get(point, {}).get(lam, {})
             values = scored(per_seed, goal, lam, score_on, targets)
