@@ -11,6 +11,7 @@ longer matches the code fails the suite.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
@@ -101,3 +102,21 @@ def test_committed_notebooks_show_fashion_mnist_outputs_or_none():
         # Their full-scale run: Fashion-MNIST, or the U-LiRA study's K = 32 banks on digits.
         text = "".join(o.get("text", "") for o in outputs)
         assert "data: fashion-mnist" in text or "data: digits (full study)" in text, path.name
+
+
+def test_every_study_a_committed_notebook_ran_has_its_journal_committed():
+    """Each study whose outputs a committed notebook shows (created or resumed) has its journal committed
+    beside its tables (docs/results/<study>/study.log): the notebook copies it and re-runs on a new
+    machine by reading the trials instead of computing them."""
+    # Optuna's log lines; a study's noise floor is a sub-study ("<study>.noise_floor") in the same journal.
+    named = re.compile(
+        r"(?:Using an existing study with `study_name='|A new study created in Journal with name: )([\w-]+)"
+    )
+    studies = set()
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        studies |= set(named.findall(text))
+    assert len(studies) >= 16, sorted(studies)  # notebooks 02, 03, 05 and 06 read their studies
+    missing = sorted(s for s in studies if not (REPO / "docs" / "results" / s / "study.log").is_file())
+    assert not missing, f"studies without a committed journal: {missing}"
