@@ -188,3 +188,21 @@ def test_readme_commands_parse(args, capsys, monkeypatch):
         UnlearningCLI(args=[*args, "--print_config"])
     assert stop.value.code in (None, 0), capsys.readouterr().err[-2000:]
     assert "model:" in capsys.readouterr().out
+
+
+def test_every_claim_in_the_results_summary_names_its_verdict_n_and_detectable_effect():
+    """docs/results.md's claims table (the README links it) reads each claim in the statistics layer's
+    verdict words, with its number of seeds and the effect it could detect (or its margin); "not
+    supported" stands only beside a verdict that shows it (an opposite difference or an equivalence)."""
+    text = (REPO / "docs" / "results.md").read_text()
+    table = text[text.index("## Summary: the papers' claims") : text.index("## Compute")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    cells = [re.split(r"(?<!\\)\|", row)[1:-1] for row in rows]
+    assert len(cells) >= 10 and all(len(c) == 6 for c in cells)
+    verdict_word = re.compile(r"\*\*(higher|lower|equivalent|inconclusive)\b")
+    for claim, verdict, n, mde, _effects, _settings in cells:
+        assert verdict_word.search(verdict), claim
+        assert re.fullmatch(r"\s*\d+( \([^)]*\))?(, \d+ \([^)]*\))*\s*", n), (claim, n)
+        assert re.search(r"\d\.\d", mde) or "margin" in mde, (claim, mde)
+        if "not supported" in verdict.lower():
+            assert re.search(r"\*\*(higher|lower|equivalent)", verdict), claim
