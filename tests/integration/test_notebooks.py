@@ -24,6 +24,9 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 _spec = importlib.util.spec_from_file_location("notebook_executor", REPO / "notebooks" / "execute.py")
 executor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(executor)
+_spec = importlib.util.spec_from_file_location("committed_studies", REPO / "notebooks" / "committed_studies.py")
+committed_studies = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(committed_studies)
 
 #: Run right after the first cell of the notebooks that compose config files (the cell that picks
 #: the data): a smaller training pool after the digits overlay. Notebook 04 sets its own quick scale.
@@ -120,3 +123,21 @@ def test_every_study_a_committed_notebook_ran_has_its_journal_committed():
     assert len(studies) >= 16, sorted(studies)  # notebooks 02, 03, 05 and 06 read their studies
     missing = sorted(s for s in studies if not (REPO / "docs" / "results" / s / "study.log").is_file())
     assert not missing, f"studies without a committed journal: {missing}"
+
+
+def test_a_study_folder_resumes_the_committed_journal_and_keeps_its_own(tmp_path):
+    """On Fashion-MNIST a study's folder gets the committed journal where it has none and keeps the one
+    a run of this machine wrote; on digits (the smoke run) it is emptied; a study with no committed
+    journal is left to the engine to create."""
+    runs, committed = tmp_path / "runs", tmp_path / "committed"
+    (committed / "s").mkdir(parents=True)
+    (committed / "s" / "study.log").write_text("committed")
+    folder = committed_studies.study_folder(runs, "s", "fashion-mnist", committed)
+    assert folder == runs / "s" and (folder / "study.log").read_text() == "committed"
+    (folder / "study.log").write_text("this machine's run")
+    committed_studies.study_folder(runs, "s", "fashion-mnist", committed)
+    assert (folder / "study.log").read_text() == "this machine's run"
+    (folder / "trials.csv").write_text("")
+    assert committed_studies.study_folder(runs, "s", "digits", committed) == folder and not folder.exists()
+    assert not committed_studies.study_folder(runs, "new", "fashion-mnist", committed).exists()
+    assert committed_studies.COMMITTED == REPO / "docs" / "results"
