@@ -421,12 +421,10 @@ def test_the_committed_third_experiment_ran_the_shipped_grids(forget):
     names = {c.name for c in expand_space(config["space"], config.get("grid"), config.get("no_op", False))}
     with open(folder / "trials.csv") as f:
         trials = list(csv.DictReader(f))
-    cells_run = Counter(
-        t["candidate"] for t in trials if t["state"] == "COMPLETE" or (t["state"] == "FAIL" and t["diverged"] == "True")
-    )
+    diverged = [t for t in trials if t["state"] == "FAIL" and t["diverged"] == "True"]
+    cells_run = Counter(t["candidate"] for t in trials if t["state"] == "COMPLETE" or t in diverged)
     assert set(cells_run) == names and set(cells_run.values()) == {len(config["seeds"])}
     top_lr = {u["name"]: max(u["grid"]["model.init_args.unlearner.init_args.lr"]) for u in config["space"]["unlearner"]}
-    diverged = [t for t in trials if t["state"] == "FAIL" and t["diverged"] == "True"]
     assert diverged and all(float(t["lr"]) == top_lr[t["unlearner"]] for t in diverged)
     ran = yaml.safe_load((folder / "base.yaml").read_text())["data"]["init_args"]["forget"]["class_path"]
     assert ran == f"unlearn_pl.data.{'ClassForget' if forget == 'class' else 'RandomForget'}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
@@ -21,12 +22,17 @@ from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
-_spec = importlib.util.spec_from_file_location("notebook_executor", REPO / "notebooks" / "execute.py")
-executor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(executor)
-_spec = importlib.util.spec_from_file_location("committed_studies", REPO / "notebooks" / "committed_studies.py")
-committed_studies = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(committed_studies)
+
+def _notebooks_module(name: str, file: str) -> ModuleType:
+    """A helper module of notebooks/ (not a package), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "notebooks" / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+executor = _notebooks_module("notebook_executor", "execute.py")
+committed_studies = _notebooks_module("committed_studies", "committed_studies.py")
 
 #: Run right after the first cell of the notebooks that compose config files (the cell that picks
 #: the data): a smaller training pool after the digits overlay. Notebook 04 sets its own quick scale.
